@@ -1,0 +1,21 @@
+//! The file formats through which a process tells `perf` about code it generated at run time.
+//!
+//! This crate is pure Rust with no Python and no process policy: it knows how the bytes look,
+//! not where files live or when they are written. The extension writes with it, the tests and
+//! tools read with it, so writer and reader cannot drift apart.
+//!
+//! * [`perf_map`]: `/tmp/perf-<pid>.map`, one text line per code region:
+//!   `<start hex> <size hex> <symbol>`. perf reads it when it symbolizes samples of that pid.
+//!
+//! ```
+//! use perfpy_format::perf_map;
+//!
+//! let mut line = Vec::new();
+//! perf_map::write_entry(&mut line, 0x7f00_1234_5670, 8, "py::foo:/srv/app.py");
+//! assert_eq!(line, b"7f0012345670 8 py::foo:/srv/app.py\n");
+//!
+//! let entry = perf_map::parse_line("7f0012345670 8 py::foo:/srv/app.py").unwrap();
+//! assert_eq!((entry.start, entry.size, entry.name), (0x7f00_1234_5670, 8, "py::foo:/srv/app.py"));
+//! ```
+
+pub mod perf_map;
