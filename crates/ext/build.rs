@@ -1,0 +1,5 @@
+fn main() {
+    // Emits Py_3_8 .. Py_3_15 ("this version or newer") and Py_GIL_DISABLED for the
+    // interpreter selected by PYO3_PYTHON (maturin sets it per target).
+    pyo3_build_config::use_pyo3_cfgs();
+}

@@ -1,0 +1,38 @@
+//! CPython symbols pyo3-ffi does not declare (or declares with a type that does not fit
+//! every version), named as in CPython's headers.
+//!
+//! Evaluator pointers are declared as `*const c_void`: the hook signature differs between
+//! 3.8 (two arguments), 3.9–3.10 (frame object) and 3.11+ (interpreter frame), and each
+//! version family casts to its own function type.
+
+use pyo3::ffi::PyInterpreterState;
+use std::ffi::c_void;
+
+extern "C" {
+    /// The interpreter's own frame evaluator (`Include/internal/pycore_ceval.h`,
+    /// `Include/cpython/ceval.h`). Exported by libpython 3.8–3.14.
+    /// pyo3-ffi: "skipped private _PyEval_EvalFrameDefault".
+    pub fn _PyEval_EvalFrameDefault();
+
+    /// `Include/internal/pycore_pystate.h` (3.8): the current interpreter. 3.9 added the
+    /// public `PyInterpreterState_Get`; 3.8 exports only this one.
+    #[cfg(not(Py_3_9))]
+    pub fn _PyInterpreterState_Get() -> *mut PyInterpreterState;
+
+    /// `Include/cpython/pystate.h` (3.9+). 3.9–3.10 return the raw field; 3.11+ map the
+    /// stored NULL back to `_PyEval_EvalFrameDefault`.
+    #[cfg(Py_3_9)]
+    pub fn _PyInterpreterState_GetEvalFrameFunc(interp: *mut PyInterpreterState) -> *const c_void;
+
+    /// `Include/cpython/pystate.h` (3.9+). 3.11+ store `_PyEval_EvalFrameDefault` as NULL.
+    #[cfg(Py_3_9)]
+    pub fn _PyInterpreterState_SetEvalFrameFunc(
+        interp: *mut PyInterpreterState,
+        eval_frame: *const c_void,
+    );
+}
+
+/// The address of `_PyEval_EvalFrameDefault`.
+pub fn default_eval() -> *const c_void {
+    _PyEval_EvalFrameDefault as *const c_void
+}

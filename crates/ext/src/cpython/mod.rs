@@ -1,0 +1,92 @@
+//! Everything that differs between CPython versions, one module per version family, each with
+//! the same surface. This file is the only place whose `cfg(Py_3_x)` picks a family.
+//!
+//! | family     | hook signature                          | code object of the frame                 |
+//! |------------|-----------------------------------------|------------------------------------------|
+//! | `v3_8`     | `(PyFrameObject*, int)`; no setter: `interp->eval_frame` written at its offset | `f->f_code` |
+//! | `v3_9_10`  | `(tstate, PyFrameObject*, int)`         | `f->f_code`                              |
+//! | `v3_11`    | `(tstate, _PyInterpreterFrame*, int)`   | `f->f_code` (offset 32)                  |
+//! | `v3_12_13` | same                                    | `f->f_code` / `f->f_executable` (offset 0) |
+//! | `v3_14`    | same                                    | `f->f_executable`, a tagged `_PyStackRef` |
+//!
+//! Each family provides:
+//! * `FAMILY`: its name, for `status()`;
+//! * `FRAME_CODE_OFFSET`: where the frame keeps its code object (checked against the real
+//!   headers by a C probe in the test suite);
+//! * `HAS_CO_QUALNAME`: whether code objects carry `co_qualname` (3.11+);
+//! * `hook_ptr()`: the PEP 523 evaluator perfpy installs, with this version's signature;
+//! * `current_interp()`, `get_eval(interp)`, `set_eval(interp, f)`: read and replace the
+//!   interpreter's evaluator, where "no hook" reads as `_PyEval_EvalFrameDefault`.
+
+pub(crate) mod ffi;
+
+#[cfg(not(Py_3_9))]
+mod v3_8;
+#[cfg(not(Py_3_9))]
+use v3_8 as family;
+
+#[cfg(all(Py_3_9, not(Py_3_11)))]
+mod v3_9_10;
+#[cfg(all(Py_3_9, not(Py_3_11)))]
+use v3_9_10 as family;
+
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+mod v3_11;
+#[cfg(all(Py_3_11, not(Py_3_12)))]
+use v3_11 as family;
+
+#[cfg(all(Py_3_12, not(Py_3_14)))]
+mod v3_12_13;
+#[cfg(all(Py_3_12, not(Py_3_14)))]
+use v3_12_13 as family;
+
+#[cfg(all(Py_3_14, not(Py_3_15)))]
+mod v3_14;
+#[cfg(all(Py_3_14, not(Py_3_15)))]
+use v3_14 as family;
+
+#[cfg(Py_3_15)]
+compile_error!(
+    "perfpy does not know the frame layout of CPython 3.15 or newer; \
+     supported versions are 3.8 to 3.14"
+);
+
+pub(crate) use family::{
+    current_interp, get_eval, hook_ptr, set_eval, FAMILY, FRAME_CODE_OFFSET, HAS_CO_QUALNAME,
+};
+
+/// Shared by the 3.9+ families: the evaluator API CPython exports since 3.9.
+#[cfg(Py_3_9)]
+mod since_3_9 {
+    use super::ffi;
+    use pyo3::ffi::PyInterpreterState;
+    use std::ffi::c_void;
+
+    /// # Safety
+    /// The GIL must be held.
+    pub(crate) unsafe fn current_interp() -> *mut PyInterpreterState {
+        // SAFETY: the caller holds the GIL, which is all PyInterpreterState_Get needs.
+        unsafe { pyo3::ffi::PyInterpreterState_Get() }
+    }
+
+    /// # Safety
+    /// `interp` is a live interpreter and the GIL is held.
+    pub(crate) unsafe fn get_eval(interp: *mut PyInterpreterState) -> *const c_void {
+        // SAFETY: per the caller's guarantee.
+        let f = unsafe { ffi::_PyInterpreterState_GetEvalFrameFunc(interp) };
+        if f.is_null() {
+            ffi::default_eval()
+        } else {
+            f
+        }
+    }
+
+    /// # Safety
+    /// `interp` is a live interpreter, the GIL is held, and `f` is an evaluator with this
+    /// version's hook signature.
+    pub(crate) unsafe fn set_eval(interp: *mut PyInterpreterState, f: *const c_void) -> Result<(), String> {
+        // SAFETY: per the caller's guarantee.
+        unsafe { ffi::_PyInterpreterState_SetEvalFrameFunc(interp, f) };
+        Ok(())
+    }
+}

@@ -1,0 +1,31 @@
+//! CPython 3.14 (compile-checked; no 3.14 interpreter is in the test matrix yet).
+//!
+//! * Hook: `PyObject *(*)(PyThreadState *, _PyInterpreterFrame *, int)`.
+//! * Code object: `f_executable`, offset 0, is a `_PyStackRef`: a `uintptr_t` whose low bits
+//!   are tags (`Py_TAG_BITS` is 1 or 3 depending on the build). Objects are at least 8-byte
+//!   aligned, so masking the low two bits yields the object on every 3.14 build.
+
+pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
+use crate::hook;
+use pyo3::ffi::PyObject;
+use std::ffi::{c_int, c_void};
+
+pub(crate) const FAMILY: &str = "3.14";
+pub(crate) const FRAME_CODE_OFFSET: usize = 0;
+pub(crate) const HAS_CO_QUALNAME: bool = true;
+
+/// Tag bits of a `_PyStackRef` that never belong to the pointer.
+const STACKREF_TAG_MASK: usize = 0b11;
+
+unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+    // SAFETY: CPython passes a live _PyInterpreterFrame whose first field is the tagged
+    // reference to its code.
+    let bits = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<usize>() };
+    let code = (bits & !STACKREF_TAG_MASK) as *mut PyObject;
+    // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
+    unsafe { hook::dispatch(ts, frame, throw as isize, code) }
+}
+
+pub(crate) fn hook_ptr() -> *const c_void {
+    eval_hook as *const c_void
+}

@@ -1,0 +1,26 @@
+//! CPython 3.9 and 3.10.
+//!
+//! * Hook: `PyObject *(*)(PyThreadState *, PyFrameObject *, int)`, installed with
+//!   `_PyInterpreterState_SetEvalFrameFunc`.
+//! * Code object: `PyFrameObject.f_code`, offset 32 (read directly: `PyFrame_GetCode`
+//!   returns a new reference, which costs an incref/decref on every call).
+
+pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
+use crate::hook;
+use pyo3::ffi::PyObject;
+use std::ffi::{c_int, c_void};
+
+pub(crate) const FAMILY: &str = "3.9-3.10";
+pub(crate) const FRAME_CODE_OFFSET: usize = 32;
+pub(crate) const HAS_CO_QUALNAME: bool = false;
+
+unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+    // SAFETY: CPython passes a live PyFrameObject; f_code is at FRAME_CODE_OFFSET.
+    let code = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<*mut PyObject>() };
+    // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
+    unsafe { hook::dispatch(ts, frame, throw as isize, code) }
+}
+
+pub(crate) fn hook_ptr() -> *const c_void {
+    eval_hook as *const c_void
+}

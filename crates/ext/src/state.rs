@@ -1,0 +1,70 @@
+//! Process-wide state.
+//!
+//! The hot path reads only atomics: [`ACTIVE`], [`GENERATION`], [`PREV_EVAL`] and
+//! [`EXTRA_INDEX`]. Everything the cold path changes (the stub pool, the map file, counters)
+//! sits in [`INNER`] behind one mutex, which the fork handlers hold across `fork()` so a child
+//! never inherits it half-updated.
+
+use crate::map_file::MapFile;
+use perfpy_trampoline::StubPool;
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Whether trampolines are handed out. Deactivation clears it; the hook then passes every
+/// call straight to the previous evaluator.
+pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Bumped in a forked child (unless persist-after-fork): a cached stub whose entry carries an
+/// older generation is re-announced in this process's own map before it runs again.
+pub(crate) static GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// The evaluator that was installed before ours (`_PyEval_EvalFrameDefault`, or another
+/// PEP 523 hook we chain to). Stubs call it.
+pub(crate) static PREV_EVAL: AtomicUsize = AtomicUsize::new(0);
+
+/// The `co_extra` index, requested once for the life of the process (-1: not yet).
+pub(crate) static EXTRA_INDEX: AtomicIsize = AtomicIsize::new(-1);
+
+/// Everything the cold path mutates.
+pub(crate) struct Inner {
+    /// Stubs; `None` until the first activation.
+    pub pool: Option<StubPool>,
+    /// This process's map file; `None` until opened (lazily in a forked child).
+    pub map: Option<MapFile>,
+    /// The map file of the parent, inherited through `fork()`, and its size at the moment of
+    /// the fork: what a persist-after-fork child copies before writing its own entries.
+    pub inherited_map: Option<(std::os::fd::RawFd, u64)>,
+    /// Size of our map when a fork began (set by the prepare handler).
+    pub map_len_at_fork: Option<u64>,
+    /// Whether our hook is somewhere in the evaluator chain (installed and not removed).
+    pub hook_installed: bool,
+    /// Keep the trampoline active in a forked child and start its map as a copy of ours.
+    pub persist_after_fork: bool,
+    /// Code objects given a stub, in this process.
+    pub compiled: u64,
+    /// Map lines written by this process.
+    pub map_lines: u64,
+    /// Why perfpy turned itself off, if it did.
+    pub failure: Option<String>,
+}
+
+pub(crate) static INNER: Mutex<Inner> = Mutex::new(Inner {
+    pool: None,
+    map: None,
+    inherited_map: None,
+    map_len_at_fork: None,
+    hook_installed: false,
+    persist_after_fork: false,
+    compiled: 0,
+    map_lines: 0,
+    failure: None,
+});
+
+/// Locks [`INNER`], ignoring poisoning: every update leaves it consistent.
+pub(crate) fn lock() -> MutexGuard<'static, Inner> {
+    INNER.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub(crate) fn is_active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
