@@ -71,7 +71,8 @@ fn activate(py: Python<'_>) -> PyResult<()> {
         if current != cpython::hook_ptr() {
             PREV_EVAL.store(current as usize, Ordering::Release);
             // SAFETY: GIL held; our hook has this version's signature.
-            unsafe { cpython::set_eval(interp, cpython::hook_ptr()) }.map_err(SetupError::new_err)?;
+            unsafe { cpython::set_eval(interp, cpython::hook_ptr()) }
+                .map_err(SetupError::new_err)?;
         }
         inner.hook_installed = true;
     }
@@ -118,8 +119,8 @@ fn is_active() -> bool {
 #[pyfunction]
 fn compile_code(code: &Bound<'_, PyAny>) -> PyResult<()> {
     // SAFETY: `code` is a live object.
-    let is_code =
-        unsafe { pyo3::ffi::Py_TYPE(code.as_ptr()) } == std::ptr::addr_of_mut!(pyo3::ffi::PyCode_Type);
+    let is_code = unsafe { pyo3::ffi::Py_TYPE(code.as_ptr()) }
+        == std::ptr::addr_of_mut!(pyo3::ffi::PyCode_Type);
     if !is_code {
         let tname = code.get_type().name()?;
         return Err(PyTypeError::new_err(format!(
@@ -174,17 +175,27 @@ fn status(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("active", state::is_active())?;
     d.set_item("backend", state::is_active().then_some("perf"))?;
-    d.set_item("map_file", inner.map.as_ref().map(|m| m.path().display().to_string()))?;
+    d.set_item(
+        "map_file",
+        inner.map.as_ref().map(|m| m.path().display().to_string()),
+    )?;
     d.set_item("stubs", inner.compiled)?;
     d.set_item("map_lines", inner.map_lines)?;
     d.set_item("arenas", inner.pool.as_ref().map_or(0, |p| p.arena_count()))?;
-    d.set_item("arena_bytes", inner.pool.as_ref().map_or(0, |p| p.mapped_bytes()))?;
+    d.set_item(
+        "arena_bytes",
+        inner.pool.as_ref().map_or(0, |p| p.mapped_bytes()),
+    )?;
     d.set_item(
         "exec_memory",
-        inner.pool.as_ref().and_then(|p| p.method()).map(|m| match m {
-            perfpy_trampoline::Method::Mprotect => "mprotect",
-            perfpy_trampoline::Method::Memfd => "memfd",
-        }),
+        inner
+            .pool
+            .as_ref()
+            .and_then(|p| p.method())
+            .map(|m| match m {
+                perfpy_trampoline::Method::Mprotect => "mprotect",
+                perfpy_trampoline::Method::Memfd => "memfd",
+            }),
     )?;
     d.set_item("code_extra_index", EXTRA_INDEX.load(Ordering::Relaxed))?;
     d.set_item("persist_after_fork", inner.persist_after_fork)?;

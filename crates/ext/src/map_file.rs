@@ -188,7 +188,10 @@ fn process_start_time() -> Option<SystemTime> {
         return None;
     }
     let since_boot = Duration::from_nanos(start_ticks * 1_000_000_000 / hz as u64);
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-pointer.
     if unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) } != 0 {
         return None;

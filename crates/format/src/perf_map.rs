@@ -40,7 +40,9 @@ impl fmt::Display for ParseError {
             ParseError::MissingField(l) => {
                 write!(f, "perf map line has fewer than 3 fields: {l:?}")
             }
-            ParseError::BadHex(l) => write!(f, "perf map line has a non-hex address or size: {l:?}"),
+            ParseError::BadHex(l) => {
+                write!(f, "perf map line has a non-hex address or size: {l:?}")
+            }
         }
     }
 }

@@ -43,7 +43,9 @@ impl ExecMemory {
     pub fn with_method(image: &[u8], method: Method) -> io::Result<ExecMemory> {
         let len = mapped_len(image);
         let addr = match method {
-            Method::Mprotect => map_by_mprotect(image, len).map_err(|(Step::Map(e) | Step::Protect(e))| e)?,
+            Method::Mprotect => {
+                map_by_mprotect(image, len).map_err(|(Step::Map(e) | Step::Protect(e))| e)?
+            }
             Method::Memfd => map_by_memfd(image, len)?,
         };
         flush_icache(addr, len);

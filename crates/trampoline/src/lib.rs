@@ -88,8 +88,7 @@ pub struct StubPool {
 impl StubPool {
     /// A pool for the host architecture. Maps nothing until the first [`StubPool::alloc`].
     pub fn for_host() -> Result<StubPool, Error> {
-        let template =
-            arch::host().ok_or(Error::UnsupportedArch(std::env::consts::ARCH))?;
+        let template = arch::host().ok_or(Error::UnsupportedArch(std::env::consts::ARCH))?;
         Ok(StubPool::new(template))
     }
 

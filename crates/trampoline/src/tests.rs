@@ -4,7 +4,9 @@ use super::*;
 type StubFn = unsafe extern "C" fn(usize, usize, isize, usize) -> usize;
 
 extern "C" fn sum_evaluator(a0: usize, a1: usize, a2: isize) -> usize {
-    a0.wrapping_mul(1000).wrapping_add(a1.wrapping_mul(10)).wrapping_add(a2 as usize)
+    a0.wrapping_mul(1000)
+        .wrapping_add(a1.wrapping_mul(10))
+        .wrapping_add(a2 as usize)
 }
 
 fn call(stub: &Stub, a0: usize, a1: usize, a2: isize, eval: usize) -> usize {
@@ -108,12 +110,7 @@ mod frame_record {
     /// rdx = rbp - rsp. With a frame record, rbp points just above that return address (8).
     #[unsafe(naked)]
     extern "C" fn probe_evaluator() {
-        core::arch::naked_asm!(
-            "mov rax, [rsp]",
-            "mov rdx, rbp",
-            "sub rdx, rsp",
-            "ret",
-        )
+        core::arch::naked_asm!("mov rax, [rsp]", "mov rdx, rbp", "sub rdx, rsp", "ret",)
     }
 
     /// Like [`probe_evaluator`] but returns the saved caller frame (rax = [rbp], rdx = the
@@ -157,15 +154,22 @@ mod frame_record {
         let s = pool.alloc().unwrap();
         let ([ret, rbp_minus_rsp], _) = call_pair(s.addr, probe_evaluator as *const () as usize);
         assert_eq!(ret, s.addr + arch::x86_64::RETURN_OFFSET);
-        assert_eq!(rbp_minus_rsp, 8, "rbp must point at the saved rbp just above the return address");
+        assert_eq!(
+            rbp_minus_rsp, 8,
+            "rbp must point at the saved rbp just above the return address"
+        );
     }
 
     #[test]
     fn frame_record_links_to_the_stubs_caller() {
         let mut pool = StubPool::for_host().unwrap();
         let s = pool.alloc().unwrap();
-        let ([saved_rbp, caller_ret], after_call) = call_pair(s.addr, caller_evaluator as *const () as usize);
+        let ([saved_rbp, caller_ret], after_call) =
+            call_pair(s.addr, caller_evaluator as *const () as usize);
         assert_eq!(saved_rbp, 0x5eed, "the stub saved its caller's rbp");
-        assert_eq!(caller_ret, after_call, "[rbp+8] is the return address into the caller");
+        assert_eq!(
+            caller_ret, after_call,
+            "[rbp+8] is the return address into the caller"
+        );
     }
 }

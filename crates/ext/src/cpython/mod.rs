@@ -84,7 +84,10 @@ mod since_3_9 {
     /// # Safety
     /// `interp` is a live interpreter, the GIL is held, and `f` is an evaluator with this
     /// version's hook signature.
-    pub(crate) unsafe fn set_eval(interp: *mut PyInterpreterState, f: *const c_void) -> Result<(), String> {
+    pub(crate) unsafe fn set_eval(
+        interp: *mut PyInterpreterState,
+        f: *const c_void,
+    ) -> Result<(), String> {
         // SAFETY: per the caller's guarantee.
         unsafe { ffi::_PyInterpreterState_SetEvalFrameFunc(interp, f) };
         Ok(())

@@ -4,19 +4,77 @@
 //!   turns off inlined Python-to-Python calls, so every call passes through it.
 //! * Code object: `_PyInterpreterFrame.f_code` (`Include/internal/pycore_frame.h`: `f_func,
 //!   f_globals, f_builtins, f_locals, f_code, ...`), offset 32. 3.11 has no API for it.
+//! * Native stack: 3.11 has no C recursion budget. Without a hook, Python-to-Python calls
+//!   use no native stack, so a program may raise `sys.setrecursionlimit` far beyond what the
+//!   native stack holds; with a hook every call nests on the native stack and such a program
+//!   would crash. The hook therefore refuses to enter a frame when less than
+//!   [`STACK_RESERVE`] bytes of the thread's native stack are left, raising `RecursionError`
+//!   exactly as the evaluator's own recursion check does (returning NULL before the frame
+//!   runs; its caller pops it).
 
 pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
 use crate::hook;
 use pyo3::ffi::PyObject;
+use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.11";
 pub(crate) const FRAME_CODE_OFFSET: usize = 32;
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
+/// Native stack kept free for C code running under the deepest Python frame.
+pub(crate) const STACK_RESERVE: usize = 256 * 1024;
+
+thread_local! {
+    /// Lowest usable stack address of this thread (0: not yet known).
+    static STACK_FLOOR: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The address below which this thread's stack is too close to exhausted.
+#[cold]
+fn compute_floor() -> usize {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::zeroed();
+    let (mut addr, mut size): (*mut c_void, usize) = (std::ptr::null_mut(), 0);
+    // SAFETY: standard glibc calls on the current thread with valid out-pointers; the
+    // attribute object is destroyed after use.
+    let ok = unsafe {
+        libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) == 0 && {
+            let r = libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size) == 0;
+            libc::pthread_attr_destroy(attr.as_mut_ptr());
+            r
+        }
+    };
+    if !ok || addr.is_null() {
+        return 1; // unknown: never refuse
+    }
+    addr as usize + STACK_RESERVE.min(size / 4)
+}
+
 unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+    let here = 0u8;
+    let sp = std::ptr::addr_of!(here) as usize;
+    let mut floor = STACK_FLOOR.with(Cell::get);
+    if floor == 0 {
+        floor = compute_floor();
+        STACK_FLOOR.with(|f| f.set(floor));
+    }
+    if sp < floor {
+        // SAFETY: the GIL is held inside an evaluator; the message is a C string literal.
+        unsafe {
+            pyo3::ffi::PyErr_SetString(
+                pyo3::ffi::PyExc_RecursionError,
+                c"maximum recursion depth exceeded (the native stack is nearly exhausted)".as_ptr(),
+            )
+        };
+        return std::ptr::null_mut();
+    }
     // SAFETY: CPython passes a live _PyInterpreterFrame; f_code is at FRAME_CODE_OFFSET.
-    let code = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<*mut PyObject>() };
+    let code = unsafe {
+        *frame
+            .cast::<u8>()
+            .add(FRAME_CODE_OFFSET)
+            .cast::<*mut PyObject>()
+    };
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
     unsafe { hook::dispatch(ts, frame, throw as isize, code) }
 }

@@ -22,7 +22,12 @@ pub(crate) const INTERP_EVAL_FRAME_OFFSET: usize = 568;
 unsafe extern "C" fn eval_hook(frame: *mut c_void, throw: c_int) -> *mut PyObject {
     // SAFETY: CPython passes a live PyFrameObject; f_code is at FRAME_CODE_OFFSET and holds
     // a strong reference for the frame's lifetime.
-    let code = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<*mut PyObject>() };
+    let code = unsafe {
+        *frame
+            .cast::<u8>()
+            .add(FRAME_CODE_OFFSET)
+            .cast::<*mut PyObject>()
+    };
     // SAFETY: the 3.8 evaluator takes (frame, throw); dispatch forwards its first two
     // arguments in the first two argument registers and a zero third one, which the 3.8
     // evaluator ignores (System V and AAPCS64 pass arguments in registers).
@@ -69,7 +74,10 @@ fn in_loaded_object(f: *const c_void) -> bool {
 
 /// # Safety
 /// `interp` is a live interpreter, the GIL is held, and `f` is a 3.8 evaluator.
-pub(crate) unsafe fn set_eval(interp: *mut PyInterpreterState, f: *const c_void) -> Result<(), String> {
+pub(crate) unsafe fn set_eval(
+    interp: *mut PyInterpreterState,
+    f: *const c_void,
+) -> Result<(), String> {
     // SAFETY: as in get_eval.
     let current = unsafe { *field(interp) };
     let known = current == ffi::default_eval() || current == hook_ptr();

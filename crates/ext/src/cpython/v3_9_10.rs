@@ -16,7 +16,12 @@ pub(crate) const HAS_CO_QUALNAME: bool = false;
 
 unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
     // SAFETY: CPython passes a live PyFrameObject; f_code is at FRAME_CODE_OFFSET.
-    let code = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<*mut PyObject>() };
+    let code = unsafe {
+        *frame
+            .cast::<u8>()
+            .add(FRAME_CODE_OFFSET)
+            .cast::<*mut PyObject>()
+    };
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
     unsafe { hook::dispatch(ts, frame, throw as isize, code) }
 }
