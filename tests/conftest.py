@@ -1,0 +1,165 @@
+"""Shared harness: every test runs real interpreters in subprocesses.
+
+Interpreters come from ``PERFPY_TEST_PYTHONS`` (space-separated paths of interpreters that have
+perfpy installed) or, by default, from the venvs ``scripts/setup-pythons.sh`` makes under
+``.venvs/``. The frame-pointer build (``.venvs/py3.11-fp``) is used only by the tests that need
+frame pointers.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SCRIPTS = os.path.join(ROOT, "tests", "scripts")
+SEED = os.path.join(ROOT, "examples", "seed.py")
+
+#: Environment variables that switch a perf trampoline on; removed from every child's
+#: environment unless a test sets them.
+SWITCHES = ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")
+
+MAP_LINE = re.compile(r"^([0-9a-f]+) ([0-9a-f]+) (.+)$")
+
+
+class Python:
+    """An interpreter under test."""
+
+    def __init__(self, path):
+        self.path = path
+        out = subprocess.check_output(
+            [path, "-c", "import sys, sysconfig; print(sys.version_info[0], sys.version_info[1]); "
+                         "print(sys.base_prefix); print(sysconfig.get_config_var('CFLAGS') or '')"],
+            text=True,
+        ).splitlines()
+        self.version = tuple(int(x) for x in out[0].split())
+        self.base_prefix = out[1]
+        self.frame_pointers = "no-omit-frame-pointer" in out[2]
+        self.minor = "%d.%d" % self.version
+
+    @property
+    def base(self):
+        """The interpreter itself, outside the venv (no perfpy installed)."""
+        return os.path.join(self.base_prefix, "bin", "python" + self.minor)
+
+    @property
+    def has_builtin_perf(self):
+        return self.version >= (3, 12)
+
+    def __repr__(self):
+        return "Python(%s%s)" % (self.minor, "-fp" if self.frame_pointers else "")
+
+
+def _discover():
+    env = os.environ.get("PERFPY_TEST_PYTHONS")
+    if env:
+        paths = env.split()
+    else:
+        paths = sorted(glob.glob(os.path.join(ROOT, ".venvs", "py3.*", "bin", "python")))
+    found = [Python(p) for p in paths]
+    stock = [p for p in found if not p.frame_pointers]
+    fp = [p for p in found if p.frame_pointers]
+    stock.sort(key=lambda p: p.version)
+    return stock, fp
+
+
+PYTHONS, FP_PYTHONS = _discover()
+
+
+def pytest_report_header(config):
+    return "perfpy interpreters: %s; frame-pointer builds: %s" % (
+        ", ".join(p.minor for p in PYTHONS) or "none",
+        ", ".join(p.minor for p in FP_PYTHONS) or "none",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if not PYTHONS:
+        raise pytest.UsageError(
+            "no interpreter with perfpy installed: run scripts/setup-pythons.sh "
+            "or set PERFPY_TEST_PYTHONS"
+        )
+
+
+@pytest.fixture(params=PYTHONS, ids=lambda p: p.minor)
+def py(request):
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def clean_tmp_maps():
+    """Deletes the /tmp/perf-*.map, jit-*.dump and jitted-*.so files a test created."""
+    patterns = ("/tmp/perf-*.map", "/tmp/jit-*.dump", "/tmp/jitted-*.so")
+    before = {f for p in patterns for f in glob.glob(p)}
+    yield
+    for p in patterns:
+        for f in glob.glob(p):
+            if f not in before:
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass
+
+
+def child_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
+    env.pop("PYTHONWARNINGS", None)
+    env.update({k: str(v) for k, v in extra.items() if v is not None})
+    return env
+
+
+def script(tmp_path, source, name="script.py"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(source))
+    return str(path)
+
+
+class Run:
+    def __init__(self, proc, stdout, stderr):
+        self.pid = proc.pid
+        self.returncode = proc.returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def check(self):
+        assert self.returncode == 0, "exit %s\nstdout:\n%s\nstderr:\n%s" % (
+            self.returncode, self.stdout, self.stderr)
+        return self
+
+
+def run(python, args, env=None, timeout=300, cwd=None, **extra_env):
+    """Runs ``python args...`` and returns a Run (with the child's pid)."""
+    exe = python if isinstance(python, str) else python.path
+    proc = subprocess.Popen(
+        [exe] + list(args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env if env is not None else child_env(**extra_env),
+        cwd=cwd,
+    )
+    out, err = proc.communicate(timeout=timeout)
+    return Run(proc, out, err)
+
+
+def map_path(pid):
+    return "/tmp/perf-%d.map" % pid
+
+
+def read_map(pid):
+    """The entries of /tmp/perf-<pid>.map as (addr, size, name), checking each line's format."""
+    entries = []
+    with open(map_path(pid)) as f:
+        for line in f:
+            m = MAP_LINE.match(line.rstrip("\n"))
+            assert m, "malformed map line: %r" % line
+            entries.append((int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
+    return entries
+
+
+def map_names(pid):
+    return [name for _, _, name in read_map(pid)]
