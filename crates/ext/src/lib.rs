@@ -210,7 +210,11 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("version", env!("CARGO_PKG_VERSION"))?;
     d.set_item("cpython_family", cpython::FAMILY)?;
     d.set_item("arch", std::env::consts::ARCH)?;
-    d.set_item("frame_code_offset", cpython::FRAME_CODE_OFFSET)?;
+    let offsets = PyDict::new(py);
+    for (name, value) in cpython::OFFSETS {
+        offsets.set_item(name, value)?;
+    }
+    d.set_item("offsets", offsets)?;
     d.set_item(
         "stub_size",
         perfpy_trampoline::arch::host().map(|t| t.code.len()),

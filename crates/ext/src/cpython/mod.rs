@@ -11,8 +11,8 @@
 //!
 //! Each family provides:
 //! * `FAMILY`: its name, for `status()`;
-//! * `FRAME_CODE_OFFSET`: where the frame keeps its code object (checked against the real
-//!   headers by a C probe in the test suite);
+//! * `OFFSETS`: every struct offset it relies on (where the frame keeps its code object, and
+//!   the like), each checked against the real headers by a C probe in the test suite;
 //! * `HAS_CO_QUALNAME`: whether code objects carry `co_qualname` (3.11+);
 //! * `hook_ptr()`: the PEP 523 evaluator perfpy installs, with this version's signature;
 //! * `current_interp()`, `get_eval(interp)`, `set_eval(interp, f)`: read and replace the
@@ -52,7 +52,7 @@ compile_error!(
 );
 
 pub(crate) use family::{
-    current_interp, get_eval, hook_ptr, set_eval, FAMILY, FRAME_CODE_OFFSET, HAS_CO_QUALNAME,
+    current_interp, get_eval, hook_ptr, set_eval, FAMILY, HAS_CO_QUALNAME, OFFSETS,
 };
 
 /// Shared by the 3.9+ families: the evaluator API CPython exports since 3.9.

@@ -20,6 +20,8 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.11";
 pub(crate) const FRAME_CODE_OFFSET: usize = 32;
+/// Every layout fact this family relies on, for the header probe in the test suite.
+pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// Native stack kept free for C code running under the deepest Python frame.

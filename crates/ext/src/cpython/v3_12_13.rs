@@ -19,6 +19,18 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.12-3.13";
 pub(crate) const FRAME_CODE_OFFSET: usize = 0;
+/// Every layout fact this family relies on, for the header probe in the test suite.
+#[cfg(not(Py_3_13))]
+pub(crate) const OFFSETS: &[(&str, usize)] = &[
+    ("frame_code_offset", FRAME_CODE_OFFSET),
+    (
+        "tstate_c_recursion_remaining_offset",
+        TSTATE_C_RECURSION_REMAINING_OFFSET,
+    ),
+];
+/// Every layout fact this family relies on, for the header probe in the test suite.
+#[cfg(Py_3_13)]
+pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// `offsetof(PyThreadState, c_recursion_remaining)` in 3.12 (`Include/cpython/pystate.h`).

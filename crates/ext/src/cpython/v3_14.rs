@@ -12,6 +12,8 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.14";
 pub(crate) const FRAME_CODE_OFFSET: usize = 0;
+/// Every layout fact this family relies on, for the header probe in the test suite.
+pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// Tag bits of a `_PyStackRef` that never belong to the pointer.

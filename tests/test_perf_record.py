@@ -1,0 +1,85 @@
+"""End to end with the real ``perf``: what a user sees in ``perf script``."""
+
+import functools
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import FP_PYTHONS, SEED, child_env
+
+PERF = shutil.which("perf")
+
+
+@functools.lru_cache(maxsize=None)
+def perf_problem(tmpdir="/tmp"):
+    """Why perf can't record here, or None."""
+    if PERF is None:
+        return "perf is not installed (apt-get install linux-perf)"
+    out = os.path.join(tmpdir, "perfpy-probe-%d.data" % os.getpid())
+    try:
+        r = subprocess.run([PERF, "record", "-q", "-o", out, "--", "true"],
+                           capture_output=True, text=True)
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+    if r.returncode != 0:
+        return "perf record fails here: %s" % r.stderr.strip()[-300:]
+    return None
+
+
+requires_perf = pytest.mark.skipif(perf_problem() is not None, reason=str(perf_problem()))
+
+
+def record(python, args, callgraph, tmp_path, **env):
+    data = str(tmp_path / "perf.data")
+    cmd = [PERF, "record", "-q", "-F", "999"] + callgraph + ["-o", data, "--", python] + args
+    subprocess.run(cmd, check=True, env=child_env(**env), capture_output=True, text=True)
+    script = subprocess.run([PERF, "script", "-i", data, "-F", "comm,pid,ip,sym"],
+                            check=True, capture_output=True, text=True).stdout
+    samples = []
+    for block in script.split("\n\n"):
+        lines = [l.split(None, 1) for l in block.strip().splitlines()[1:]]
+        samples.append([l[1] if len(l) > 1 else "" for l in lines])
+    return [s for s in samples if s]
+
+
+def python_frames(stack):
+    """The py:: frames of one sample, innermost first, without the file part."""
+    out = []
+    for sym in stack:
+        if sym.startswith("py::"):
+            out.append(sym[len("py::"):].split(":", 1)[0])
+    return out
+
+
+@requires_perf
+@pytest.mark.skipif(not FP_PYTHONS, reason="no frame-pointer interpreter; run scripts/build-fp-python.sh")
+@pytest.mark.parametrize("fp", FP_PYTHONS, ids=lambda p: p.minor + "-fp")
+def test_frame_pointer_stacks_show_baz_bar_foo(fp, tmp_path):
+    samples = record(fp.path, [SEED, "5000000"], ["-g"], tmp_path, PYTHONPERFSUPPORT="1")
+    chains = [python_frames(s) for s in samples]
+    full = [c for c in chains if c[:4] == ["foo", "bar", "baz", "<module>"]]
+    assert len(samples) >= 50
+    # Nearly every sample is in foo's loop, and each of those shows the whole Python stack.
+    assert len(full) >= 0.8 * len(samples), (len(full), len(samples), chains[:5])
+
+
+@requires_perf
+@pytest.mark.skipif(not FP_PYTHONS, reason="no frame-pointer interpreter; run scripts/build-fp-python.sh")
+@pytest.mark.parametrize("fp", FP_PYTHONS, ids=lambda p: p.minor + "-fp")
+def test_no_python_frames_without_perfpy(fp, tmp_path):
+    samples = record(fp.path, [SEED, "2000000"], ["-g"], tmp_path)
+    assert samples and not any(python_frames(s) for s in samples)
+
+
+@requires_perf
+def test_dwarf_names_the_innermost_function_on_stock_builds(py, tmp_path):
+    """No frame pointers: perf's DWARF unwinder reaches the stub and names it from the map
+    (it cannot unwind further: the stub has no CFI; that is the perf_jit backend's job)."""
+    samples = record(py.path, [SEED, "5000000"], ["--call-graph", "dwarf"], tmp_path,
+                     PERFPY_BACKEND="perf")
+    named = [s for s in samples if "foo" in python_frames(s)[:1]]
+    assert len(samples) >= 50
+    assert len(named) >= 0.85 * len(samples), (len(named), len(samples))

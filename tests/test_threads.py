@@ -1,0 +1,67 @@
+"""Threads: concurrent first calls, and activate/deactivate storms while threads run."""
+
+import collections
+
+from conftest import map_names, run, script
+
+
+def test_concurrent_first_calls_get_one_stub_each(py, tmp_path):
+    path = script(tmp_path, '''
+        import sys, threading, perfpy
+        sys.setswitchinterval(1e-6)   # switch threads as often as possible
+        ns = {}
+        for i in range(300):
+            exec("def fn%d(): return %d" % (i, i), ns)
+        funcs = [ns["fn%d" % i] for i in range(300)]
+        perfpy.activate_stack_trampoline("perf")
+        barrier = threading.Barrier(16)
+        def worker(k):
+            barrier.wait()
+            for f in funcs[k % 7:] + funcs[:k % 7]:
+                f()
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        s = perfpy.status()
+        assert s["stubs"] == s["map_lines"], s
+        print(s["stubs"])
+    ''')
+    r = run(py, [path]).check()
+    names = [n for n in map_names(r.pid) if n.startswith("py::fn")]
+    counts = collections.Counter(names)
+    assert len(counts) == 300
+    assert set(counts.values()) == {1}, [n for n, c in counts.items() if c > 1][:5]
+    assert int(r.stdout) <= len(map_names(r.pid))
+
+
+def test_toggle_storm_with_running_threads_leaks_nothing(py, tmp_path):
+    """CPython runs out of co_extra indices after ~254 cycles and leaks an fd per cycle."""
+    path = script(tmp_path, '''
+        import os, threading, perfpy
+        stop = threading.Event()
+        def churn(k):
+            ns = {}
+            i = 0
+            while not stop.is_set():
+                exec("def t%d_%d(): return %d" % (k, i % 50, i), ns)
+                ns["t%d_%d" % (k, i % 50)]()
+                i += 1
+        perfpy.activate_stack_trampoline("perf")
+        index = perfpy.status()["code_extra_index"]
+        fds = sorted(os.listdir("/proc/self/fd"))
+        threads = [threading.Thread(target=churn, args=(k,)) for k in range(8)]
+        for t in threads: t.start()
+        for _ in range(10000):
+            perfpy.deactivate_stack_trampoline()
+            perfpy.activate_stack_trampoline("perf")
+        stop.set()
+        for t in threads: t.join()
+        s = perfpy.status()
+        assert s["code_extra_index"] == index, s
+        assert sorted(os.listdir("/proc/self/fd")) == fds
+        # Arenas grow with distinct code objects only (4096 stubs each), not with toggles.
+        assert s["arenas"] <= s["stubs"] // 4096 + 1, s
+        print(s["stubs"], s["arenas"])
+    ''')
+    r = run(py, [path], timeout=600).check()
+    assert r.stderr == ""
