@@ -20,6 +20,13 @@ int main(void) {
 #else
     printf("frame_code_offset %zu\n", offsetof(PyFrameObject, f_code));
 #endif
+#if PY_VERSION_HEX < 0x030E0000
+    printf("code_extra_offset %zu\n", offsetof(PyCodeObject, co_extra));
+#endif
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+    printf("tstate_recursion_remaining_offset %zu\n", offsetof(PyThreadState, recursion_remaining));
+    printf("tstate_recursion_limit_offset %zu\n", offsetof(PyThreadState, recursion_limit));
+#endif
 #if PY_VERSION_HEX < 0x03090000
     printf("interp_eval_frame_offset %zu\n", offsetof(PyInterpreterState, eval_frame));
 #endif

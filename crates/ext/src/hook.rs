@@ -88,8 +88,8 @@ unsafe fn stub_for(code: *mut ffi::PyObject) -> Option<StubFn> {
     if !ACTIVE.load(Ordering::Relaxed) || code.is_null() {
         return None;
     }
-    // SAFETY: `code` is a live object, so its type pointer is readable.
-    if unsafe { ffi::Py_TYPE(code) } != std::ptr::addr_of_mut!(ffi::PyCode_Type) {
+    // SAFETY: `code` is a live object.
+    if !unsafe { is_code(code) } {
         return None;
     }
     // SAFETY: `code` is a code object, the index was requested for this interpreter.
@@ -105,6 +105,16 @@ unsafe fn stub_for(code: *mut ffi::PyObject) -> Option<StubFn> {
     unsafe { cold_path(code) }
 }
 
+/// Whether `obj` is exactly a code object.
+///
+/// # Safety
+/// `obj` is a live object.
+#[inline(always)]
+pub(crate) unsafe fn is_code(obj: *mut ffi::PyObject) -> bool {
+    // SAFETY: a live object's type pointer is readable.
+    unsafe { ffi::Py_TYPE(obj) == std::ptr::addr_of_mut!(ffi::PyCode_Type) }
+}
+
 /// The entry stored for `code`, if any.
 ///
 /// # Safety
@@ -114,11 +124,9 @@ unsafe fn entry_of(code: *mut ffi::PyObject) -> Option<*mut Entry> {
     if index < 0 {
         return None;
     }
-    let mut extra: *mut c_void = std::ptr::null_mut();
-    // SAFETY: `code` is a code object (so this cannot fail or set an exception) and
-    // `extra` is a valid out-pointer.
-    let rc = unsafe { ffi::PyUnstable_Code_GetExtra(code, index, &mut extra) };
-    (rc == 0 && !extra.is_null()).then_some(extra.cast::<Entry>())
+    // SAFETY: forwarded from our caller; the index was requested in this interpreter.
+    let extra = unsafe { crate::cpython::code_extra(code, index) };
+    (!extra.is_null()).then_some(extra.cast::<Entry>())
 }
 
 /// Stores a new entry for `code`; on failure the entry is dropped and None returned.

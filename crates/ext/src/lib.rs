@@ -2,13 +2,13 @@
 //!
 //! The Python package `perfpy` wraps this module; see ARCHITECTURE.md for the data flow.
 //!
-//! * [`cpython`]: everything that differs per CPython version (hook signature, frame layout).
-//! * [`hook`]: the evaluator's hot path (one `co_extra` read and an indirect call) and its
+//! * [`cpython`] — everything that differs per CPython version (hook signature, frame layout).
+//! * [`hook`] — the evaluator's hot path (one `co_extra` read and an indirect call) and its
 //!   cold path (stub from the pool, map line, cache entry).
-//! * [`names`]: `py::<qualname>:<filename>`.
-//! * [`map_file`]: `/tmp/perf-<pid>.map`.
-//! * [`fork`]: parent and child keep separate maps.
-//! * [`state`]: the process-wide state both paths share.
+//! * [`names`] — `py::<qualname>:<filename>`.
+//! * [`map_file`] — `/tmp/perf-<pid>.map`.
+//! * [`fork`] — parent and child keep separate maps.
+//! * [`state`] — the process-wide state both paths share.
 
 mod cpython;
 mod fork;

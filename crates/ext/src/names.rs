@@ -78,10 +78,8 @@ pub(crate) unsafe fn name_nested_code(
         for i in 0..n {
             // SAFETY: `i` is in bounds; the item is borrowed from the tuple, which we hold.
             let item = unsafe { ffi::PyTuple_GetItem(consts, i) };
-            // SAFETY: `item` is a live object.
-            if !item.is_null()
-                && unsafe { ffi::Py_TYPE(item) } == std::ptr::addr_of_mut!(ffi::PyCode_Type)
-            {
+            // SAFETY: a non-null `item` is a live object.
+            if !item.is_null() && unsafe { crate::hook::is_code(item) } {
                 // SAFETY: `item` is a code object.
                 let child = unsafe { str_attr(item, c"co_name") }.unwrap_or_default();
                 found(item, format!("{prefix}{child}").into_boxed_str());

@@ -55,6 +55,54 @@ pub(crate) use family::{
     current_interp, get_eval, hook_ptr, set_eval, FAMILY, HAS_CO_QUALNAME, OFFSETS,
 };
 
+/// `_PyCodeObjectExtra` (`Include/internal/pycore_code.h`, unchanged since 3.6).
+#[repr(C)]
+struct CodeExtra {
+    ce_size: isize,
+    ce_extras: [*mut std::ffi::c_void; 1],
+}
+
+/// `co_extra[index]` of a code object, or null. Reads the field directly where the family
+/// pins `co_extra`'s offset (what `PyUnstable_Code_GetExtra` does, minus a call and its
+/// checks), else calls the API.
+///
+/// # Safety
+/// The GIL is held, `code` is a code object, and `index` was requested in this interpreter.
+#[inline(always)]
+pub(crate) unsafe fn code_extra(
+    code: *mut pyo3::ffi::PyObject,
+    index: isize,
+) -> *mut std::ffi::c_void {
+    match family::CODE_EXTRA_OFFSET {
+        Some(offset) => {
+            // SAFETY: `code` is a code object, whose `co_extra` field is at `offset`.
+            let extra = unsafe { *code.cast::<u8>().add(offset).cast::<*const CodeExtra>() };
+            if extra.is_null() {
+                return std::ptr::null_mut();
+            }
+            // SAFETY: a non-null co_extra points to a _PyCodeObjectExtra with `ce_size` slots.
+            unsafe {
+                if index >= (*extra).ce_size {
+                    return std::ptr::null_mut();
+                }
+                *std::ptr::addr_of!((*extra).ce_extras)
+                    .cast::<*mut std::ffi::c_void>()
+                    .add(index as usize)
+            }
+        }
+        None => {
+            let mut out = std::ptr::null_mut();
+            // SAFETY: `code` is a code object, so this cannot fail or set an exception.
+            let rc = unsafe { pyo3::ffi::PyUnstable_Code_GetExtra(code, index, &mut out) };
+            if rc == 0 {
+                out
+            } else {
+                std::ptr::null_mut()
+            }
+        }
+    }
+}
+
 /// Shared by the 3.9+ families: the evaluator API CPython exports since 3.9.
 #[cfg(Py_3_9)]
 mod since_3_9 {

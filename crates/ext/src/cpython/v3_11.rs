@@ -20,8 +20,23 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.11";
 pub(crate) const FRAME_CODE_OFFSET: usize = 32;
+/// `offsetof(PyCodeObject, co_extra)`: the hot path reads the slot directly.
+const CO_EXTRA_OFFSET: usize = 176;
+pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = Some(CO_EXTRA_OFFSET);
+
 /// Every layout fact this family relies on, for the header probe in the test suite.
-pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
+pub(crate) const OFFSETS: &[(&str, usize)] = &[
+    ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("code_extra_offset", CO_EXTRA_OFFSET),
+    (
+        "tstate_recursion_remaining_offset",
+        TSTATE_RECURSION_REMAINING_OFFSET,
+    ),
+    (
+        "tstate_recursion_limit_offset",
+        TSTATE_RECURSION_LIMIT_OFFSET,
+    ),
+];
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// Native stack kept free for C code running under the deepest Python frame.
@@ -52,7 +67,18 @@ fn compute_floor() -> usize {
     addr as usize + STACK_RESERVE.min(size / 4)
 }
 
-unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+/// `offsetof(PyThreadState, recursion_remaining)` and `recursion_limit` in 3.11.
+pub(crate) const TSTATE_RECURSION_REMAINING_OFFSET: usize = 32;
+pub(crate) const TSTATE_RECURSION_LIMIT_OFFSET: usize = 36;
+
+/// Recursion depth below which the native stack is not checked: the default recursion limit
+/// (1000) can't exhaust any thread stack CPython runs on.
+const UNCHECKED_DEPTH: c_int = 1000;
+
+/// Whether this thread's native stack is too close to exhausted to enter another frame.
+#[cold]
+#[inline(never)]
+fn stack_nearly_exhausted() -> bool {
     let here = 0u8;
     let sp = std::ptr::addr_of!(here) as usize;
     let mut floor = STACK_FLOOR.with(Cell::get);
@@ -60,7 +86,16 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
         floor = compute_floor();
         STACK_FLOOR.with(|f| f.set(floor));
     }
-    if sp < floor {
+    sp < floor
+}
+
+unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+    let field = |offset: usize| ts.cast::<u8>().wrapping_add(offset).cast::<c_int>();
+    // SAFETY: `ts` is the running thread's state; both fields are plain ints.
+    let depth = unsafe {
+        *field(TSTATE_RECURSION_LIMIT_OFFSET) - *field(TSTATE_RECURSION_REMAINING_OFFSET)
+    };
+    if depth > UNCHECKED_DEPTH && stack_nearly_exhausted() {
         // SAFETY: the GIL is held inside an evaluator; the message is a C string literal.
         unsafe {
             pyo3::ffi::PyErr_SetString(

@@ -19,10 +19,18 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.12-3.13";
 pub(crate) const FRAME_CODE_OFFSET: usize = 0;
+/// `offsetof(PyCodeObject, co_extra)`: the hot path reads the slot directly.
+#[cfg(not(Py_3_13))]
+const CO_EXTRA_OFFSET: usize = 184;
+#[cfg(Py_3_13)]
+const CO_EXTRA_OFFSET: usize = 192;
+pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = Some(CO_EXTRA_OFFSET);
+
 /// Every layout fact this family relies on, for the header probe in the test suite.
 #[cfg(not(Py_3_13))]
 pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("code_extra_offset", CO_EXTRA_OFFSET),
     (
         "tstate_c_recursion_remaining_offset",
         TSTATE_C_RECURSION_REMAINING_OFFSET,
@@ -30,7 +38,10 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
 ];
 /// Every layout fact this family relies on, for the header probe in the test suite.
 #[cfg(Py_3_13)]
-pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
+pub(crate) const OFFSETS: &[(&str, usize)] = &[
+    ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("code_extra_offset", CO_EXTRA_OFFSET),
+];
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// `offsetof(PyThreadState, c_recursion_remaining)` in 3.12 (`Include/cpython/pystate.h`).

@@ -12,6 +12,10 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.14";
 pub(crate) const FRAME_CODE_OFFSET: usize = 0;
+/// 3.14's `PyCodeObject` layout is not pinned here: `co_extra` is read through
+/// `PyUnstable_Code_GetExtra` (which is also thread-safe on free-threaded builds).
+pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = None;
+
 /// Every layout fact this family relies on, for the header probe in the test suite.
 pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
 pub(crate) const HAS_CO_QUALNAME: bool = true;

@@ -14,8 +14,16 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.8";
 pub(crate) const FRAME_CODE_OFFSET: usize = 32;
+/// `offsetof(PyCodeObject, co_extra)`: the hot path reads the slot directly.
+const CO_EXTRA_OFFSET: usize = 144;
+pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = Some(CO_EXTRA_OFFSET);
+
 /// Every layout fact this family relies on, for the header probe in the test suite.
-pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET), ("interp_eval_frame_offset", INTERP_EVAL_FRAME_OFFSET)];
+pub(crate) const OFFSETS: &[(&str, usize)] = &[
+    ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("code_extra_offset", CO_EXTRA_OFFSET),
+    ("interp_eval_frame_offset", INTERP_EVAL_FRAME_OFFSET),
+];
 pub(crate) const HAS_CO_QUALNAME: bool = false;
 
 /// `offsetof(PyInterpreterState, eval_frame)` in 3.8 (x86_64 and aarch64, LP64).

@@ -12,8 +12,15 @@ use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.9-3.10";
 pub(crate) const FRAME_CODE_OFFSET: usize = 32;
+/// `offsetof(PyCodeObject, co_extra)`: the hot path reads the slot directly.
+const CO_EXTRA_OFFSET: usize = 144;
+pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = Some(CO_EXTRA_OFFSET);
+
 /// Every layout fact this family relies on, for the header probe in the test suite.
-pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
+pub(crate) const OFFSETS: &[(&str, usize)] = &[
+    ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("code_extra_offset", CO_EXTRA_OFFSET),
+];
 pub(crate) const HAS_CO_QUALNAME: bool = false;
 
 unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {

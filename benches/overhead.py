@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Overhead of the perf trampoline: perfpy against CPython's built-in, on the same run.
+
+Every workload runs in a fresh process under each mode, rounds interleaved (the order of modes
+rotates each round) so drift on the machine spreads evenly; the workload times itself with
+perf_counter, excluding interpreter startup. Prints medians and ratios as a Markdown table.
+
+Modes:
+  none     no trampoline
+  perfpy   PERFPY_BACKEND=perf (perfpy's trampoline)
+  builtin  -X perf (CPython 3.12+ only)
+
+Usage: benches/overhead.py [--rounds 5] [--pythons P ...] [--workloads fib,loop,...] [--scale 1.0]
+Interpreters default to the venvs made by scripts/setup-pythons.sh.
+"""
+
+import argparse
+import glob
+import os
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+# name -> (file, iterations at scale 1.0: about 0.7 s on CPython 3.11 here)
+WORKLOADS = {
+    "fib": ("fib.py", 40),
+    "loop": ("loop.py", 5),
+    "json": ("jsonrt.py", 130),
+    "difflib": ("difflib_wl.py", 140),
+    "ast.unparse": ("unparse.py", 36),
+    "_pydecimal": ("pydecimal.py", 120),
+}
+SWITCHES = ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")
+
+
+def interpreter_info(py):
+    out = subprocess.check_output(
+        [py, "-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.base_prefix)"],
+        text=True).split("\n")
+    minor, base = out[0], out[1]
+    return minor, os.path.join(base, "bin", "python" + minor)
+
+
+def modes_for(py):
+    minor, base = interpreter_info(py)
+    modes = [("none", py, [], {}), ("perfpy", py, [], {"PERFPY_BACKEND": "perf"})]
+    if tuple(map(int, minor.split("."))) >= (3, 12):
+        modes.append(("builtin", base, ["-X", "perf"], {}))
+    return minor, modes
+
+
+def run_once(exe, opts, env_extra, workload, n):
+    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
+    env.update(env_extra)
+    p = subprocess.Popen([exe] + opts + [os.path.join(HERE, "workloads", workload), str(n)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = p.communicate()
+    if p.returncode != 0:
+        raise SystemExit("workload %s failed under %s %s:\n%s" % (workload, exe, opts, err))
+    for f in glob.glob("/tmp/perf-%d.map" % p.pid):
+        os.unlink(f)
+    return float(out.split()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--pythons", nargs="*")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--scale", type=float, default=1.0)
+    a = ap.parse_args()
+    pythons = a.pythons or sorted(
+        (p for p in glob.glob(os.path.join(ROOT, ".venvs", "py3.*", "bin", "python"))
+         if "-fp" not in p),
+        key=lambda p: tuple(int(x) for x in p.split("py3.")[1].split("/")[0].split(".")))
+    workloads = [w for w in a.workloads.split(",") if w]
+
+    print("| Python | workload | none (s) | perfpy (s) | perfpy / none | `-X perf` (s) "
+          "| `-X perf` / none | perfpy / `-X perf` |")
+    print("|---|---|---|---|---|---|---|---|")
+    for py in pythons:
+        minor, modes = modes_for(py)
+        for w in workloads:
+            file, n = WORKLOADS[w]
+            n = max(1, int(n * a.scale))
+            times = {m[0]: [] for m in modes}
+            for r in range(a.rounds):
+                order = modes[r % len(modes):] + modes[:r % len(modes)]
+                for name, exe, opts, env in order:
+                    times[name].append(run_once(exe, opts, env, file, n))
+            med = {k: statistics.median(v) for k, v in times.items()}
+            if any(v != v for v in med.values()):  # nan: workload unavailable (3.8 unparse)
+                continue
+            row = [minor, w, "%.3f" % med["none"], "%.3f" % med["perfpy"],
+                   "%.3f" % (med["perfpy"] / med["none"])]
+            if "builtin" in med:
+                row += ["%.3f" % med["builtin"], "%.3f" % (med["builtin"] / med["none"]),
+                        "**%.3f**" % (med["perfpy"] / med["builtin"])]
+            else:
+                row += ["–", "–", "–"]
+            print("| " + " | ".join(row) + " |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
