@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Quick start: builds perfpy for one interpreter, profiles the bundled example
+# (examples/seed.py: baz -> bar -> foo) with `perf record`, and prints what `perf report`
+# and `perf script` show.
+#
+#   scripts/quickstart.sh                    stock CPython 3.11 (no frame pointers):
+#                                            perf --call-graph dwarf names the innermost
+#                                            Python function of every sample
+#   scripts/quickstart.sh --frame-pointers   CPython 3.11 built with frame pointers (built
+#                                            once, ~5 minutes): perf -g shows the whole
+#                                            Python stack, py::foo <- py::bar <- py::baz
+#
+#   PERFPY_QUICKSTART_MINOR=3.9 scripts/quickstart.sh   another pyenv CPython (3.8-3.13)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v perf >/dev/null; then
+    echo "quickstart: perf is not installed; installing Debian's linux-perf" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
+fi
+
+mode="stock"
+[ "${1:-}" = "--frame-pointers" ] && mode="fp"
+minor="${PERFPY_QUICKSTART_MINOR:-3.11}"
+if [ "$mode" = "fp" ]; then
+    scripts/build-fp-python.sh >/dev/null
+    minor=3.11
+fi
+echo "== building perfpy for CPython $minor" >&2
+PERFPY_ONLY="$minor" scripts/setup-pythons.sh >/dev/null
+if [ "$mode" = "fp" ]; then
+    python=".venvs/py3.11-fp/bin/python"
+    callgraph=(-g)
+else
+    python=".venvs/py$minor/bin/python"
+    callgraph=(--call-graph dwarf)
+fi
+
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+# CPython's own switch on interpreters without built-in support; perfpy's on 3.12+.
+switch="PYTHONPERFSUPPORT=1"
+case "$minor" in 3.12|3.13|3.14) switch="PERFPY_BACKEND=perf" ;; esac
+echo "== $switch perf record -F 999 ${callgraph[*]} -- python$minor examples/seed.py" >&2
+env "$switch" perf record -q -F 999 "${callgraph[@]}" -o "$out/perf.data" \
+    -- "$python" examples/seed.py
+pid="$(perf script -i "$out/perf.data" -F pid 2>/dev/null | head -n1 | tr -d ' ')"
+
+echo
+echo "== perf report --children --sort symbol: the Python functions"
+echo "   (Children: samples in the function or anything it called; Self: in its own stub)"
+perf report -i "$out/perf.data" --stdio --children --sort symbol -g none 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | sed -E 's/ +- +- +$//' | grep -E 'py::' | head -n 8 || true
+echo
+echo "== one sample, as perf script prints it (innermost frame first)"
+perf script -i "$out/perf.data" -F ip,sym 2>/dev/null \
+    | awk 'BEGIN { RS = "" } /py::foo/ && !done { print; done = 1 }' \
+    | grep -E 'py::|_PyEval_EvalFrameDefault|main' | head -n 12 || true
+echo
+echo "perf read the names from /tmp/perf-$pid.map:"
+grep -E ' py::(foo|bar|baz):' "/tmp/perf-$pid.map"
+rm -f "/tmp/perf-$pid.map"
