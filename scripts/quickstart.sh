@@ -44,7 +44,7 @@ case "$minor" in 3.12|3.13|3.14) switch="PERFPY_BACKEND=perf" ;; esac
 echo "== $switch perf record -F 999 ${callgraph[*]} -- python$minor examples/seed.py" >&2
 env "$switch" perf record -q -F 999 "${callgraph[@]}" -o "$out/perf.data" \
     -- "$python" examples/seed.py
-pid="$(perf script -i "$out/perf.data" -F pid 2>/dev/null | head -n1 | tr -d ' ')"
+pid="$( (perf script -i "$out/perf.data" -F pid 2>/dev/null || true) | awk 'NR == 1 { print $1 }')"
 
 echo
 echo "== perf report --children --sort symbol: the Python functions"

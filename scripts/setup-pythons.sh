@@ -29,20 +29,24 @@ find_pythons() {
     done
 }
 
-# Tools: maturin and pytest in a venv of their own.
+mapfile -t pythons < <(find_pythons)
+if [ "${#pythons[@]}" -eq 0 ]; then
+    log "no CPython 3.8-3.14 found (set PERFPY_PYTHONS)"
+    exit 1
+fi
+
+# Tools: maturin and pytest in a venv of their own, on 3.11 if there is one.
 tools="$root/.venv-tools"
-host_python="$(find_pythons | grep -m1 '3\.11' || find_pythons | tail -n1)"
+host_python="${pythons[-1]}"
+for py in "${pythons[@]}"; do
+    case "$py" in *3.11*) host_python="$py" ;; esac
+done
 if [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/pytest" ]; then
     log "creating the tools venv ($tools)"
     "$host_python" -m venv "$tools"
     "$tools/bin/pip" install -q --disable-pip-version-check "maturin>=1.16,<2" pytest >&2
 fi
 
-mapfile -t pythons < <(find_pythons)
-if [ "${#pythons[@]}" -eq 0 ]; then
-    log "no CPython 3.8-3.14 found (set PERFPY_PYTHONS)"
-    exit 1
-fi
 log "building wheels for: ${pythons[*]}"
 rm -rf "$root/dist"
 "$tools/bin/maturin" build --release --quiet -o "$root/dist" -i "${pythons[@]}" >&2

@@ -18,8 +18,11 @@
 //! once, and the call proceeds through the previous evaluator.
 
 use crate::names;
-use crate::state::{self, Inner, ACTIVE, EXTRA_INDEX, GENERATION, PREV_EVAL};
+use crate::state::{
+    self, Inner, ACTIVE, BELOW_EVAL, CHAIN_GUARD, EXTRA_INDEX, GENERATION, PREV_EVAL,
+};
 use pyo3::ffi;
+use std::cell::Cell;
 use std::ffi::{c_int, c_void, CString};
 use std::sync::atomic::Ordering;
 
@@ -54,29 +57,102 @@ pub(crate) unsafe extern "C" fn free_entry(p: *mut c_void) {
 /// Runs a call through its function's stub, or straight through the previous evaluator.
 ///
 /// # Safety
-/// Called only from a version family's hook with the evaluator's own arguments (`a0..a2`)
-/// and the frame's code object (or any other object pointer, which is ignored).
+/// Called only from a version family's hook with the evaluator's own arguments (`a0..a2`),
+/// the frame they carry, and the frame's code object (or any other object pointer, which is
+/// ignored).
 #[inline(always)]
 pub(crate) unsafe fn dispatch(
     a0: *mut c_void,
     a1: *mut c_void,
     a2: isize,
+    frame: *mut c_void,
     code: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    if CHAIN_GUARD.load(Ordering::Relaxed) {
+        // SAFETY: forwarded.
+        return unsafe { dispatch_guarded(a0, a1, a2, frame, code) };
+    }
     let prev = PREV_EVAL.load(Ordering::Relaxed) as *const c_void;
+    // SAFETY: forwarded.
+    unsafe { run_through(a0, a1, a2, code, prev) }
+}
+
+/// Calls `next` for the frame, through the frame's stub when perfpy is active.
+///
+/// # Safety
+/// As for [`dispatch`]; `next` is an evaluator with this version's signature.
+#[inline(always)]
+unsafe fn run_through(
+    a0: *mut c_void,
+    a1: *mut c_void,
+    a2: isize,
+    code: *mut ffi::PyObject,
+    next: *const c_void,
+) -> *mut ffi::PyObject {
     // SAFETY: the GIL is held inside an evaluator, and `code` is the frame's object.
     match unsafe { stub_for(code) } {
         // SAFETY: `stub` is a live trampoline (arenas are never unmapped) that forwards
-        // (a0, a1, a2) to `prev`, the evaluator installed before ours.
-        Some(stub) => unsafe { stub(a0, a1, a2, prev) },
-        None => {
-            // SAFETY: PREV_EVAL is set before the hook is installed and holds an evaluator
-            // with this version's signature.
-            let f: EvalFn = unsafe { std::mem::transmute::<*const c_void, EvalFn>(prev) };
-            // SAFETY: forwarding the evaluator's own arguments.
-            unsafe { f(a0, a1, a2) }
-        }
+        // (a0, a1, a2) to `next`.
+        Some(stub) => unsafe { stub(a0, a1, a2, next) },
+        // SAFETY: forwarding the evaluator's own arguments to an evaluator.
+        None => unsafe { call_eval(next, a0, a1, a2) },
     }
+}
+
+/// # Safety
+/// `f` is an evaluator with this version's signature; the arguments are an evaluator's own.
+#[inline(always)]
+unsafe fn call_eval(
+    f: *const c_void,
+    a0: *mut c_void,
+    a1: *mut c_void,
+    a2: isize,
+) -> *mut ffi::PyObject {
+    // SAFETY: per the caller, `f` is an evaluator (3.8's two-argument form ignores `a2`).
+    let f: EvalFn = unsafe { std::mem::transmute::<*const c_void, EvalFn>(f) };
+    // SAFETY: per the caller.
+    unsafe { f(a0, a1, a2) }
+}
+
+thread_local! {
+    /// The frame this thread's outermost copy of our hook is dispatching (guarded mode).
+    static DISPATCHING: Cell<usize> = const { Cell::new(0) };
+}
+
+/// [`dispatch`] when our hook may appear twice in the evaluator chain.
+///
+/// The first copy to see a frame runs it through its stub and passes it on: to
+/// [`PREV_EVAL`] if that copy is the installed evaluator (the top of the chain), else to
+/// [`BELOW_EVAL`] (the copy stranded inside another hook's chain). A copy reached again for
+/// the same frame passes it straight to [`BELOW_EVAL`].
+#[cold]
+#[inline(never)]
+unsafe fn dispatch_guarded(
+    a0: *mut c_void,
+    a1: *mut c_void,
+    a2: isize,
+    frame: *mut c_void,
+    code: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let below = BELOW_EVAL.load(Ordering::Relaxed) as *const c_void;
+    let outer = DISPATCHING.with(Cell::get);
+    if outer == frame as usize {
+        // SAFETY: forwarding to the evaluator below our stranded copy.
+        return unsafe { call_eval(below, a0, a1, a2) };
+    }
+    // SAFETY: the GIL is held inside an evaluator.
+    let on_top = unsafe { crate::cpython::get_eval(crate::cpython::current_interp()) }
+        == crate::cpython::hook_ptr();
+    let next = if on_top {
+        PREV_EVAL.load(Ordering::Relaxed) as *const c_void
+    } else {
+        below
+    };
+    DISPATCHING.with(|d| d.set(frame as usize));
+    // SAFETY: forwarded; `next` is an evaluator.
+    let result = unsafe { run_through(a0, a1, a2, code, next) };
+    DISPATCHING.with(|d| d.set(outer));
+    result
 }
 
 /// The stub to run `code` through, making one on first use.

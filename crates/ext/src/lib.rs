@@ -20,7 +20,7 @@ mod state;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use state::{ACTIVE, EXTRA_INDEX, PREV_EVAL};
+use state::{ACTIVE, BELOW_EVAL, CHAIN_GUARD, EXTRA_INDEX, PREV_EVAL};
 use std::sync::atomic::Ordering;
 
 pyo3::create_exception!(
@@ -63,19 +63,23 @@ fn activate(py: Python<'_>) -> PyResult<()> {
     }
     map_file::ensure_open(&mut inner).map_err(|e| SetupError::new_err(e.to_string()))?;
     inner.failure = None;
-    if !inner.hook_installed {
-        // SAFETY: GIL held.
-        let interp = unsafe { cpython::current_interp() };
-        // SAFETY: GIL held; `interp` is the current interpreter.
-        let current = unsafe { cpython::get_eval(interp) };
-        if current != cpython::hook_ptr() {
-            PREV_EVAL.store(current as usize, Ordering::Release);
-            // SAFETY: GIL held; our hook has this version's signature.
-            unsafe { cpython::set_eval(interp, cpython::hook_ptr()) }
-                .map_err(SetupError::new_err)?;
+    // SAFETY: GIL held.
+    let interp = unsafe { cpython::current_interp() };
+    // SAFETY: GIL held; `interp` is the current interpreter.
+    let current = unsafe { cpython::get_eval(interp) };
+    if current != cpython::hook_ptr() {
+        if inner.hook_installed {
+            // Our hook was never removed, yet another evaluator is on top: ours may still be
+            // inside that evaluator's chain, calling what was below it.
+            if !CHAIN_GUARD.swap(true, Ordering::AcqRel) {
+                BELOW_EVAL.store(PREV_EVAL.load(Ordering::Acquire), Ordering::Release);
+            }
         }
-        inner.hook_installed = true;
+        PREV_EVAL.store(current as usize, Ordering::Release);
+        // SAFETY: GIL held; our hook has this version's signature.
+        unsafe { cpython::set_eval(interp, cpython::hook_ptr()) }.map_err(SetupError::new_err)?;
     }
+    inner.hook_installed = true;
     ACTIVE.store(true, Ordering::Release);
     Ok(())
 }

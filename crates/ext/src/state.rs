@@ -22,6 +22,15 @@ pub(crate) static GENERATION: AtomicU32 = AtomicU32::new(1);
 /// PEP 523 hook we chain to). Stubs call it.
 pub(crate) static PREV_EVAL: AtomicUsize = AtomicUsize::new(0);
 
+/// Set (for good) once our hook may sit, stale, inside another hook's chain: another hook
+/// chained to ours, ours was deactivated underneath it, then activated again on top. Calls
+/// may then reach our hook twice for one frame, and [`BELOW_EVAL`] is what the inner copy
+/// must call. Off in the ordinary case, where it costs one load per call.
+pub(crate) static CHAIN_GUARD: AtomicBool = AtomicBool::new(false);
+
+/// The evaluator below our stale copy (see [`CHAIN_GUARD`]).
+pub(crate) static BELOW_EVAL: AtomicUsize = AtomicUsize::new(0);
+
 /// The `co_extra` index, requested once for the life of the process (-1: not yet).
 pub(crate) static EXTRA_INDEX: AtomicIsize = AtomicIsize::new(-1);
 

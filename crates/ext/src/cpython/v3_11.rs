@@ -113,7 +113,7 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
             .cast::<*mut PyObject>()
     };
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-    unsafe { hook::dispatch(ts, frame, throw as isize, code) }
+    unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) }
 }
 
 pub(crate) fn hook_ptr() -> *const c_void {

@@ -66,7 +66,7 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
         // and the unit is returned below before the frame's caller sees it.
         unsafe { *remaining += 1 };
         // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-        let result = unsafe { hook::dispatch(ts, frame, throw as isize, code) };
+        let result = unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) };
         // SAFETY: as above.
         unsafe { *remaining -= 1 };
         result
@@ -74,7 +74,7 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
     #[cfg(Py_3_13)]
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
     unsafe {
-        hook::dispatch(ts, frame, throw as isize, code)
+        hook::dispatch(ts, frame, throw as isize, frame, code)
     }
 }
 

@@ -29,7 +29,7 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
     let bits = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<usize>() };
     let code = (bits & !STACKREF_TAG_MASK) as *mut PyObject;
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-    unsafe { hook::dispatch(ts, frame, throw as isize, code) }
+    unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) }
 }
 
 pub(crate) fn hook_ptr() -> *const c_void {

@@ -41,7 +41,7 @@ unsafe extern "C" fn eval_hook(frame: *mut c_void, throw: c_int) -> *mut PyObjec
     // SAFETY: the 3.8 evaluator takes (frame, throw); dispatch forwards its first two
     // arguments in the first two argument registers and a zero third one, which the 3.8
     // evaluator ignores (System V and AAPCS64 pass arguments in registers).
-    unsafe { hook::dispatch(frame, throw as isize as *mut c_void, 0, code) }
+    unsafe { hook::dispatch(frame, throw as isize as *mut c_void, 0, frame, code) }
 }
 
 pub(crate) fn hook_ptr() -> *const c_void {
