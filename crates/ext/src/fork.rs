@@ -58,7 +58,8 @@ fn reset_in_child(inner: &mut Inner) {
         }
     }
     if !inner.persist_after_fork {
-        GENERATION.fetch_add(1, Ordering::Relaxed);
+        let g = GENERATION.load(Ordering::Relaxed);
+        GENERATION.store(state::next_generation(g), Ordering::Relaxed);
     }
     inner.compiled = 0;
     inner.map_lines = 0;

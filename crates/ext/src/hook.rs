@@ -19,7 +19,7 @@
 
 use crate::names;
 use crate::state::{
-    self, Inner, ACTIVE, BELOW_EVAL, CHAIN_GUARD, EXTRA_INDEX, GENERATION, PREV_EVAL,
+    self, Inner, BELOW_EVAL, EXTRA_INDEX, GENERATION, MODE, MODE_ACTIVE, PREV_EVAL,
 };
 use pyo3::ffi;
 use std::cell::Cell;
@@ -68,16 +68,21 @@ pub(crate) unsafe fn dispatch(
     frame: *mut c_void,
     code: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    if CHAIN_GUARD.load(Ordering::Relaxed) {
-        // SAFETY: forwarded.
-        return unsafe { dispatch_guarded(a0, a1, a2, frame, code) };
-    }
+    let mode = MODE.load(Ordering::Relaxed);
     let prev = PREV_EVAL.load(Ordering::Relaxed) as *const c_void;
+    if mode == MODE_ACTIVE {
+        // SAFETY: forwarded.
+        return unsafe { run_through(a0, a1, a2, code, prev) };
+    }
+    if mode == 0 {
+        // SAFETY: forwarding the evaluator's own arguments to the previous evaluator.
+        return unsafe { call_eval(prev, a0, a1, a2) };
+    }
     // SAFETY: forwarded.
-    unsafe { run_through(a0, a1, a2, code, prev) }
+    unsafe { dispatch_guarded(a0, a1, a2, frame, code, mode & MODE_ACTIVE != 0) }
 }
 
-/// Calls `next` for the frame, through the frame's stub when perfpy is active.
+/// Calls `next` for the frame, through the frame's stub.
 ///
 /// # Safety
 /// As for [`dispatch`]; `next` is an evaluator with this version's signature.
@@ -133,6 +138,7 @@ unsafe fn dispatch_guarded(
     a2: isize,
     frame: *mut c_void,
     code: *mut ffi::PyObject,
+    active: bool,
 ) -> *mut ffi::PyObject {
     let below = BELOW_EVAL.load(Ordering::Relaxed) as *const c_void;
     let outer = DISPATCHING.with(Cell::get);
@@ -149,8 +155,13 @@ unsafe fn dispatch_guarded(
         below
     };
     DISPATCHING.with(|d| d.set(frame as usize));
-    // SAFETY: forwarded; `next` is an evaluator.
-    let result = unsafe { run_through(a0, a1, a2, code, next) };
+    let result = if active {
+        // SAFETY: forwarded; `next` is an evaluator.
+        unsafe { run_through(a0, a1, a2, code, next) }
+    } else {
+        // SAFETY: forwarding to an evaluator.
+        unsafe { call_eval(next, a0, a1, a2) }
+    };
     DISPATCHING.with(|d| d.set(outer));
     result
 }
@@ -161,18 +172,16 @@ unsafe fn dispatch_guarded(
 /// The GIL is held; `code` is a live object or null.
 #[inline(always)]
 unsafe fn stub_for(code: *mut ffi::PyObject) -> Option<StubFn> {
-    if !ACTIVE.load(Ordering::Relaxed) || code.is_null() {
-        return None;
-    }
-    // SAFETY: `code` is a live object.
-    if !unsafe { is_code(code) } {
+    // SAFETY: `code` is the frame's live object.
+    if !crate::cpython::FRAME_HOLDS_CODE && (code.is_null() || !unsafe { is_code(code) }) {
         return None;
     }
     // SAFETY: `code` is a code object, the index was requested for this interpreter.
     if let Some(entry) = unsafe { entry_of(code) } {
         // SAFETY: entries stay alive as long as their code object, which the frame holds.
         let e = unsafe { &*entry };
-        if e.stub != 0 && e.generation == GENERATION.load(Ordering::Relaxed) {
+        // Entries without a stub have generation 0, which never matches.
+        if e.generation == GENERATION.load(Ordering::Relaxed) {
             // SAFETY: a non-zero `stub` is the address of a trampoline.
             return Some(unsafe { std::mem::transmute::<usize, StubFn>(e.stub) });
         }

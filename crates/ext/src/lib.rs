@@ -20,7 +20,7 @@ mod state;
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use state::{ACTIVE, BELOW_EVAL, CHAIN_GUARD, EXTRA_INDEX, PREV_EVAL};
+use state::{BELOW_EVAL, EXTRA_INDEX, PREV_EVAL};
 use std::sync::atomic::Ordering;
 
 pyo3::create_exception!(
@@ -35,12 +35,11 @@ pyo3::create_exception!(
 /// Raises `SetupError` when this environment can't be profiled (the Python wrapper turns that
 /// into a warning) and `RuntimeError` for a conflict the caller must resolve.
 #[pyfunction]
-fn activate(py: Python<'_>) -> PyResult<()> {
-    let _ = py;
+fn activate(_py: Python<'_>) -> PyResult<()> {
     fork::install();
     let mut inner = state::lock();
     if EXTRA_INDEX.load(Ordering::Relaxed) < 0 {
-        // SAFETY: the GIL is held (we have `py`); `free_entry` matches `freefunc`.
+        // SAFETY: the GIL is held (we have `_py`); `free_entry` matches `freefunc`.
         let index = unsafe { pyo3::ffi::PyUnstable_Eval_RequestCodeExtraIndex(hook::free_entry) };
         if index < 0 {
             return Err(PyRuntimeError::new_err(
@@ -71,8 +70,9 @@ fn activate(py: Python<'_>) -> PyResult<()> {
         if inner.hook_installed {
             // Our hook was never removed, yet another evaluator is on top: ours may still be
             // inside that evaluator's chain, calling what was below it.
-            if !CHAIN_GUARD.swap(true, Ordering::AcqRel) {
+            if !state::is_guarded() {
                 BELOW_EVAL.store(PREV_EVAL.load(Ordering::Acquire), Ordering::Release);
+                state::enable_guard();
             }
         }
         PREV_EVAL.store(current as usize, Ordering::Release);
@@ -80,7 +80,7 @@ fn activate(py: Python<'_>) -> PyResult<()> {
         unsafe { cpython::set_eval(interp, cpython::hook_ptr()) }.map_err(SetupError::new_err)?;
     }
     inner.hook_installed = true;
-    ACTIVE.store(true, Ordering::Release);
+    state::set_active(true);
     Ok(())
 }
 
@@ -92,7 +92,7 @@ fn activate(py: Python<'_>) -> PyResult<()> {
 /// The GIL is held and the state lock is not.
 unsafe fn deactivate_locked() {
     let mut inner = state::lock();
-    ACTIVE.store(false, Ordering::Release);
+    state::set_active(false);
     if inner.hook_installed {
         // SAFETY: GIL held.
         let interp = unsafe { cpython::current_interp() };
@@ -108,9 +108,8 @@ unsafe fn deactivate_locked() {
 }
 
 #[pyfunction]
-fn deactivate(py: Python<'_>) {
-    let _ = py;
-    // SAFETY: the GIL is held (we have `py`); the state lock is not.
+fn deactivate(_py: Python<'_>) {
+    // SAFETY: the GIL is held (we have `_py`); the state lock is not.
     unsafe { deactivate_locked() };
 }
 

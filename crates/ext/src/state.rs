@@ -1,35 +1,40 @@
 //! Process-wide state.
 //!
-//! The hot path reads only atomics: [`ACTIVE`], [`GENERATION`], [`PREV_EVAL`] and
+//! The hot path reads only atomics: [`MODE`], [`GENERATION`], [`PREV_EVAL`] and
 //! [`EXTRA_INDEX`]. Everything the cold path changes (the stub pool, the map file, counters)
 //! sits in [`INNER`] behind one mutex, which the fork handlers hold across `fork()` so a child
 //! never inherits it half-updated.
 
 use crate::map_file::MapFile;
 use perfpy_trampoline::StubPool;
-use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Whether trampolines are handed out. Deactivation clears it; the hook then passes every
-/// call straight to the previous evaluator.
-pub(crate) static ACTIVE: AtomicBool = AtomicBool::new(false);
+/// What the hook does, in one byte so the hot path decides with a single load:
+/// [`MODE_ACTIVE`] set: calls go through stubs (deactivation clears it, and calls then pass
+/// straight to the previous evaluator); [`MODE_GUARDED`] set: see [`BELOW_EVAL`].
+pub(crate) static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// Trampolines are handed out.
+pub(crate) const MODE_ACTIVE: u8 = 1;
+
+/// Set for good once our hook may sit, stale, inside another hook's chain: another hook
+/// chained to ours, ours was deactivated underneath it, then activated again on top. Calls
+/// may then reach our hook twice for one frame, and [`BELOW_EVAL`] is what the inner copy
+/// must call.
+pub(crate) const MODE_GUARDED: u8 = 2;
+
+/// The evaluator below our stale copy (see [`MODE_GUARDED`]).
+pub(crate) static BELOW_EVAL: AtomicUsize = AtomicUsize::new(0);
 
 /// Bumped in a forked child (unless persist-after-fork): a cached stub whose entry carries an
-/// older generation is re-announced in this process's own map before it runs again.
+/// older generation is re-announced in this process's own map before it runs again. Never 0:
+/// entries with generation 0 have no stub yet.
 pub(crate) static GENERATION: AtomicU32 = AtomicU32::new(1);
 
 /// The evaluator that was installed before ours (`_PyEval_EvalFrameDefault`, or another
 /// PEP 523 hook we chain to). Stubs call it.
 pub(crate) static PREV_EVAL: AtomicUsize = AtomicUsize::new(0);
-
-/// Set (for good) once our hook may sit, stale, inside another hook's chain: another hook
-/// chained to ours, ours was deactivated underneath it, then activated again on top. Calls
-/// may then reach our hook twice for one frame, and [`BELOW_EVAL`] is what the inner copy
-/// must call. Off in the ordinary case, where it costs one load per call.
-pub(crate) static CHAIN_GUARD: AtomicBool = AtomicBool::new(false);
-
-/// The evaluator below our stale copy (see [`CHAIN_GUARD`]).
-pub(crate) static BELOW_EVAL: AtomicUsize = AtomicUsize::new(0);
 
 /// The `co_extra` index, requested once for the life of the process (-1: not yet).
 pub(crate) static EXTRA_INDEX: AtomicIsize = AtomicIsize::new(-1);
@@ -75,5 +80,30 @@ pub(crate) fn lock() -> MutexGuard<'static, Inner> {
 }
 
 pub(crate) fn is_active() -> bool {
-    ACTIVE.load(Ordering::Acquire)
+    MODE.load(Ordering::Acquire) & MODE_ACTIVE != 0
+}
+
+pub(crate) fn set_active(active: bool) {
+    if active {
+        MODE.fetch_or(MODE_ACTIVE, Ordering::AcqRel);
+    } else {
+        MODE.fetch_and(!MODE_ACTIVE, Ordering::AcqRel);
+    }
+}
+
+pub(crate) fn is_guarded() -> bool {
+    MODE.load(Ordering::Acquire) & MODE_GUARDED != 0
+}
+
+/// Turns the chain guard on, for good.
+pub(crate) fn enable_guard() {
+    MODE.fetch_or(MODE_GUARDED, Ordering::AcqRel);
+}
+
+/// The next generation after `g` (skipping 0, which marks entries without a stub).
+pub(crate) fn next_generation(g: u32) -> u32 {
+    match g.wrapping_add(1) {
+        0 => 1,
+        n => n,
+    }
 }

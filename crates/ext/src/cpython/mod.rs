@@ -14,6 +14,8 @@
 //! * `OFFSETS`: every struct offset it relies on (where the frame keeps its code object, and
 //!   the like), each checked against the real headers by a C probe in the test suite;
 //! * `HAS_CO_QUALNAME`: whether code objects carry `co_qualname` (3.11+);
+//! * `FRAME_HOLDS_CODE`: whether the frame's code field is always a code object;
+//! * `CODE_EXTRA_OFFSET`: where `co_extra` is, if pinned for this family;
 //! * `hook_ptr()`: the PEP 523 evaluator perfpy installs, with this version's signature;
 //! * `current_interp()`, `get_eval(interp)`, `set_eval(interp, f)`: read and replace the
 //!   interpreter's evaluator, where "no hook" reads as `_PyEval_EvalFrameDefault`.
@@ -52,7 +54,8 @@ compile_error!(
 );
 
 pub(crate) use family::{
-    current_interp, get_eval, hook_ptr, set_eval, FAMILY, HAS_CO_QUALNAME, OFFSETS,
+    current_interp, get_eval, hook_ptr, set_eval, FAMILY, FRAME_HOLDS_CODE, HAS_CO_QUALNAME,
+    OFFSETS,
 };
 
 /// `_PyCodeObjectExtra` (`Include/internal/pycore_code.h`, unchanged since 3.6).

@@ -37,6 +37,8 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
         TSTATE_RECURSION_LIMIT_OFFSET,
     ),
 ];
+/// Whether the frame's code field always holds a code object (else the hot path checks).
+pub(crate) const FRAME_HOLDS_CODE: bool = true;
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// Native stack kept free for C code running under the deepest Python frame.

@@ -42,6 +42,9 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
 ];
+/// Whether the frame's code field always holds a code object: `f_code` in 3.12 does;
+/// 3.13's `f_executable` is checked.
+pub(crate) const FRAME_HOLDS_CODE: bool = cfg!(not(Py_3_13));
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// `offsetof(PyThreadState, c_recursion_remaining)` in 3.12 (`Include/cpython/pystate.h`).

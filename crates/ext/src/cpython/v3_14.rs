@@ -18,6 +18,8 @@ pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = None;
 
 /// Every layout fact this family relies on, for the header probe in the test suite.
 pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
+/// Whether the frame's code field always holds a code object (else the hot path checks).
+pub(crate) const FRAME_HOLDS_CODE: bool = false;
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// Tag bits of a `_PyStackRef` that never belong to the pointer.

@@ -24,6 +24,8 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("code_extra_offset", CO_EXTRA_OFFSET),
     ("interp_eval_frame_offset", INTERP_EVAL_FRAME_OFFSET),
 ];
+/// Whether the frame's code field always holds a code object (else the hot path checks).
+pub(crate) const FRAME_HOLDS_CODE: bool = true;
 pub(crate) const HAS_CO_QUALNAME: bool = false;
 
 /// `offsetof(PyInterpreterState, eval_frame)` in 3.8 (x86_64 and aarch64, LP64).

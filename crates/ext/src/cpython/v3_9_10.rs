@@ -21,6 +21,8 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
 ];
+/// Whether the frame's code field always holds a code object (else the hot path checks).
+pub(crate) const FRAME_HOLDS_CODE: bool = true;
 pub(crate) const HAS_CO_QUALNAME: bool = false;
 
 unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
