@@ -7,6 +7,11 @@
 //! * [`perf_map`]: `/tmp/perf-<pid>.map`, one text line per code region:
 //!   `<start hex> <size hex> <symbol>`. perf reads it when it symbolizes samples of that pid.
 //!
+//! * [`jitdump`]: `/tmp/jit-<pid>.dump`, binary records that carry each stub's code and name,
+//!   read by `perf inject --jit`.
+//! * [`eh_frame`]: the DWARF call-frame information (`.eh_frame` + `.eh_frame_hdr`) a jitdump
+//!   carries for each stub, so perf's DWARF unwinder can step through it.
+//!
 //! ```
 //! use perfpy_format::perf_map;
 //!
@@ -18,4 +23,6 @@
 //! assert_eq!((entry.start, entry.size, entry.name), (0x7f00_1234_5670, 8, "py::foo:/srv/app.py"));
 //! ```
 
+pub mod eh_frame;
+pub mod jitdump;
 pub mod perf_map;
