@@ -299,7 +299,8 @@ mod unwind {
         unwinder.add_module(module(Arch::X86_64, X86_STUB.len()));
         let mut cache = CacheX86_64::new();
         // (pc, sp, bp, stack contents, whether pc is a return address)
-        let cases: Vec<(u64, u64, u64, Vec<(u64, u64)>, bool)> = vec![
+        type Case = (u64, u64, u64, Vec<(u64, u64)>, bool);
+        let cases: Vec<Case> = vec![
             // At entry: the return address is on top of the stack.
             (STUB, SP, GARBAGE_FP, vec![(SP, CALLER_RET)], false),
             // After push rbp: saved rbp on top, return address above it.
