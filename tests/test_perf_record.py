@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import FP_PYTHONS, SEED, child_env
+from conftest import FP_PYTHONS, PYTHONS, SEED, child_env
 
 PERF = shutil.which("perf")
 
@@ -83,3 +83,52 @@ def test_dwarf_names_the_innermost_function_on_stock_builds(py, tmp_path):
     named = [s for s in samples if "foo" in python_frames(s)[:1]]
     assert len(samples) >= 50
     assert len(named) >= 0.85 * len(samples), (len(named), len(samples))
+
+
+def record_jit(python, args, tmp_path, opts=(), **env):
+    """perf record -k 1 --call-graph dwarf, perf inject --jit, perf script; HOME points at a
+    scratch directory so perf's build-id cache stays out of the real ~/.debug."""
+    data, injected = str(tmp_path / "perf.data"), str(tmp_path / "perf.jit.data")
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    env = child_env(HOME=str(home), **env)
+    subprocess.run([PERF, "record", "-q", "-k", "1", "-F", "499", "--call-graph", "dwarf,65528",
+                    "-o", data, "--", python] + list(opts) + list(args),
+                   check=True, env=env, capture_output=True, text=True)
+    subprocess.run([PERF, "inject", "--jit", "-i", data, "-o", injected],
+                   check=True, env=env, capture_output=True, text=True)
+    out = subprocess.run([PERF, "script", "-i", injected, "-F", "comm,pid,ip,sym"],
+                         check=True, env=env, capture_output=True, text=True).stdout
+    samples = []
+    for block in out.split("\n\n"):
+        lines = [l.split(None, 1) for l in block.strip().splitlines()[1:]]
+        samples.append([l[1] if len(l) > 1 else "" for l in lines])
+    return [s for s in samples if s]
+
+
+def whole_stacks(samples):
+    return [s for s in samples if python_frames(s)[:4] == ["foo", "bar", "baz", "<module>"]]
+
+
+@requires_perf
+def test_perf_jit_whole_stacks_without_frame_pointers(py, tmp_path):
+    """Stock interpreter, no frame pointers: perf's DWARF unwinder steps through every stub
+    with the unwind information from the jitdump, and sees the whole Python stack."""
+    samples = record_jit(py.path, [SEED, "3000000"], tmp_path, PERFPY_BACKEND="perf_jit")
+    full = whole_stacks(samples)
+    assert len(samples) >= 30
+    assert len(full) >= 0.8 * len(samples), (len(full), len(samples),
+                                             [python_frames(s) for s in samples[:5]])
+
+
+ORACLE_313 = [p for p in PYTHONS if p.version == (3, 13)]
+
+
+@requires_perf
+@pytest.mark.skipif(not ORACLE_313, reason="CPython 3.13 (the -X perf_jit oracle) is not installed")
+def test_cpython_313_perf_jit_oracle_gives_the_same_stacks(tmp_path):
+    oracle = ORACLE_313[0]
+    theirs = record_jit(oracle.base, [SEED, "3000000"], tmp_path, opts=["-X", "perf_jit"])
+    ours = record_jit(oracle.path, [SEED, "3000000"], tmp_path, PERFPY_BACKEND="perf_jit")
+    assert len(whole_stacks(theirs)) >= 0.8 * len(theirs)
+    assert len(whole_stacks(ours)) >= 0.8 * len(ours)

@@ -37,7 +37,7 @@ __all__ = [
 __version__ = _native.build_info()["version"]
 
 #: Backends perfpy implements, in the order CPython names them.
-BACKENDS = ("perf",)
+BACKENDS = ("perf", "perf_jit")
 
 
 class PerfpyWarning(RuntimeWarning):
@@ -56,11 +56,15 @@ def _cpython_trampoline_active():
 
 
 def activate_stack_trampoline(backend="perf", /):
-    """Activate the stack profiler trampoline *backend* (``"perf"``).
+    """Activate the stack profiler trampoline *backend*: ``"perf"`` or ``"perf_jit"``.
 
-    From now on each Python function is entered through a stub of its own, and
-    ``/tmp/perf-<pid>.map`` names the stub ``py::<qualname>:<filename>``. Functions already
-    running when this is called are named the next time they are entered.
+    From now on each Python function is entered through a stub of its own, named
+    ``py::<qualname>:<filename>`` for perf: with ``"perf"`` in ``/tmp/perf-<pid>.map`` (for
+    ``perf record -g`` on interpreters built with frame pointers), with ``"perf_jit"`` in
+    ``/tmp/jit-<pid>.dump``, which also carries each stub's unwind information (for
+    ``perf record -k 1 --call-graph dwarf`` then ``perf inject --jit``, on any build).
+    Functions already running when this is called are named the next time they are entered.
+    Activating the other backend while one is active switches to it.
 
     Raises ``ValueError`` for an unknown backend and ``RuntimeError`` when CPython's own perf
     trampoline is already active. If this machine can't be profiled (the map file can't be
@@ -83,7 +87,7 @@ def activate_stack_trampoline(backend="perf", /):
             "sys.deactivate_stack_trampoline() first, or drop the CPython switch"
         )
     try:
-        _native.activate()
+        _native.activate(backend)
     except _native.SetupError as e:
         _warnings.warn(
             "perfpy: cannot activate the perf trampoline, the program continues unprofiled: %s"
@@ -123,8 +127,9 @@ def compile_code(code, /):
 def set_persist_after_fork(flag, /):
     """After ``fork()``, keep the trampoline active in the child and start the child's map
     as a copy of the parent's (entries made up to the fork), so code compiled before the
-    fork is named in the child too. Off by default: a child then announces in its own map
-    only the functions it runs.
+    fork is named in the child too (with ``perf_jit``, the child's dump announces the
+    parent's stubs again under the child's pid). Off by default: a child then announces in
+    its own file only the functions it runs.
     """
     _native.set_persist_after_fork(bool(flag))
 
@@ -136,8 +141,9 @@ def write_perf_map_entry(code_addr, code_size, entry_name, /):
 
 
 def status():
-    """A dict describing perfpy in this process: whether it is active, the map file, how many
-    stubs and map lines it made, arenas and their bytes, and the reason if it turned itself
+    """A dict describing perfpy in this process: whether it is active and with which backend,
+    its map or jitdump file, how many stubs it made and announced (``map_lines`` counts map
+    lines or jitdump stubs), arenas and their bytes, and the reason if it turned itself
     off."""
     return _native.status()
 

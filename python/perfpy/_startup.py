@@ -1,15 +1,19 @@
 """Startup switches, run from ``perfpy.pth`` only when one of them is set.
 
-The rules are CPython's (``Python/initconfig.c``), applied on interpreters that lack built-in
-support and to ``PERFPY_BACKEND`` everywhere; the last setting that applies wins:
+The rules are CPython's (``Python/initconfig.c``), applied where the interpreter lacks
+built-in support for the backend asked for, and to ``PERFPY_BACKEND`` everywhere; the last
+setting that applies wins:
 
 1. ``PYTHONPERFSUPPORT`` (an integer; nonzero means ``perf``),
-2. ``PERFPY_BACKEND`` (``perf``: perfpy's implementation, on every version),
-3. ``-X perf`` (any value, even ``-X perf=0``),
+2. ``-X perf`` (any value, even ``-X perf=0``),
+3. ``PYTHON_PERF_JIT_SUPPORT`` (an integer; nonzero means ``perf_jit``),
+4. ``-X perf_jit``,
 
-ignoring the environment under ``-E``/``-I``. A later ``activate_stack_trampoline()`` call
-overrides all of them. On 3.12+ CPython handles ``PYTHONPERFSUPPORT`` and ``-X perf`` itself;
-perfpy steps in there only for ``PERFPY_BACKEND``.
+so ``perf_jit`` wins when both are given. ``PERFPY_BACKEND`` (``perf`` or ``perf_jit``: perfpy's
+implementation, on every version) counts as an environment setting: it overrides the other
+variables, and ``-X`` overrides it. The environment is ignored under ``-E``/``-I``. A later
+``activate_stack_trampoline()`` call overrides all of them. CPython 3.12+ handles ``perf``
+itself, and 3.13+ ``perf_jit``; perfpy steps in there only for ``PERFPY_BACKEND``.
 """
 
 import os
@@ -30,16 +34,27 @@ def _env_int(name):
 def requested():
     """(backend, forced) from the switches: backend is None or a backend name; forced is
     True when PERFPY_BACKEND asks for perfpy's implementation."""
+    env = {}
+    if not sys.flags.ignore_environment:
+        env = os.environ
+    xopts = getattr(sys, "_xoptions", {})
     backend = None
-    forced = False
-    use_env = not sys.flags.ignore_environment
-    if use_env and _env_int("PYTHONPERFSUPPORT"):
+    if _env_int("PYTHONPERFSUPPORT") if env else 0:
         backend = "perf"
-    if use_env and os.environ.get("PERFPY_BACKEND"):
-        backend = os.environ["PERFPY_BACKEND"].strip()
-        forced = True
-    if "perf" in sys._xoptions:
+    if "perf" in xopts:
         backend = "perf"
+    if _env_int("PYTHON_PERF_JIT_SUPPORT") if env else 0:
+        backend = "perf_jit"
+    if "perf_jit" in xopts:
+        backend = "perf_jit"
+    forced = bool(env.get("PERFPY_BACKEND", "").strip())
+    if forced:
+        backend = env["PERFPY_BACKEND"].strip()
+        # -X still wins over an environment variable.
+        if "perf_jit" in xopts:
+            backend = "perf_jit"
+        elif "perf" in xopts:
+            backend = "perf"
     return backend, forced
 
 
@@ -53,9 +68,9 @@ def main():
     backend, forced = requested()
     if backend is None:
         return
-    builtin = sys.version_info >= (3, 12)
+    builtin = sys.version_info >= ((3, 13) if backend == "perf_jit" else (3, 12))
     if builtin and not forced:
-        return  # CPython's own trampoline serves PYTHONPERFSUPPORT / -X perf here.
+        return  # CPython's own trampoline serves this switch here.
     try:
         import perfpy
     except Exception as e:  # a broken install must not stop the program
@@ -69,9 +84,9 @@ def main():
         return
     if perfpy._cpython_trampoline_active():
         _warn(
-            "PERFPY_BACKEND=%s asks for perfpy's trampoline, but CPython's own is already "
-            "active (PYTHONPERFSUPPORT or -X perf); keeping CPython's. Unset one of them."
-            % backend
+            "%s asks for perfpy's %s trampoline, but CPython's own is already active "
+            "(PYTHONPERFSUPPORT or -X perf); keeping CPython's. Unset one of them."
+            % ("PERFPY_BACKEND=" + backend if forced else "the perf_jit switch", backend)
         )
         return
     try:

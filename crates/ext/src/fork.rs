@@ -13,6 +13,9 @@
 //!   `_after_fork_child` (from `os.register_at_fork`) copies the parent's entries, as they
 //!   were at the fork, into the child's map; the trampoline stays active either way.
 //!
+//! A jitdump can't be copied (its records carry the writer's pid): a persist-after-fork child
+//! announces the parent's stubs again in its own dump instead.
+//!
 //! Arenas are inherited and stay mapped: the child returns through the parent's stubs.
 
 use crate::state::{self, Inner, GENERATION};
@@ -56,6 +59,16 @@ fn reset_in_child(inner: &mut Inner) {
                 unsafe { libc::close(fd) };
             }
         }
+    }
+    if let Some(jit) = inner.jit.take() {
+        let fd = jit.abandon();
+        // SAFETY: `fd` is the parent's dump, which the child never writes.
+        unsafe { libc::close(fd) };
+    }
+    if inner.persist_after_fork && inner.backend == state::Backend::PerfJit {
+        inner.jit_replay = true;
+    } else {
+        inner.jit_log.clear();
     }
     if !inner.persist_after_fork {
         let g = GENERATION.load(Ordering::Relaxed);

@@ -41,6 +41,8 @@ pub(crate) struct Entry {
     pub stub: usize,
     /// [`GENERATION`] in which this process's map last announced the stub.
     pub generation: u32,
+    /// Whose pool the stub came from (`None` until it has one).
+    pub backend: Option<state::Backend>,
     /// Qualified name worked out from the enclosing code (3.8–3.10, which lack co_qualname).
     pub qualname: Option<Box<str>>,
 }
@@ -301,7 +303,7 @@ unsafe fn cold_path(code: *mut ffi::PyObject) -> Option<StubFn> {
     stub.map(|s| unsafe { std::mem::transmute::<usize, StubFn>(s) })
 }
 
-/// The stub address for `code`, after making sure this process's map names it.
+/// The stub address for `code`, after making sure this process's map or dump names it.
 ///
 /// # Safety
 /// The GIL is held and `code` is a code object.
@@ -310,36 +312,31 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
     if !state::is_active() {
         return Ok(None);
     }
+    let backend = inner.backend;
+    let generation = GENERATION.load(Ordering::Relaxed);
     // SAFETY: forwarded.
     let existing = unsafe { entry_of(code) };
-    let generation = GENERATION.load(Ordering::Relaxed);
-    // SAFETY: entries live as long as their code object.
-    let existing_ref = existing.map(|p| unsafe { &mut *p });
-    if let Some(e) = existing_ref {
-        if e.stub != 0 {
+    // SAFETY: entries live as long as their code object, which the running frame holds.
+    if let Some(e) = existing.map(|p| unsafe { &mut *p }) {
+        if e.stub != 0 && e.backend == Some(backend) {
             if e.generation != generation {
-                // A stub made before fork(): announce it in this process's map.
+                // A stub made before fork() (or before a backend switch back): announce it
+                // in this process's own file.
                 // SAFETY: forwarded.
-                let name = unsafe { names::symbol(code, e.qualname.as_deref()) };
-                write_line(&mut inner, e.stub, &name)?;
+                unsafe { announce(&mut inner, code, e.stub, e.qualname.as_deref()) }?;
                 e.generation = generation;
             }
             return Ok(Some(e.stub));
         }
     }
-    let pool = inner
-        .pool
-        .as_mut()
-        .ok_or_else(|| "no stub pool (not activated)".to_string())?;
-    let stub = pool.alloc().map_err(|e| e.to_string())?;
-    // SAFETY: forwarded.
-    let existing = unsafe { entry_of(code) };
+    let stub = pool_for(&mut inner, backend)?
+        .alloc()
+        .map_err(|e| e.to_string())?;
     // SAFETY: as above.
     let hint = existing.and_then(|p| unsafe { (*p).qualname.clone() });
+    // The announcement is in the file before the function first runs.
     // SAFETY: forwarded.
-    let name = unsafe { names::symbol(code, hint.as_deref()) };
-    // The line is in the file before the function first runs.
-    write_line(&mut inner, stub.addr, &name)?;
+    unsafe { announce(&mut inner, code, stub.addr, hint.as_deref()) }?;
     inner.compiled += 1;
     match existing {
         Some(p) => {
@@ -347,11 +344,13 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
             let e = unsafe { &mut *p };
             e.stub = stub.addr;
             e.generation = generation;
+            e.backend = Some(backend);
         }
         None => {
             let entry = Entry {
                 stub: stub.addr,
                 generation,
+                backend: Some(backend),
                 qualname: None,
             };
             // SAFETY: no entry is stored for `code` (checked above, under the GIL).
@@ -365,6 +364,7 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
                 let entry = Entry {
                     stub: 0,
                     generation: 0,
+                    backend: None,
                     qualname: Some(qualname),
                 };
                 // SAFETY: as above; no entry is stored for `child`.
@@ -377,19 +377,93 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
     Ok(Some(stub.addr))
 }
 
+/// The stub pool of `backend`, made on first use.
+pub(crate) fn pool_for(
+    inner: &mut Inner,
+    backend: state::Backend,
+) -> Result<&mut perfpy_trampoline::StubPool, String> {
+    let template = perfpy_trampoline::arch::host().ok_or_else(|| {
+        format!(
+            "no trampoline template for the {} architecture (x86_64 and aarch64 are supported)",
+            std::env::consts::ARCH
+        )
+    })?;
+    let slot = match backend {
+        state::Backend::Perf => &mut inner.pool,
+        state::Backend::PerfJit => &mut inner.jit_pool,
+    };
+    if slot.is_none() {
+        *slot = Some(match backend {
+            state::Backend::Perf => perfpy_trampoline::StubPool::new(template),
+            state::Backend::PerfJit => {
+                // perf maps each stub's code followed by its unwind information: stubs must
+                // be at least that far apart.
+                let probe = perfpy_trampoline::StubPool::new(template);
+                let unwind =
+                    crate::jit_file::unwind_info(probe.unique_len()).map_err(|e| e.to_string())?;
+                let extent = perfpy_format::jitdump::mapped_extent(probe.unique_len(), &unwind);
+                perfpy_trampoline::StubPool::with_stride(template, extent)
+            }
+        });
+    }
+    slot.as_mut().ok_or_else(|| "no stub pool".to_string())
+}
+
+/// Tells perf about the stub at `addr` for `code`, in the active backend's file.
+///
+/// # Safety
+/// The GIL is held and `code` is a code object.
+unsafe fn announce(
+    inner: &mut Inner,
+    code: *mut ffi::PyObject,
+    addr: usize,
+    qualname: Option<&str>,
+) -> Result<(), String> {
+    // SAFETY: forwarded.
+    let name = unsafe { names::symbol(code, qualname) };
+    match inner.backend {
+        state::Backend::Perf => write_line(inner, addr, &name),
+        state::Backend::PerfJit => {
+            // SAFETY: forwarded.
+            let location = unsafe { names::location(code) };
+            let entry = state::Announced {
+                addr,
+                name: name.into_boxed_str(),
+                location: location.map(|(f, l)| (f.into_boxed_str(), l)),
+            };
+            write_jit(inner, &entry)?;
+            inner.jit_log.push(entry);
+            Ok(())
+        }
+    }
+}
+
 /// Writes one map line, opening this process's map first if needed.
 fn write_line(inner: &mut Inner, addr: usize, name: &str) -> Result<(), String> {
-    let size = inner
-        .pool
-        .as_ref()
-        .map(|p| p.template().code.len())
-        .unwrap_or(0);
+    let size = perfpy_trampoline::arch::host().map_or(0, |t| t.code.len());
     crate::map_file::ensure_open(inner).map_err(|e| e.to_string())?;
     let Some(map) = inner.map.as_mut() else {
         return Err("perf map is not open".into());
     };
     map.write_entry(addr as u64, size as u64, name)
         .map_err(|e| format!("cannot write {}: {e}", map.path().display()))?;
+    inner.map_lines += 1;
+    Ok(())
+}
+
+/// Writes one stub's records to the jitdump, opening it first if needed.
+pub(crate) fn write_jit(inner: &mut Inner, entry: &state::Announced) -> Result<(), String> {
+    crate::jit_file::ensure_open(inner).map_err(|e| e.to_string())?;
+    let len = pool_for(inner, state::Backend::PerfJit)?.unique_len();
+    // SAFETY: `entry.addr` is a stub handed out by the jit pool: `unique_len` readable bytes
+    // of a live, never-unmapped arena.
+    let code = unsafe { std::slice::from_raw_parts(entry.addr as *const u8, len) };
+    let Some(jit) = inner.jit.as_mut() else {
+        return Err("jitdump is not open".into());
+    };
+    let location = entry.location.as_ref().map(|(f, l)| (&**f, *l));
+    jit.write_stub(entry.addr as u64, code, &entry.name, location)
+        .map_err(|e| format!("cannot write {}: {e}", jit.path().display()))?;
     inner.map_lines += 1;
     Ok(())
 }

@@ -6,13 +6,15 @@
 //! * [`hook`] — the evaluator's hot path (one `co_extra` read and an indirect call) and its
 //!   cold path (stub from the pool, map line, cache entry).
 //! * [`names`] — `py::<qualname>:<filename>`.
-//! * [`map_file`] — `/tmp/perf-<pid>.map`.
+//! * [`map_file`] — `/tmp/perf-<pid>.map` (the `perf` backend).
+//! * [`jit_file`] — `/tmp/jit-<pid>.dump` (the `perf_jit` backend).
 //! * [`fork`] — parent and child keep separate maps.
 //! * [`state`] — the process-wide state both paths share.
 
 mod cpython;
 mod fork;
 mod hook;
+mod jit_file;
 mod map_file;
 mod names;
 mod state;
@@ -35,8 +37,12 @@ pyo3::create_exception!(
 /// Raises `SetupError` when this environment can't be profiled (the Python wrapper turns that
 /// into a warning) and `RuntimeError` for a conflict the caller must resolve.
 #[pyfunction]
-fn activate(_py: Python<'_>) -> PyResult<()> {
+fn activate(_py: Python<'_>, backend: &str) -> PyResult<()> {
+    let backend = state::Backend::from_name(backend).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!("invalid backend: {backend}"))
+    })?;
     fork::install();
+    jit_file::install_exit_hook();
     let mut inner = state::lock();
     if EXTRA_INDEX.load(Ordering::Relaxed) < 0 {
         // SAFETY: the GIL is held (we have `_py`); `free_entry` matches `freefunc`.
@@ -48,19 +54,24 @@ fn activate(_py: Python<'_>) -> PyResult<()> {
         }
         EXTRA_INDEX.store(index, Ordering::Relaxed);
     }
-    if inner.pool.is_none() {
-        let pool = perfpy_trampoline::StubPool::for_host()
-            .map_err(|e| SetupError::new_err(e.to_string()))?;
-        inner.pool = Some(pool);
+    if backend != inner.backend {
+        // Stubs announced by the other backend are announced again (or replaced, if their
+        // spacing doesn't suit this backend) the next time they run.
+        let g = state::GENERATION.load(Ordering::Relaxed);
+        state::GENERATION.store(state::next_generation(g), Ordering::Relaxed);
+        inner.backend = backend;
     }
     // Fail now, not on the first call, if the first arena can't be made executable.
-    if inner.pool.as_ref().is_some_and(|p| p.arena_count() == 0) {
-        let probe = inner.pool.as_mut().map(|p| p.alloc());
-        if let Some(Err(e)) = probe {
-            return Err(SetupError::new_err(e.to_string()));
-        }
+    let pool = hook::pool_for(&mut inner, backend).map_err(SetupError::new_err)?;
+    if pool.arena_count() == 0 {
+        pool.alloc()
+            .map_err(|e| SetupError::new_err(e.to_string()))?;
     }
-    map_file::ensure_open(&mut inner).map_err(|e| SetupError::new_err(e.to_string()))?;
+    match backend {
+        state::Backend::Perf => map_file::ensure_open(&mut inner),
+        state::Backend::PerfJit => jit_file::ensure_open(&mut inner),
+    }
+    .map_err(|e| SetupError::new_err(e.to_string()))?;
     inner.failure = None;
     // SAFETY: GIL held.
     let interp = unsafe { cpython::current_interp() };
@@ -152,8 +163,15 @@ fn set_persist_after_fork(flag: bool) {
 #[pyfunction]
 fn _after_fork_child() -> PyResult<()> {
     let mut inner = state::lock();
-    if inner.persist_after_fork && inner.inherited_map.is_some() {
-        map_file::ensure_open(&mut inner).map_err(|e| SetupError::new_err(e.to_string()))?;
+    if inner.persist_after_fork && state::is_active() {
+        match inner.backend {
+            state::Backend::Perf if inner.inherited_map.is_some() => {
+                map_file::ensure_open(&mut inner)
+            }
+            state::Backend::PerfJit => jit_file::ensure_open(&mut inner),
+            _ => Ok(()),
+        }
+        .map_err(|e| SetupError::new_err(e.to_string()))?;
     }
     Ok(())
 }
@@ -177,29 +195,27 @@ fn status(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let inner = state::lock();
     let d = PyDict::new(py);
     d.set_item("active", state::is_active())?;
-    d.set_item("backend", state::is_active().then_some("perf"))?;
     d.set_item(
-        "map_file",
-        inner.map.as_ref().map(|m| m.path().display().to_string()),
+        "backend",
+        state::is_active().then_some(inner.backend.name()),
     )?;
+    let path = |p: &std::path::Path| p.display().to_string();
+    d.set_item("map_file", inner.map.as_ref().map(|m| path(m.path())))?;
+    d.set_item("jit_file", inner.jit.as_ref().map(|j| path(j.path())))?;
+    d.set_item("jit_bytes", inner.jit.as_ref().and_then(|j| j.len().ok()))?;
     d.set_item("stubs", inner.compiled)?;
     d.set_item("map_lines", inner.map_lines)?;
-    d.set_item("arenas", inner.pool.as_ref().map_or(0, |p| p.arena_count()))?;
+    let pools = || inner.pool.iter().chain(inner.jit_pool.iter());
+    d.set_item("arenas", pools().map(|p| p.arena_count()).sum::<usize>())?;
     d.set_item(
         "arena_bytes",
-        inner.pool.as_ref().map_or(0, |p| p.mapped_bytes()),
+        pools().map(|p| p.mapped_bytes()).sum::<usize>(),
     )?;
-    d.set_item(
-        "exec_memory",
-        inner
-            .pool
-            .as_ref()
-            .and_then(|p| p.method())
-            .map(|m| match m {
-                perfpy_trampoline::Method::Mprotect => "mprotect",
-                perfpy_trampoline::Method::Memfd => "memfd",
-            }),
-    )?;
+    let method = pools().find_map(|p| p.method()).map(|m| match m {
+        perfpy_trampoline::Method::Mprotect => "mprotect",
+        perfpy_trampoline::Method::Memfd => "memfd",
+    });
+    d.set_item("exec_memory", method)?;
     d.set_item("code_extra_index", EXTRA_INDEX.load(Ordering::Relaxed))?;
     d.set_item("persist_after_fork", inner.persist_after_fork)?;
     d.set_item("failure", inner.failure.clone())?;

@@ -78,13 +78,7 @@ impl MapFile {
 
     /// Current length of the file.
     pub(crate) fn len(&self) -> io::Result<u64> {
-        let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-        // SAFETY: `fd` is open; `st` is a valid out-pointer.
-        if unsafe { libc::fstat(self.fd.as_raw_fd(), st.as_mut_ptr()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: fstat succeeded and filled `st`.
-        Ok(unsafe { st.assume_init() }.st_size as u64)
+        fd_len(self.fd.as_raw_fd())
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -98,7 +92,19 @@ impl MapFile {
     }
 }
 
-fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
+/// Length of the open file `fd`.
+pub(crate) fn fd_len(fd: RawFd) -> io::Result<u64> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: `fd` is open; `st` is a valid out-pointer.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded and filled `st`.
+    Ok(unsafe { st.assume_init() }.st_size as u64)
+}
+
+/// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
+pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: `fd` is open; the buffer is valid for `buf.len()` bytes.
         let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };

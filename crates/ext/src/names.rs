@@ -29,6 +29,18 @@ pub(crate) unsafe fn symbol(code: *mut ffi::PyObject, qualname: Option<&str>) ->
     format!("py::{qual}:{file}")
 }
 
+/// The file and first line of `code` (for the jitdump's line table).
+///
+/// # Safety
+/// As for [`symbol`].
+pub(crate) unsafe fn location(code: *mut ffi::PyObject) -> Option<(String, i32)> {
+    // SAFETY: forwarded.
+    let file = unsafe { str_attr(code, c"co_filename") }?;
+    // SAFETY: forwarded.
+    let line = unsafe { int_attr(code, c"co_firstlineno") }?;
+    Some((file, i32::try_from(line).unwrap_or(0)))
+}
+
 /// `co_qualname` on 3.11+, `co_name` before.
 ///
 /// # Safety

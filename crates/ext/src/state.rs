@@ -5,6 +5,7 @@
 //! sits in [`INNER`] behind one mutex, which the fork handlers hold across `fork()` so a child
 //! never inherits it half-updated.
 
+use crate::jit_file::JitFile;
 use crate::map_file::MapFile;
 use perfpy_trampoline::StubPool;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering};
@@ -39,12 +40,57 @@ pub(crate) static PREV_EVAL: AtomicUsize = AtomicUsize::new(0);
 /// The `co_extra` index, requested once for the life of the process (-1: not yet).
 pub(crate) static EXTRA_INDEX: AtomicIsize = AtomicIsize::new(-1);
 
+/// How stubs are announced to perf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    /// `/tmp/perf-<pid>.map` lines.
+    Perf,
+    /// `/tmp/jit-<pid>.dump` records with unwind information.
+    PerfJit,
+}
+
+impl Backend {
+    pub(crate) fn from_name(name: &str) -> Option<Backend> {
+        match name {
+            "perf" => Some(Backend::Perf),
+            "perf_jit" => Some(Backend::PerfJit),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Backend::Perf => "perf",
+            Backend::PerfJit => "perf_jit",
+        }
+    }
+}
+
+/// A stub announced in the jitdump, kept so a persist-after-fork child can announce it again
+/// in its own dump (jitdump records carry the writer's pid, so the parent's can't be copied).
+#[derive(Debug, Clone)]
+pub(crate) struct Announced {
+    pub addr: usize,
+    pub name: Box<str>,
+    pub location: Option<(Box<str>, i32)>,
+}
+
 /// Everything the cold path mutates.
 pub(crate) struct Inner {
-    /// Stubs; `None` until the first activation.
+    /// The backend of the last activation.
+    pub backend: Backend,
+    /// Stubs for the perf map backend; `None` until first needed.
     pub pool: Option<StubPool>,
+    /// Stubs for the perf_jit backend, spaced so perf's injected mappings don't overlap.
+    pub jit_pool: Option<StubPool>,
     /// This process's map file; `None` until opened (lazily in a forked child).
     pub map: Option<MapFile>,
+    /// This process's jitdump; `None` until opened.
+    pub jit: Option<JitFile>,
+    /// Stubs announced in the jitdump (see [`Announced`]).
+    pub jit_log: Vec<Announced>,
+    /// In a persist-after-fork child: announce `jit_log` when the child's dump is opened.
+    pub jit_replay: bool,
     /// The map file of the parent, inherited through `fork()`, and its size at the moment of
     /// the fork: what a persist-after-fork child copies before writing its own entries.
     pub inherited_map: Option<(std::os::fd::RawFd, u64)>,
@@ -63,8 +109,13 @@ pub(crate) struct Inner {
 }
 
 pub(crate) static INNER: Mutex<Inner> = Mutex::new(Inner {
+    backend: Backend::Perf,
     pool: None,
+    jit_pool: None,
     map: None,
+    jit: None,
+    jit_log: Vec::new(),
+    jit_replay: false,
     inherited_map: None,
     map_len_at_fork: None,
     hook_installed: false,

@@ -79,6 +79,8 @@ pub struct Stub {
 #[derive(Debug)]
 pub struct StubPool {
     template: &'static Template,
+    /// Distance between stubs (the template's stride, or more).
+    stride: usize,
     arenas: Vec<ExecMemory>,
     /// Next free slot in the last arena.
     next_slot: usize,
@@ -94,8 +96,20 @@ impl StubPool {
 
     /// A pool of copies of `template`.
     pub fn new(template: &'static Template) -> StubPool {
+        StubPool::with_stride(template, template.stride)
+    }
+
+    /// A pool whose stubs are at least `min_stride` bytes apart (rounded up to 16), for
+    /// consumers that attach data after each stub's code (perf maps the unwind information
+    /// of a jitdump stub right after its code).
+    pub fn with_stride(template: &'static Template, min_stride: usize) -> StubPool {
+        let stride = min_stride
+            .max(template.stride)
+            .next_multiple_of(16)
+            .min(ARENA_SIZE);
         StubPool {
             template,
+            stride,
             arenas: Vec::new(),
             next_slot: usize::MAX,
             handed_out: 0,
@@ -104,7 +118,18 @@ impl StubPool {
 
     /// Slots per arena.
     pub fn slots_per_arena(&self) -> usize {
-        ARENA_SIZE / self.template.stride
+        ARENA_SIZE / self.stride
+    }
+
+    /// Distance between two stubs.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Bytes at each stub that are its own: the code, then its index (8 bytes, never
+    /// executed). Tools that identify code by its bytes tell every stub apart by these.
+    pub fn unique_len(&self) -> usize {
+        self.template.code.len() + 8
     }
 
     /// The next unused stub, mapping a new arena when the current one is full.
@@ -118,7 +143,7 @@ impl StubPool {
             unreachable!("an arena was pushed above");
         };
         let stub = Stub {
-            addr: arena.addr() + self.next_slot * self.template.stride,
+            addr: arena.addr() + self.next_slot * self.stride,
             size: self.template.code.len(),
             index: self.handed_out,
         };
@@ -135,7 +160,7 @@ impl StubPool {
     fn arena_image(&self, first_index: u64) -> Vec<u8> {
         let t = self.template;
         let mut image = vec![t.fill; ARENA_SIZE];
-        for (slot, chunk) in image.chunks_exact_mut(t.stride).enumerate() {
+        for (slot, chunk) in image.chunks_exact_mut(self.stride).enumerate() {
             chunk[..t.code.len()].copy_from_slice(t.code);
             let tail = &mut chunk[t.code.len()..];
             let idx = (first_index + slot as u64).to_le_bytes();

@@ -74,6 +74,21 @@ fn each_slot_holds_the_template_and_its_own_index() {
 }
 
 #[test]
+fn wider_strides_keep_template_and_index() {
+    let t = arch::host().unwrap();
+    let mut pool = StubPool::with_stride(t, 90);
+    assert_eq!(pool.stride(), 96);
+    assert_eq!(pool.slots_per_arena(), ARENA_SIZE / 96);
+    let a = pool.alloc().unwrap();
+    let b = pool.alloc().unwrap();
+    assert_eq!(b.addr - a.addr, 96);
+    // SAFETY: the slot's first unique_len bytes are inside a live arena.
+    let bytes = unsafe { std::slice::from_raw_parts(b.addr as *const u8, pool.unique_len()) };
+    assert_eq!(&bytes[..t.code.len()], t.code);
+    assert_eq!(&bytes[t.code.len()..], 1u64.to_le_bytes());
+}
+
+#[test]
 fn arenas_are_read_execute_never_writable() {
     let mut pool = StubPool::for_host().unwrap();
     let s = pool.alloc().unwrap();

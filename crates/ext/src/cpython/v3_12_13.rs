@@ -2,8 +2,7 @@
 //!
 //! * Hook: `PyObject *(*)(PyThreadState *, _PyInterpreterFrame *, int)`.
 //! * Code object: the frame's first field, `f_code` (3.12) / `f_executable` (3.13), offset 0.
-//!   In 3.13 `f_executable` is a code object for every frame that reaches an evaluator; the
-//!   hot path checks the type anyway. (`PyUnstable_InterpreterFrame_GetCode` returns a new
+//!   In 3.13 `f_executable` is a code object for every frame that reaches an evaluator. (`PyUnstable_InterpreterFrame_GetCode` returns a new
 //!   reference, an incref/decref per call we avoid.)
 //! * Recursion (3.12 only): the evaluator charges 2 units of the thread's C recursion budget
 //!   (1500 units) per frame. Without a hook Python-to-Python calls are inlined and charge
@@ -42,9 +41,10 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
 ];
-/// Whether the frame's code field always holds a code object: `f_code` in 3.12 does;
-/// 3.13's `f_executable` is checked.
-pub(crate) const FRAME_HOLDS_CODE: bool = cfg!(not(Py_3_13));
+/// Whether the frame's code field always holds a code object: yes, `f_code` in 3.12 and
+/// `f_executable` in 3.13 for every frame that reaches an evaluator (CPython 3.13's own
+/// perf trampoline casts it with `_PyFrame_GetCode`).
+pub(crate) const FRAME_HOLDS_CODE: bool = true;
 pub(crate) const HAS_CO_QUALNAME: bool = true;
 
 /// `offsetof(PyThreadState, c_recursion_remaining)` in 3.12 (`Include/cpython/pystate.h`).
