@@ -5,16 +5,17 @@ Every workload runs in a fresh process under each mode, rounds interleaved (the 
 rotates each round) so drift on the machine spreads evenly; the workload times itself with
 perf_counter, excluding interpreter startup. Prints medians and ratios as a Markdown table.
 
-Modes:
+Modes (with --backend perf; with --backend perf_jit the same, for the jitdump backend):
   none     no trampoline
   perfpy   PERFPY_BACKEND=perf (perfpy's trampoline)
-  builtin  -X perf (CPython 3.12+ only)
+  builtin  -X perf (CPython 3.12+ only; -X perf_jit: 3.13+)
 
 Two measures:
   --measure time          wall seconds (median of --rounds runs); honest but noisy on shared VMs
   --measure instructions  instructions executed (valgrind's callgrind), deterministic: the
                           workload runs at n and 2n iterations and the difference is reported,
-                          so interpreter startup and perfpy's import cancel out
+                          so interpreter startup and perfpy's import cancel out; string
+                          hashing is fixed (PYTHONHASHSEED=0)
 
 Usage: benches/overhead.py [--measure time|instructions] [--rounds 5] [--pythons P ...]
                            [--workloads fib,loop,...] [--scale 1.0]
@@ -53,11 +54,12 @@ def interpreter_info(py):
     return minor, os.path.join(base, "bin", "python" + minor)
 
 
-def modes_for(py):
+def modes_for(py, backend):
     minor, base = interpreter_info(py)
-    modes = [("none", py, [], {}), ("perfpy", py, [], {"PERFPY_BACKEND": "perf"})]
-    if tuple(map(int, minor.split("."))) >= (3, 12):
-        modes.append(("builtin", base, ["-X", "perf"], {}))
+    modes = [("none", py, [], {}), ("perfpy", py, [], {"PERFPY_BACKEND": backend})]
+    builtin_from = (3, 12) if backend == "perf" else (3, 13)
+    if tuple(map(int, minor.split("."))) >= builtin_from:
+        modes.append(("builtin", base, ["-X", backend], {}))
     return minor, modes
 
 
@@ -69,19 +71,23 @@ def run_once(exe, opts, env_extra, workload, n):
     out, err = p.communicate()
     if p.returncode != 0:
         raise SystemExit("workload %s failed under %s %s:\n%s" % (workload, exe, opts, err))
-    for f in glob.glob("/tmp/perf-%d.map" % p.pid):
+    for f in glob.glob("/tmp/perf-%d.map" % p.pid) + glob.glob("/tmp/jit-%d.dump" % p.pid):
         os.unlink(f)
     return float(out.split()[-1])
 
 
 def instructions_once(exe, opts, env_extra, workload, n):
     env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
-    env.update(env_extra)
+    # Fixed string hashing: with random seeds, dict-heavy workloads execute a few tenths of
+    # a percent more or fewer instructions from one process to the next.
+    env.update(env_extra, PYTHONHASHSEED="0")
     p = subprocess.Popen(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", exe] + opts
         + [os.path.join(HERE, "workloads", workload), str(n)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     out, err = p.communicate()
+    for f in glob.glob("/tmp/perf-%d.map" % p.pid) + glob.glob("/tmp/jit-%d.dump" % p.pid):
+        os.unlink(f)
     if p.returncode != 0:
         raise SystemExit("workload %s failed under valgrind %s %s:\n%s" % (workload, exe, opts, err))
     m = re.search(r"Collected : (\d+)", err)
@@ -103,6 +109,7 @@ def main():
     ap.add_argument("--scale", type=float, default=None,
                     help="iterations relative to the defaults (time: 1.0, instructions: 0.05)")
     ap.add_argument("--measure", choices=("time", "instructions"), default="time")
+    ap.add_argument("--backend", choices=("perf", "perf_jit"), default="perf")
     a = ap.parse_args()
     if a.measure == "instructions":
         if not shutil.which("valgrind"):
@@ -117,11 +124,12 @@ def main():
     workloads = [w for w in a.workloads.split(",") if w]
 
     unit = "s" if a.measure == "time" else "M instr"
-    print("| Python | workload | none (%s) | perfpy (%s) | perfpy / none | `-X perf` (%s) "
-          "| `-X perf` / none | perfpy / `-X perf` |" % (unit, unit, unit))
+    x = "`-X %s`" % a.backend
+    print("| Python | workload | none (%s) | perfpy %s (%s) | perfpy / none | %s (%s) "
+          "| %s / none | perfpy / %s |" % (unit, a.backend, unit, x, unit, x, x))
     print("|---|---|---|---|---|---|---|---|")
     for py in pythons:
-        minor, modes = modes_for(py)
+        minor, modes = modes_for(py, a.backend)
         for w in workloads:
             if w == "ast.unparse" and minor == "3.8":
                 continue  # ast.unparse is new in 3.9

@@ -28,6 +28,7 @@ scripts/setup-pythons.sh >/dev/null
 
 log "cargo test"
 cargo test --workspace --exclude perfpy-ext --quiet
+cargo build --quiet -p perfpy-format --example jitdump_check
 
 log "pytest"
 set +e

@@ -232,3 +232,22 @@ def test_symlinked_dump_is_refused(py, tmp_path):
     r = run(py, [path]).check()
     assert r.stdout.strip() == "False"
     assert "symbolic link" in r.stderr and (tmp_path / "victim").read_text() == "precious"
+
+
+CHECKER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "target", "debug", "examples", "jitdump_check")
+
+
+@pytest.mark.skipif(not os.path.exists(CHECKER),
+                    reason="the Rust checker is not built: cargo build -p perfpy-format "
+                           "--example jitdump_check (scripts/test.sh does)")
+def test_real_dump_passes_the_independent_reader(py):
+    """A dump perfpy wrote, read record by record by linux-perf-data and gimli."""
+    r = run(py, [SEED, "1000"], PERFPY_BACKEND="perf_jit").check()
+    import subprocess
+    out = subprocess.run([CHECKER, dump_path(r.pid)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "header pid=%d elf_mach=62" % r.pid
+    assert any(l.endswith(" 10 py::foo:" + SEED) for l in lines)
+    assert lines[-1] == "loads=%d close=1" % len(Dump(dump_path(r.pid)).loads())
