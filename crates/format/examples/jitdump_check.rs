@@ -45,10 +45,14 @@ fn check(path: &str) -> Result<(), String> {
             JitDumpRecord::CodeDebugInfo(_) => {}
             JitDumpRecord::CodeLoad(l) => {
                 let Some((eh_frame, hdr)) = pending.take() else {
-                    return Err(format!("load {} has no unwinding record before it", l.code_index));
+                    return Err(format!(
+                        "load {} has no unwinding record before it",
+                        l.code_index
+                    ));
                 };
                 let size = l.code_bytes.len() as u64;
-                check_cfi(&eh_frame, &hdr, size).map_err(|e| format!("load {}: {e}", l.code_index))?;
+                check_cfi(&eh_frame, &hdr, size)
+                    .map_err(|e| format!("load {}: {e}", l.code_index))?;
                 let name = String::from_utf8_lossy(&l.function_name.as_slice()).into_owned();
                 println!("{:x} {:x} {name}", l.code_addr, size);
                 loads += 1;
@@ -77,7 +81,11 @@ fn check_cfi(eh_frame: &[u8], hdr: &[u8], size: u64) -> Result<(), String> {
                 .parse(|_, b, o| eh.cie_from_offset(b, o))
                 .map_err(|e| e.to_string())?;
             if fde.initial_address() != 0 || fde.len() != size {
-                return Err(format!("FDE covers {:#x}+{} for code of {size} bytes", fde.initial_address(), fde.len()));
+                return Err(format!(
+                    "FDE covers {:#x}+{} for code of {size} bytes",
+                    fde.initial_address(),
+                    fde.len()
+                ));
             }
             fdes += 1;
         }
