@@ -105,7 +105,8 @@ def mdwe_supported():
 
 
 @pytest.mark.skipif(not mdwe_supported(), reason="prctl(PR_SET_MDWE) needs Linux 6.3 or newer")
-def test_memory_deny_write_execute_falls_back_to_memfd(py, tmp_path):
+@pytest.mark.parametrize("backend", ["perf", "perf_jit"])
+def test_memory_deny_write_execute_falls_back_to_memfd(py, tmp_path, backend):
     path = script(tmp_path, '''
         import ctypes, os, perfpy
         libc = ctypes.CDLL(None, use_errno=True)
@@ -113,12 +114,17 @@ def test_memory_deny_write_execute_falls_back_to_memfd(py, tmp_path):
         if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
         def under_mdwe(): return 42
-        perfpy.activate_stack_trampoline("perf")
+        perfpy.activate_stack_trampoline(%r)
         print(under_mdwe(), perfpy.status()["exec_memory"])
-    ''')
+    ''' % backend)
     r = run(py, [path]).check()
     assert r.stdout.split() == ["42", "memfd"]
-    assert any(n.startswith("py::under_mdwe:") for n in map_names(r.pid))
+    if backend == "perf":
+        assert any(n.startswith("py::under_mdwe:") for n in map_names(r.pid))
+    else:
+        from jitdump import Dump
+        names = [l["name"] for l in Dump("/tmp/jit-%d.dump" % r.pid).loads()]
+        assert any(n.startswith("py::under_mdwe:") for n in names)
 
 
 def test_recursion_limit_reached_as_without_perfpy(py, tmp_path):
