@@ -36,10 +36,15 @@ def record(python, args, callgraph, tmp_path, **env):
     data = str(tmp_path / "perf.data")
     cmd = [PERF, "record", "-q", "-F", "999"] + callgraph + ["-o", data, "--", python] + args
     subprocess.run(cmd, check=True, env=child_env(**env), capture_output=True, text=True)
-    script = subprocess.run([PERF, "script", "-i", data, "-F", "comm,pid,ip,sym"],
-                            check=True, capture_output=True, text=True).stdout
+    return script_samples(data)
+
+
+def script_samples(data, env=None):
+    """`perf script` of `data` as a list of samples, each a list of symbols, innermost first."""
+    out = subprocess.run([PERF, "script", "-i", data, "-F", "comm,pid,ip,sym"],
+                         check=True, env=env, capture_output=True, text=True).stdout
     samples = []
-    for block in script.split("\n\n"):
+    for block in out.split("\n\n"):
         lines = [l.split(None, 1) for l in block.strip().splitlines()[1:]]
         samples.append([l[1] if len(l) > 1 else "" for l in lines])
     return [s for s in samples if s]
@@ -97,13 +102,7 @@ def record_jit(python, args, tmp_path, opts=(), **env):
                    check=True, env=env, capture_output=True, text=True)
     subprocess.run([PERF, "inject", "--jit", "-i", data, "-o", injected],
                    check=True, env=env, capture_output=True, text=True)
-    out = subprocess.run([PERF, "script", "-i", injected, "-F", "comm,pid,ip,sym"],
-                         check=True, env=env, capture_output=True, text=True).stdout
-    samples = []
-    for block in out.split("\n\n"):
-        lines = [l.split(None, 1) for l in block.strip().splitlines()[1:]]
-        samples.append([l[1] if len(l) > 1 else "" for l in lines])
-    return [s for s in samples if s]
+    return script_samples(injected, env)
 
 
 def whole_stacks(samples):

@@ -15,7 +15,7 @@
 use perfpy_format::eh_frame::{self, Arch, StubUnwindInfo};
 use perfpy_format::jitdump::{self, CodeLoad, DebugEntry};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 /// An open jitdump and its marker mapping.
@@ -67,30 +67,8 @@ impl JitFile {
     pub(crate) fn open_current(unwind: StubUnwindInfo) -> io::Result<JitFile> {
         let pid = std::process::id();
         let path = path_for(pid);
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `c` is a NUL-terminated path; the result is checked.
-        let raw = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            let hint = if e.raw_os_error() == Some(libc::ELOOP) {
-                " (it is a symbolic link; perfpy does not follow links there)"
-            } else {
-                ""
-            };
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}{hint}", path.display()),
-            ));
-        }
-        // SAFETY: `raw` was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd =
+            crate::map_file::open_nofollow(&path, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC)?;
         let mut header = Vec::with_capacity(jitdump::HEADER_SIZE);
         let arch = Arch::host().map_or(0, Arch::elf_machine);
         jitdump::write_header(&mut header, arch, pid, monotonic_ns());

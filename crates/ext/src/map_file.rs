@@ -35,30 +35,7 @@ impl MapFile {
     pub(crate) fn open_current() -> io::Result<MapFile> {
         let path = path_for(std::process::id());
         remove_if_stale(&path);
-        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-        // SAFETY: `c` is a NUL-terminated path; the result is checked.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDWR | libc::O_CREAT | libc::O_APPEND | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-                0o600 as libc::c_uint,
-            )
-        };
-        if fd < 0 {
-            let e = io::Error::last_os_error();
-            let hint = if e.raw_os_error() == Some(libc::ELOOP) {
-                " (it is a symbolic link; perfpy does not follow links there)"
-            } else {
-                ""
-            };
-            return Err(io::Error::new(
-                e.kind(),
-                format!("cannot open {}: {e}{hint}", path.display()),
-            ));
-        }
-        // SAFETY: `fd` was just opened and is owned by nothing else.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let fd = open_nofollow(&path, libc::O_RDWR | libc::O_CREAT | libc::O_APPEND)?;
         let meta = fs::File::from(fd.try_clone()?).metadata()?;
         if !meta.file_type().is_file() {
             return Err(io::Error::new(
@@ -90,6 +67,35 @@ impl MapFile {
         use std::os::fd::IntoRawFd;
         self.fd.into_raw_fd()
     }
+}
+
+/// Opens `path` with `flags | O_NOFOLLOW | O_CLOEXEC`, mode 0600 if created. The error names
+/// the path, and says so when the path is a symbolic link (which is refused, not followed).
+pub(crate) fn open_nofollow(path: &Path, flags: libc::c_int) -> io::Result<OwnedFd> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: `c` is a NUL-terminated path; the result is checked.
+    let fd = unsafe {
+        libc::open(
+            c.as_ptr(),
+            flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        let hint = if e.raw_os_error() == Some(libc::ELOOP) {
+            " (it is a symbolic link; perfpy does not follow links there)"
+        } else {
+            ""
+        };
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot open {}: {e}{hint}", path.display()),
+        ));
+    }
+    // SAFETY: `fd` was just opened and is owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Length of the open file `fd`.
