@@ -29,6 +29,7 @@ scripts/setup-pythons.sh >/dev/null
 log "cargo test"
 cargo test --workspace --exclude perfpy-ext --quiet
 cargo build --quiet -p perfpy-format --example jitdump_check
+cargo build --quiet -p perfpy-cli
 
 log "pytest"
 set +e

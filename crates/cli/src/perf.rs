@@ -1,0 +1,132 @@
+//! Finding perf and reading its version.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// A perf version as `perf version` prints it. Distribution strings vary: `6.1.187`,
+/// `6.7-3` (Debian revision, not a patch level), `6.7.5-200.fc39.x86_64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+    /// The patch level, when the string has one (`6.7-3` has none).
+    pub patch: Option<u32>,
+}
+
+impl Version {
+    /// Parses the first `MAJOR.MINOR[.PATCH]` in `text`.
+    pub fn parse(text: &str) -> Option<Version> {
+        let start = text.find(|c: char| c.is_ascii_digit())?;
+        let rest = &text[start..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let mut parts = rest[..end].split('.').filter(|p| !p.is_empty());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().and_then(|p| p.parse().ok());
+        Some(Version {
+            major,
+            minor,
+            patch,
+        })
+    }
+
+    /// Whether perf's DWARF unwinder handles `perf inject --jit` code (the fixes of the
+    /// "perf tools: Random fixes for DWARF unwind" series: 6.8, backported to 6.7.2 and to
+    /// the 6.1 stable series in 2024). `None`: can't tell from the version.
+    pub fn dwarf_jit_unwinding(self) -> Option<bool> {
+        let v = (self.major, self.minor);
+        if v >= (6, 8) {
+            return Some(true);
+        }
+        match (v, self.patch) {
+            ((6, 7), Some(p)) => Some(p >= 2),
+            // 6.1.187 is verified; stable 6.1 releases from mid-2024 carry the backport.
+            ((6, 1), Some(p)) if p >= 187 => Some(true),
+            ((6, 1), _) => None,
+            _ if v < (6, 1) => Some(false),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.patch {
+            Some(p) => write!(f, "{}.{}.{p}", self.major, self.minor),
+            None => write!(f, "{}.{}", self.major, self.minor),
+        }
+    }
+}
+
+/// `perf` on PATH.
+pub fn locate() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("perf"))
+        .find(|p| p.is_file())
+}
+
+/// `perf version`'s output, trimmed.
+pub fn version_text(perf: &std::path::Path) -> std::io::Result<String> {
+    let out = Command::new(perf).arg("version").output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_distribution_version_strings() {
+        let v = |s| Version::parse(s).unwrap();
+        assert_eq!(
+            v("perf version 6.1.187"),
+            Version {
+                major: 6,
+                minor: 1,
+                patch: Some(187)
+            }
+        );
+        assert_eq!(
+            v("perf version 6.7-3"),
+            Version {
+                major: 6,
+                minor: 7,
+                patch: None
+            }
+        );
+        assert_eq!(
+            v("perf version 6.7.5-200.fc39.x86_64"),
+            Version {
+                major: 6,
+                minor: 7,
+                patch: Some(5)
+            }
+        );
+        assert_eq!(
+            v("perf version 5.15.143"),
+            Version {
+                major: 5,
+                minor: 15,
+                patch: Some(143)
+            }
+        );
+        assert!(Version::parse("perf version unknown").is_none());
+    }
+
+    #[test]
+    fn dwarf_jit_unwinding_by_version() {
+        let v = |s| Version::parse(s).unwrap().dwarf_jit_unwinding();
+        assert_eq!(v("6.8"), Some(true));
+        assert_eq!(v("6.18.3"), Some(true));
+        assert_eq!(v("6.7.2"), Some(true));
+        assert_eq!(v("6.7.1"), Some(false));
+        assert_eq!(v("6.7-3"), None); // Debian revision: can't tell
+        assert_eq!(v("6.1.187"), Some(true));
+        assert_eq!(v("6.1.50"), None);
+        assert_eq!(v("5.15.143"), Some(false));
+        assert_eq!(v("6.5.0"), None);
+    }
+}

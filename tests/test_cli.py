@@ -1,0 +1,158 @@
+"""The perfpy command: doctor and clean, run as a user would."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FP_PYTHONS, PYTHONS, ROOT
+
+PERFPY = os.path.join(ROOT, "target", "debug", "perfpy")
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(PERFPY),
+    reason="the perfpy command is not built: cargo build -p perfpy-cli (scripts/test.sh does)")
+
+
+def perfpy(*args, env=None):
+    return subprocess.run([PERFPY] + list(args), capture_output=True, text=True, env=env)
+
+
+def lines_of(out):
+    """{check name: (level, text)} from doctor's output."""
+    found = {}
+    for line in out.splitlines():
+        m = re.match(r"^(pass|warn|FAIL)  (\S+(?: \S+)?)\s{2,}(.*)$", line)
+        if m:
+            found[m.group(2).strip()] = (m.group(1), m.group(3))
+    return found
+
+
+def test_help_has_examples():
+    r = perfpy("--help")
+    assert r.returncode == 0 and "EXAMPLES:" in r.stdout and "perfpy doctor" in r.stdout
+    assert perfpy("doctor", "--help").returncode == 0
+
+
+def test_doctor_tells_the_truth_about_this_machine():
+    stock = PYTHONS[-1]
+    r = perfpy("doctor", "--python", stock.path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    checks = lines_of(r.stdout)
+    real = subprocess.run(["perf", "version"], capture_output=True, text=True).stdout
+    version = re.search(r"\d+\.\d+(\.\d+)?", real).group(0)
+    assert checks["perf"][0] == "pass" and ("perf %s " % version) in checks["perf"][1]
+    assert checks["frame pointers"][0] == "warn" and checks["frame pointers"][1].startswith("no:")
+    assert checks["support"][0] == "pass" and "perfpy" in checks["support"][1]
+    assert checks["recording"][0] == "pass"
+    paranoid = open("/proc/sys/kernel/perf_event_paranoid").read().strip()
+    assert "perf_event_paranoid = %s" % paranoid in checks["paranoid"][1]
+    assert "recommended: PYTHON_PERF_JIT_SUPPORT=1" in r.stdout
+
+
+@pytest.mark.skipif(not FP_PYTHONS, reason="no frame-pointer interpreter; run scripts/build-fp-python.sh")
+def test_doctor_sees_frame_pointers_in_the_fp_build():
+    r = perfpy("doctor", "--no-record", "--python", FP_PYTHONS[0].path)
+    checks = lines_of(r.stdout)
+    assert checks["frame pointers"][0] == "pass", r.stdout
+    assert "recommended: PYTHONPERFSUPPORT=1 perf record -g" in r.stdout
+
+
+def fake_perf(tmp_path, body):
+    d = tmp_path / "bin"
+    d.mkdir()
+    p = d / "perf"
+    p.write_text("#!/bin/sh\n" + body)
+    p.chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (d, os.path.dirname(shutil.which("python3") or "/usr/bin/python3")))
+    return env
+
+
+def test_doctor_without_perf_fails(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = dict(os.environ, PATH=str(empty))
+    r = perfpy("doctor", "--python", PYTHONS[-1].path, env=env)
+    assert r.returncode == 1
+    checks = lines_of(r.stdout)
+    assert checks["perf"] == ("FAIL", "perf is not on PATH")
+    assert "apt-get install linux-perf" in r.stdout
+
+
+def test_doctor_with_an_old_perf_warns_about_perf_jit(tmp_path):
+    real = shutil.which("perf")
+    env = fake_perf(tmp_path, 'if [ "$1" = version ]; then echo "perf version 5.10.0"; else exec %s "$@"; fi\n' % real)
+    r = perfpy("doctor", "--python", PYTHONS[-1].path, env=env)
+    checks = lines_of(r.stdout)
+    assert checks["perf"][0] == "pass" and "perf 5.10.0" in checks["perf"][1]
+    assert checks["perf_jit"][0] == "warn" and "can't unwind" in checks["perf_jit"][1]
+    assert "recommended: PYTHONPERFSUPPORT=1 perf record --call-graph dwarf" in r.stdout
+
+
+def test_doctor_with_a_perf_that_cannot_record_fails(tmp_path):
+    env = fake_perf(tmp_path, 'if [ "$1" = version ]; then echo "perf version 6.8.0"; exit 0; fi\n'
+                              'echo "Error: perf_event_open failed: Operation not permitted" >&2; exit 1\n')
+    r = perfpy("doctor", "--python", PYTHONS[-1].path, env=env)
+    assert r.returncode == 1
+    checks = lines_of(r.stdout)
+    assert checks["recording"][0] == "FAIL" and "Operation not permitted" in checks["recording"][1]
+    assert "profiling can't work here" in r.stdout
+
+
+def test_doctor_with_a_bad_python_fails(tmp_path):
+    r = perfpy("doctor", "--no-record", "--python", str(tmp_path / "nope"))
+    assert r.returncode == 1
+    assert lines_of(r.stdout)["python"][0] == "FAIL"
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def test_clean_lists_then_deletes_only_dead_processes_files(tmp_path):
+    dead, alive = dead_pid(), os.getpid()
+    names = ["perf-%d.map", "jit-%d.dump", "jitted-%d-1.so", "jitted-%d-22.so"]
+    for pid in (dead, alive):
+        for n in names:
+            (tmp_path / (n % pid)).write_text("x" * 10)
+    (tmp_path / "perf.data").write_text("keep")
+    (tmp_path / ("perf-%d.map.bak" % dead)).write_text("keep")
+    r = perfpy("clean", "--dir", str(tmp_path))
+    assert r.returncode == 0
+    for n in names:
+        assert str(tmp_path / (n % dead)) in r.stdout
+        assert str(tmp_path / (n % alive)) not in r.stdout
+    assert "4 files, 40 bytes, from 1 processes" in r.stdout
+    assert all((tmp_path / (n % dead)).exists() for n in names)  # listing deletes nothing
+
+    r = perfpy("clean", "--dir", str(tmp_path), "--delete")
+    assert r.returncode == 0 and "removed 4 files" in r.stdout
+    assert not any((tmp_path / (n % dead)).exists() for n in names)
+    assert all((tmp_path / (n % alive)).exists() for n in names)
+    assert (tmp_path / "perf.data").exists() and (tmp_path / ("perf-%d.map.bak" % dead)).exists()
+    assert "nothing to clean" in perfpy("clean", "--dir", str(tmp_path)).stdout
+
+
+def test_clean_removes_build_id_cache_entries(tmp_path):
+    dead = dead_pid()
+    data = tmp_path / "data"
+    data.mkdir()
+    home = tmp_path / "home"
+    entry = home / ".debug" / str(data).lstrip("/") / ("jitted-%d-3.so" % dead) / "abcdef"
+    entry.mkdir(parents=True)
+    (entry / "elf").write_text("x")
+    (data / ("jitted-%d-3.so" % dead)).write_text("x")
+    env = dict(os.environ, HOME=str(home))
+    r = perfpy("clean", "--dir", str(data), "--build-id-cache", "--delete", env=env)
+    assert r.returncode == 0 and "1 build-id cache entries" in r.stdout
+    assert not entry.parent.exists()
+
+
+def test_clean_of_a_missing_directory_explains(tmp_path):
+    r = perfpy("clean", "--dir", str(tmp_path / "missing"))
+    assert r.returncode == 2
+    assert r.stderr.startswith("perfpy: cannot list %s" % (tmp_path / "missing"))
