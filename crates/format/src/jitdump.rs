@@ -171,3 +171,232 @@ fn put32(out: &mut Vec<u8>, v: u32) {
 fn put64(out: &mut Vec<u8>, v: u64) {
     out.extend_from_slice(&v.to_ne_bytes());
 }
+
+/// A parsed record, reader side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Record {
+    /// `JIT_CODE_LOAD`.
+    CodeLoad {
+        timestamp: u64,
+        pid: u32,
+        tid: u32,
+        code_addr: u64,
+        code_index: u64,
+        name: String,
+        code: Vec<u8>,
+    },
+    /// `JIT_CODE_UNWINDING_INFO`, split as perf's genelf reads it: `.eh_frame` first, the
+    /// `.eh_frame_hdr` last (linux-perf-data 0.13 splits it the other way round).
+    UnwindingInfo {
+        timestamp: u64,
+        eh_frame: Vec<u8>,
+        eh_frame_hdr: Vec<u8>,
+        mapped_size: u64,
+    },
+    /// `JIT_CODE_DEBUG_INFO`: `(address, line, file)` entries for the next loaded code.
+    DebugInfo {
+        timestamp: u64,
+        code_addr: u64,
+        entries: Vec<(u64, i32, String)>,
+    },
+    /// `JIT_CODE_CLOSE`.
+    Close { timestamp: u64 },
+    /// A record this reader does not interpret (`JIT_CODE_MOVE`, vendor records).
+    Other { id: u32, timestamp: u64 },
+}
+
+/// The file header, reader side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub elf_mach: u32,
+    pub pid: u32,
+    pub timestamp: u64,
+    pub flags: u64,
+}
+
+/// Why a jitdump can't be read (from the given byte offset on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// Not a jitdump, or not one in this machine's byte order.
+    BadMagic([u8; 4]),
+    /// A version other than 1.
+    UnsupportedVersion(u32),
+    /// The data ends inside a record (a writer that was killed mid-write, or a truncated
+    /// copy); everything before `offset` was read.
+    Truncated { offset: usize },
+    /// A record whose declared size or fields don't fit.
+    Malformed { offset: usize, what: &'static str },
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::BadMagic(m) => write!(f, "not a jitdump (magic {m:02x?})"),
+            ReadError::UnsupportedVersion(v) => {
+                write!(f, "jitdump version {v}; only version 1 exists")
+            }
+            ReadError::Truncated { offset } => {
+                write!(f, "jitdump ends inside the record at byte {offset}")
+            }
+            ReadError::Malformed { offset, what } => {
+                write!(f, "jitdump record at byte {offset}: {what}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ReadError {}
+
+fn get32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_ne_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn get64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8).map(|s| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(s);
+        u64::from_ne_bytes(a)
+    })
+}
+
+fn cstr(b: &[u8], at: usize) -> Option<(String, usize)> {
+    let rest = b.get(at..)?;
+    let end = rest.iter().position(|&c| c == 0)?;
+    Some((
+        String::from_utf8_lossy(&rest[..end]).into_owned(),
+        at + end + 1,
+    ))
+}
+
+/// A jitdump as read: everything up to the first problem, and the problem if there was one
+/// (a dump whose writer was killed mid-record still yields all its complete records).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parsed {
+    pub header: Header,
+    pub records: Vec<Record>,
+    /// What stopped the reader before the end of the data, if anything.
+    pub error: Option<ReadError>,
+}
+
+/// Reads a jitdump. Fails only if the header is unusable.
+pub fn read(data: &[u8]) -> Result<Parsed, ReadError> {
+    let magic = data.get(..4).ok_or(ReadError::Truncated { offset: 0 })?;
+    if get32(data, 0) != Some(MAGIC) {
+        let mut m = [0u8; 4];
+        m.copy_from_slice(magic);
+        return Err(ReadError::BadMagic(m));
+    }
+    let fields = (
+        get32(data, 4),
+        get32(data, 8),
+        get32(data, 12),
+        get32(data, 20),
+        get64(data, 24),
+        get64(data, 32),
+    );
+    let (Some(version), Some(header_size), Some(elf_mach), Some(pid), Some(timestamp), Some(flags)) =
+        fields
+    else {
+        return Err(ReadError::Truncated { offset: 0 });
+    };
+    if version != VERSION {
+        return Err(ReadError::UnsupportedVersion(version));
+    }
+    let header = Header {
+        elf_mach,
+        pid,
+        timestamp,
+        flags,
+    };
+    let mut records = Vec::new();
+    let mut off = header_size as usize;
+    let error = loop {
+        if off >= data.len() {
+            break None;
+        }
+        let (Some(id), Some(size), Some(ts)) =
+            (get32(data, off), get32(data, off + 4), get64(data, off + 8))
+        else {
+            break Some(ReadError::Truncated { offset: off });
+        };
+        let size = size as usize;
+        if size < RECORD_HEADER_SIZE {
+            break Some(ReadError::Malformed {
+                offset: off,
+                what: "size smaller than a record header",
+            });
+        }
+        let Some(body) = data.get(off + RECORD_HEADER_SIZE..off + size) else {
+            break Some(ReadError::Truncated { offset: off });
+        };
+        let Some(record) = parse_record(id, ts, body) else {
+            break Some(ReadError::Malformed {
+                offset: off,
+                what: "fields don't fit the record",
+            });
+        };
+        records.push(record);
+        off += size;
+    };
+    Ok(Parsed {
+        header,
+        records,
+        error,
+    })
+}
+
+fn parse_record(id: u32, timestamp: u64, b: &[u8]) -> Option<Record> {
+    Some(match id {
+        id::CODE_LOAD => {
+            let (name, code_at) = cstr(b, CODE_LOAD_FIXED)?;
+            let code_size = get64(b, 24)? as usize;
+            Record::CodeLoad {
+                timestamp,
+                pid: get32(b, 0)?,
+                tid: get32(b, 4)?,
+                code_addr: get64(b, 16)?,
+                code_index: get64(b, 32)?,
+                name,
+                code: b.get(code_at..code_at + code_size)?.to_vec(),
+            }
+        }
+        id::CODE_UNWINDING_INFO => {
+            let data_size = get64(b, 0)? as usize;
+            let hdr_size = get64(b, 8)? as usize;
+            let blob = b.get(UNWINDING_FIXED..UNWINDING_FIXED + data_size)?;
+            let split = data_size.checked_sub(hdr_size)?;
+            Record::UnwindingInfo {
+                timestamp,
+                eh_frame: blob[..split].to_vec(),
+                eh_frame_hdr: blob[split..].to_vec(),
+                mapped_size: get64(b, 16)?,
+            }
+        }
+        id::CODE_DEBUG_INFO => {
+            let code_addr = get64(b, 0)?;
+            let n = get64(b, 8)? as usize;
+            let mut entries = Vec::with_capacity(n.min(1024));
+            let mut at = 16;
+            for _ in 0..n {
+                let addr = get64(b, at)?;
+                let line = get32(b, at + 8)? as i32;
+                let (file, next) = cstr(b, at + 16)?;
+                entries.push((addr, line, file));
+                at = next;
+            }
+            Record::DebugInfo {
+                timestamp,
+                code_addr,
+                entries,
+            }
+        }
+        id::CODE_CLOSE => Record::Close { timestamp },
+        other => Record::Other {
+            id: other,
+            timestamp,
+        },
+    })
+}

@@ -402,3 +402,96 @@ mod unwind {
         assert_eq!(regs.sp(), SP);
     }
 }
+
+mod reader {
+    use super::*;
+    use perfpy_format::jitdump::{read, ReadError, Record};
+
+    #[test]
+    fn reads_back_what_the_writer_wrote() {
+        let (bytes, addrs) = sample_dump(20);
+        let parsed = read(&bytes).unwrap();
+        assert_eq!(parsed.error, None);
+        let (header, records) = (parsed.header, parsed.records);
+        assert_eq!(
+            (header.elf_mach, header.pid, header.timestamp, header.flags),
+            (62, 4242, 1000, 0)
+        );
+        let unwind = eh_frame::stub_unwind_info(Arch::X86_64, X86_STUB.len()).unwrap();
+        let loads: Vec<_> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::CodeLoad {
+                    code_addr,
+                    name,
+                    code,
+                    code_index,
+                    ..
+                } => Some((*code_addr, name.clone(), code.clone(), *code_index)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(loads.len(), 20);
+        for (i, (addr, name, code, index)) in loads.iter().enumerate() {
+            assert_eq!(
+                (*addr, name.as_str(), code.as_slice(), *index),
+                (
+                    addrs[i],
+                    format!("py::f{i}:/srv/app.py").as_str(),
+                    &X86_STUB[..],
+                    i as u64 + 1
+                )
+            );
+        }
+        let Record::UnwindingInfo {
+            eh_frame,
+            eh_frame_hdr,
+            ..
+        } = &records[0]
+        else {
+            panic!("{:?}", records[0])
+        };
+        assert_eq!(
+            (eh_frame, eh_frame_hdr.as_slice()),
+            (&unwind.eh_frame, &unwind.eh_frame_hdr[..])
+        );
+        let Record::DebugInfo { entries, .. } = &records[1] else {
+            panic!("{:?}", records[1])
+        };
+        assert_eq!(entries, &vec![(addrs[0], 10, "/srv/app.py".to_string())]);
+        assert!(matches!(
+            records.last(),
+            Some(Record::Close { timestamp: 9999 })
+        ));
+    }
+
+    #[test]
+    fn truncated_dump_keeps_what_was_complete() {
+        let (bytes, _) = sample_dump(5);
+        let cut = &bytes[..bytes.len() - 30]; // inside the last load record
+        let parsed = read(cut).unwrap();
+        assert!(
+            matches!(parsed.error, Some(ReadError::Truncated { .. })),
+            "{:?}",
+            parsed.error
+        );
+        let loads = parsed
+            .records
+            .iter()
+            .filter(|r| matches!(r, Record::CodeLoad { .. }))
+            .count();
+        assert_eq!(loads, 4);
+    }
+
+    #[test]
+    fn rejects_other_files() {
+        assert!(matches!(
+            read(b"ELF\x7fxxxx").unwrap_err(),
+            ReadError::BadMagic(_)
+        ));
+        let mut v2 = Vec::new();
+        jitdump::write_header(&mut v2, 62, 1, 0);
+        v2[4] = 2;
+        assert_eq!(read(&v2).unwrap_err(), ReadError::UnsupportedVersion(2));
+    }
+}
