@@ -109,22 +109,29 @@ pub(crate) fn fd_len(fd: RawFd) -> io::Result<u64> {
     Ok(unsafe { st.assume_init() }.st_size as u64)
 }
 
+/// Runs a read/write-style syscall until it is not interrupted; its byte count or error.
+fn retry_eintr(mut call: impl FnMut() -> isize) -> io::Result<usize> {
+    loop {
+        let n = call();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
 /// Writes all of `buf` to `fd`, retrying on EINTR and short writes.
 pub(crate) fn write_all(fd: RawFd, mut buf: &[u8]) -> io::Result<()> {
     while !buf.is_empty() {
         // SAFETY: `fd` is open; the buffer is valid for `buf.len()` bytes.
-        let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = retry_eintr(|| unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) })?;
         if n == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }
-        buf = &buf[n as usize..];
+        buf = &buf[n..];
     }
     Ok(())
 }
@@ -152,19 +159,13 @@ fn copy_prefix(src: RawFd, len: u64, dst: &MapFile) -> io::Result<()> {
     let mut off: u64 = 0;
     while off < len {
         let want = buf.len().min((len - off) as usize);
+        let dest = buf.as_mut_ptr();
         // SAFETY: `src` is open for reading; the buffer is valid for `want` bytes.
-        let n = unsafe { libc::pread(src, buf.as_mut_ptr().cast(), want, off as libc::off_t) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = retry_eintr(|| unsafe { libc::pread(src, dest.cast(), want, off as libc::off_t) })?;
         if n == 0 {
             break;
         }
-        write_all(dst.fd.as_raw_fd(), &buf[..n as usize])?;
+        write_all(dst.fd.as_raw_fd(), &buf[..n])?;
         off += n as u64;
     }
     Ok(())
