@@ -1,14 +1,21 @@
 //! Command-line definitions.
 
-use clap::{Args, Parser, Subcommand};
+use crate::report::formats::Format;
+use crate::report::NativeView;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "perfpy",
     version,
-    about = "Profile Python with Linux perf: check the machine, clean up perf's files.",
+    about = "Profile Python with Linux perf: record, report with whole Python stacks, check the machine, clean up.",
     after_help = "EXAMPLES:\n  \
+        perfpy record -- python app.py         record app.py; prints the hottest functions\n  \
+        perfpy report                          top functions of perf.data, self and total\n  \
+        perfpy report --format flamegraph      flamegraph.svg\n  \
+        perfpy report --format pprof -o app.pb.gz\n  \
         perfpy doctor                          can perf profile Python here, and how?\n  \
         perfpy doctor --python ~/venv/bin/python\n  \
         perfpy clean                           list maps, dumps and jitted-*.so of dead processes\n  \
@@ -24,6 +31,19 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Runs a Python program under perf record with Python names switched on.
+    ///
+    /// Picks the backend and call-graph mode that work for this machine and interpreter and
+    /// says why, runs `perf record`, keeps the program's perf map / jitdump next to the
+    /// recording (out of /tmp; nothing goes to ~/.debug), and prints the hottest functions.
+    /// Ctrl-C or SIGTERM stops the program and still gives the profile.
+    Record(RecordArgs),
+    /// Reports on a recording: whole Python stacks, unwound and named by perfpy.
+    ///
+    /// Reads perf.data itself, unwinds each sample's stack (the binaries' CFI, the jitdump's
+    /// unwind info, frame records of perf-map stubs) and names Python frames from the
+    /// program's perf map or jitdump. No perf inject, no perf report, no files left behind.
+    Report(ReportArgs),
     /// Checks perf, the kernel settings and a Python interpreter; says what to fix.
     ///
     /// Each line is pass, warn or fail, with the fix. Exits 1 when profiling can't work.
@@ -31,6 +51,110 @@ pub enum Command {
     /// Lists (and with --delete removes) perf-<pid>.map, jit-<pid>.dump and
     /// jitted-<pid>-<n>.so files of processes that no longer exist.
     Clean(CleanArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// perf map where the interpreter has frame pointers, else jitdump (DWARF call graphs).
+    Auto,
+    /// /tmp/perf-<pid>.map (PYTHONPERFSUPPORT=1).
+    Perf,
+    /// /tmp/jit-<pid>.dump with unwind info (PYTHON_PERF_JIT_SUPPORT=1).
+    PerfJit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CallGraph {
+    /// fp where the interpreter has frame pointers, else dwarf.
+    Auto,
+    /// Frame pointers (`perf record -g`): small recordings; needs a frame-pointer build.
+    Fp,
+    /// Copies of the user stack (`--call-graph dwarf`): works on every build; larger files.
+    Dwarf,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "EXAMPLES:\n  \
+    perfpy record -- python app.py --app-arg\n  \
+    perfpy record -F 499 -o slow.data -- ./venv/bin/python -m mypkg\n  \
+    perfpy record --pid 4242 --duration 10     a running program (started with PYTHONPERFSUPPORT=1)")]
+pub struct RecordArgs {
+    /// Samples per second.
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 999)]
+    pub frequency: u32,
+    /// Which file tells perf the Python names.
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+    /// How perf records call stacks.
+    #[arg(long, value_enum, default_value_t = CallGraph::Auto)]
+    pub call_graph: CallGraph,
+    /// The recording to write.
+    #[arg(short, long, value_name = "FILE", default_value = "perf.data")]
+    pub output: PathBuf,
+    /// The interpreter the command runs, when perfpy can't tell (a launcher script without
+    /// a Python shebang).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// perf event to sample (default: perf's own choice, cycles or cpu-clock).
+    #[arg(short, long, value_name = "EVENT")]
+    pub event: Option<String>,
+    /// Leave the perf map / jitdump in /tmp (for perf inject --jit and perf report)
+    /// instead of moving them next to the recording.
+    #[arg(long)]
+    pub keep_jit_files: bool,
+    /// Record a running process instead of starting one (it must have Python names on,
+    /// e.g. started with PYTHONPERFSUPPORT=1 or activate_stack_trampoline()).
+    #[arg(short, long, value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+    /// With --pid: how long to record (default: until Ctrl-C).
+    #[arg(long, value_name = "SECONDS", requires = "pid")]
+    pub duration: Option<f64>,
+    /// How many functions the summary lists.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub top: usize,
+    /// The program to run: `-- python app.py args...`.
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required_unless_present = "pid"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "EXAMPLES:\n  \
+    perfpy report                              top functions in perf.data\n  \
+    perfpy report --format collapsed > app.folded\n  \
+    perfpy report --format flamegraph -o app.svg\n  \
+    perfpy report --format speedscope          profile.speedscope.json\n  \
+    perfpy report --format firefox             profile.firefox.json\n  \
+    perfpy report --format pprof               profile.pb.gz (Pyroscope, Parca, go tool pprof)\n  \
+    perfpy report --native all                 keep the interpreter's frames between Python frames")]
+pub struct ReportArgs {
+    /// The recording (perf record's or perfpy record's).
+    #[arg(short, long, value_name = "FILE", default_value = "perf.data")]
+    pub input: PathBuf,
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Where to write ("-": standard output). Default: standard output for text and
+    /// collapsed, flamegraph.svg, profile.speedscope.json, profile.firefox.json or
+    /// profile.pb.gz for the others.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which native frames to keep.
+    #[arg(long, value_enum, default_value_t = NativeView::Leaf)]
+    pub native: NativeView,
+    /// Only these processes (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<i32>,
+    /// A directory with perf-<pid>.map / jit-<pid>.dump files, searched before
+    /// <input>.perfpy/ and /tmp (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub jit_dir: Vec<PathBuf>,
+    /// How many functions the text table lists.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
 }
 
 #[derive(Args, Debug)]

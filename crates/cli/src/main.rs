@@ -7,6 +7,7 @@
 mod cli;
 mod commands;
 mod perf;
+mod report;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     let result = match args.command {
+        cli::Command::Record(a) => commands::record::run(&a),
+        cli::Command::Report(a) => commands::report::run(&a),
         cli::Command::Doctor(a) => commands::doctor::run(&a),
         cli::Command::Clean(a) => commands::clean::run(&a),
     };

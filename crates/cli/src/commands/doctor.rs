@@ -36,14 +36,14 @@ fn check(level: Level, name: &'static str, found: impl Into<String>, fix: Option
 
 /// What the interpreter says about itself.
 #[derive(Debug, Default)]
-struct PythonFacts {
-    version: String,
-    executable: String,
-    cflags_fp: bool,
-    builtin_perf: bool,
-    binary: String,
-    perfpy: Option<String>,
-    cpython_jit: bool,
+pub(crate) struct PythonFacts {
+    pub version: String,
+    pub executable: String,
+    pub cflags_fp: bool,
+    pub builtin_perf: bool,
+    pub binary: String,
+    pub perfpy: Option<String>,
+    pub cpython_jit: bool,
 }
 
 const PROBE: &str = r#"
@@ -72,7 +72,7 @@ enabled = bool(jit and jit.is_enabled()) or "_Py_JIT" in (sysconfig.get_config_v
 print("cpython_jit=%d" % enabled)
 "#;
 
-fn probe_python(python: &Path) -> Result<PythonFacts, String> {
+pub(crate) fn probe_python(python: &Path) -> Result<PythonFacts, String> {
     let out = Command::new(python)
         .arg("-c")
         .arg(PROBE)

@@ -1,2 +1,4 @@
 pub mod clean;
 pub mod doctor;
+pub mod record;
+pub mod report;

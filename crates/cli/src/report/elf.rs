@@ -1,0 +1,177 @@
+//! What the report needs from an ELF file mapped by a profiled process: the unwind sections
+//! (for framehop) and the function symbols (for names), read once per file.
+
+use framehop::ExplicitModuleSectionInfo;
+use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Section bytes shared by every process that maps the file.
+pub type Bytes = Arc<[u8]>;
+
+struct Section {
+    svma: Range<u64>,
+    data: Bytes,
+}
+
+pub struct Elf {
+    /// The file name without its directory, for frames without a symbol.
+    pub short_name: Arc<str>,
+    /// `(file offset, file size, virtual address)` of each `PT_LOAD` segment.
+    segments: Vec<(u64, u64, u64)>,
+    text: Option<Section>,
+    eh_frame: Option<Section>,
+    eh_frame_hdr: Option<Section>,
+    debug_frame: Option<Bytes>,
+    /// Function symbols sorted by start address: `(start, end, name)`; `end == start` when the
+    /// symbol has no size.
+    symbols: Vec<(u64, u64, Arc<str>)>,
+}
+
+fn section(file: &object::File<'_>, name: &str) -> Option<Section> {
+    let s = file.section_by_name(name)?;
+    let data = s.uncompressed_data().ok()?;
+    if data.is_empty() {
+        return None;
+    }
+    Some(Section {
+        svma: s.address()..s.address() + data.len() as u64,
+        data: Arc::from(&*data),
+    })
+}
+
+impl Elf {
+    /// Reads the file at `path`; `None` if it isn't there or isn't ELF.
+    pub fn load(path: &Path) -> Option<Elf> {
+        let file = std::fs::File::open(path).ok()?;
+        // SAFETY: the file is mapped read-only and only read while the map lives; every
+        // section we keep is copied out. A file truncated by someone else meanwhile would
+        // fault, as it would for perf itself; binaries of a finished recording don't change.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let obj = object::File::parse(&*map).ok()?;
+        let segments = obj
+            .segments()
+            .map(|s| {
+                let (off, size) = s.file_range();
+                (off, size, s.address())
+            })
+            .collect();
+        let mut symbols: Vec<(u64, u64, Arc<str>)> = Vec::new();
+        let mut add = |sym: object::Symbol<'_, '_>| {
+            if sym.kind() != SymbolKind::Text || !sym.is_definition() || sym.address() == 0 {
+                return;
+            }
+            if let Ok(name) = sym.name() {
+                if !name.is_empty() {
+                    symbols.push((sym.address(), sym.address() + sym.size(), Arc::from(name)));
+                }
+            }
+        };
+        obj.symbols().for_each(&mut add);
+        obj.dynamic_symbols().for_each(&mut add);
+        // Prefer sized symbols and, among equals, the shorter (public) name.
+        symbols.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then((b.1 - b.0).cmp(&(a.1 - a.0)))
+                .then(a.2.len().cmp(&b.2.len()))
+        });
+        symbols.dedup_by_key(|s| s.0);
+        let short_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        Some(Elf {
+            short_name: Arc::from(short_name),
+            segments,
+            text: section(&obj, ".text"),
+            eh_frame: section(&obj, ".eh_frame"),
+            eh_frame_hdr: section(&obj, ".eh_frame_hdr"),
+            debug_frame: section(&obj, ".debug_frame").map(|s| s.data),
+            symbols,
+        })
+    }
+
+    /// The address at which the file's virtual address 0 would sit, given that the bytes at
+    /// `file_offset` are mapped at `map_start`.
+    pub fn base_avma(&self, map_start: u64, file_offset: u64) -> u64 {
+        // Mappings start at page boundaries, so the page holding a segment's first byte may
+        // hold the previous segment's last bytes too: the later segment is the one mapped.
+        let seg = self.segments.iter().rev().find(|&&(off, size, _)| {
+            off & !0xfff <= file_offset && file_offset < off + size.max(1)
+        });
+        match seg {
+            Some(&(off, _, vaddr)) => map_start
+                .wrapping_add(off)
+                .wrapping_sub(file_offset)
+                .wrapping_sub(vaddr),
+            None => map_start.wrapping_sub(file_offset),
+        }
+    }
+
+    /// The function containing virtual address `svma`.
+    pub fn symbol(&self, svma: u64) -> Option<&Arc<str>> {
+        let i = self.symbols.partition_point(|s| s.0 <= svma);
+        let (start, end, name) = self.symbols.get(i.checked_sub(1)?)?;
+        let next = self.symbols.get(i).map_or(u64::MAX, |s| s.0);
+        let inside = if end > start {
+            svma < *end
+        } else {
+            svma < next && svma - start < 0x10000
+        };
+        inside.then_some(name)
+    }
+
+    /// The sections framehop unwinds with.
+    pub fn section_info(&self) -> ExplicitModuleSectionInfo<Bytes> {
+        ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma: self.text.as_ref().map(|s| s.svma.clone()),
+            text: self.text.as_ref().map(|s| s.data.clone()),
+            eh_frame_svma: self.eh_frame.as_ref().map(|s| s.svma.clone()),
+            eh_frame: self.eh_frame.as_ref().map(|s| s.data.clone()),
+            eh_frame_hdr_svma: self.eh_frame_hdr.as_ref().map(|s| s.svma.clone()),
+            eh_frame_hdr: self.eh_frame_hdr.as_ref().map(|s| s.data.clone()),
+            debug_frame: self.debug_frame.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_test_binary() {
+        let exe = std::env::current_exe().unwrap();
+        let elf = Elf::load(&exe).expect("the test binary is ELF");
+        assert!(elf.eh_frame.is_some() && elf.text.is_some());
+        // The address of a function of ours names that function.
+        let f = reads_this_test_binary as *const () as u64;
+        // This binary is position independent; find its load bias from /proc/self/maps.
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        let exe_s = exe.to_string_lossy();
+        let line = maps
+            .lines()
+            .find(|l| {
+                let mut parts = l.split_whitespace();
+                let range = parts.next().unwrap();
+                let (lo, hi) = range.split_once('-').unwrap();
+                let (lo, hi) = (
+                    u64::from_str_radix(lo, 16).unwrap(),
+                    u64::from_str_radix(hi, 16).unwrap(),
+                );
+                l.ends_with(&*exe_s) && lo <= f && f < hi
+            })
+            .expect("the function lies in a mapping of the test binary");
+        let mut parts = line.split_whitespace();
+        let start =
+            u64::from_str_radix(parts.next().unwrap().split('-').next().unwrap(), 16).unwrap();
+        let offset = u64::from_str_radix(parts.nth(1).unwrap(), 16).unwrap();
+        let base = elf.base_avma(start, offset);
+        let name = elf.symbol(f - base).expect("symbol found");
+        assert!(name.contains("reads_this_test_binary"), "{name}");
+        assert!(elf.symbol(0).is_none());
+    }
+}

@@ -1,0 +1,225 @@
+//! The Python names of a profiled process: its perf map (`perf-<pid>.map`) and jitdump
+//! (`jit-<pid>.dump`), found where `perfpy record` keeps them, where the process wrote them,
+//! or inside the process's own mount namespace while it still runs.
+
+use super::elf::Bytes;
+use perfpy_format::{jitdump, perf_map};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One named stub: `[start, end)` runs the Python function `name`.
+#[derive(Debug, Clone)]
+pub struct Stub {
+    pub start: u64,
+    pub end: u64,
+    pub name: Arc<str>,
+}
+
+/// The unwind info a jitdump gives for one stub, laid out as perf's `jitted-*.so` would:
+/// the code at `start`, its `.eh_frame` at `start + round_up(code_size, 8)`, then the header.
+#[derive(Debug, Clone)]
+pub struct StubUnwind {
+    pub start: u64,
+    pub code_size: u64,
+    pub eh_frame: Bytes,
+    pub eh_frame_hdr: Bytes,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct JitInfo {
+    pub stubs: Vec<Stub>,
+    pub unwind: Vec<StubUnwind>,
+    /// The files read.
+    pub files: Vec<PathBuf>,
+    /// What was wrong with them (unreadable, truncated, malformed lines).
+    pub problems: Vec<String>,
+}
+
+/// The pid a process has inside its own PID namespace (`NSpid`'s last field), if it differs.
+pub fn namespace_pid(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
+    let inner: i32 = line.split_whitespace().last()?.parse().ok()?;
+    (inner != pid).then_some(inner)
+}
+
+/// Where the files of `pid` may be, most specific first: each directory of `dirs` (a
+/// recording's side directory, `--jit-dir`), the process's own `/tmp` (through
+/// `/proc/<pid>/root`, under its namespace pid, while it runs), then `/tmp`.
+pub fn candidates(pid: i32, dirs: &[PathBuf], marker: Option<&Path>) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let names = |p: i32| [format!("perf-{p}.map"), format!("jit-{p}.dump")];
+    for d in dirs {
+        for n in names(pid) {
+            out.push(d.join(n));
+        }
+    }
+    let root = PathBuf::from(format!("/proc/{pid}/root"));
+    if let Some(m) = marker {
+        if let Ok(rel) = m.strip_prefix("/") {
+            out.push(root.join(rel));
+        }
+        out.push(m.to_path_buf());
+    }
+    if let Some(ns) = namespace_pid(pid) {
+        for n in names(ns) {
+            out.push(root.join("tmp").join(n));
+        }
+    }
+    for n in names(pid) {
+        out.push(Path::new("/tmp").join(n));
+    }
+    out
+}
+
+/// Reads the first perf map and the first jitdump among `paths` that exist.
+pub fn load(paths: &[PathBuf]) -> JitInfo {
+    let mut info = JitInfo::default();
+    let (mut have_map, mut have_dump) = (false, false);
+    for p in paths {
+        let is_map = p.extension().is_some_and(|e| e == "map");
+        if (is_map && have_map) || (!is_map && have_dump) {
+            continue;
+        }
+        let Ok(data) = std::fs::read(p) else { continue };
+        if is_map {
+            have_map = true;
+            load_map(&data, p, &mut info);
+        } else {
+            have_dump = true;
+            load_dump(&data, p, &mut info);
+        }
+        info.files.push(p.clone());
+    }
+    info.stubs.sort_by_key(|s| s.start);
+    info.unwind.sort_by_key(|u| u.start);
+    info.unwind.dedup_by_key(|u| u.start);
+    info
+}
+
+fn load_map(data: &[u8], path: &Path, info: &mut JitInfo) {
+    let text = String::from_utf8_lossy(data);
+    let mut bad = 0usize;
+    for entry in perf_map::parse(&text) {
+        match entry {
+            Ok(e) if e.size > 0 => info.stubs.push(Stub {
+                start: e.start,
+                end: e.start + e.size,
+                name: Arc::from(e.name),
+            }),
+            Ok(_) => {}
+            Err(_) => bad += 1,
+        }
+    }
+    if bad > 0 {
+        info.problems.push(format!(
+            "{}: {bad} lines are not perf map entries",
+            path.display()
+        ));
+    }
+}
+
+fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
+    let parsed = match jitdump::read(data) {
+        Ok(p) => p,
+        Err(e) => {
+            info.problems.push(format!("{}: {e}", path.display()));
+            return;
+        }
+    };
+    if let Some(e) = parsed.error {
+        info.problems.push(format!(
+            "{}: {e} (the records before it are used)",
+            path.display()
+        ));
+    }
+    let mut pending: Option<(Bytes, Bytes)> = None;
+    for r in parsed.records {
+        match r {
+            jitdump::Record::UnwindingInfo {
+                eh_frame,
+                eh_frame_hdr,
+                ..
+            } => pending = Some((Arc::from(eh_frame), Arc::from(eh_frame_hdr))),
+            jitdump::Record::CodeLoad {
+                code_addr,
+                name,
+                code,
+                ..
+            } => {
+                let size = code.len() as u64;
+                if let Some((eh_frame, eh_frame_hdr)) = pending.take() {
+                    info.unwind.push(StubUnwind {
+                        start: code_addr,
+                        code_size: size,
+                        eh_frame,
+                        eh_frame_hdr,
+                    });
+                }
+                if size > 0 {
+                    info.stubs.push(Stub {
+                        start: code_addr,
+                        end: code_addr + size,
+                        name: Arc::from(name),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The stub containing `addr` in a list sorted by start.
+pub fn find(stubs: &[Stub], addr: u64) -> Option<&Stub> {
+    let i = stubs.partition_point(|s| s.start <= addr);
+    let s = stubs.get(i.checked_sub(1)?)?;
+    (addr < s.end).then_some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_map_and_a_dump() {
+        let dir = std::env::temp_dir().join(format!("perfpy-jit-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let map = dir.join("perf-42.map");
+        std::fs::write(
+            &map,
+            "1000 10 py::foo:/x.py\n2000 8 py::bar:/x.py\nnot a line\n",
+        )
+        .unwrap();
+        let mut dump = Vec::new();
+        jitdump::write_header(&mut dump, 62, 42, 1);
+        let unwind =
+            perfpy_format::eh_frame::stub_unwind_info(perfpy_format::eh_frame::Arch::X86_64, 8)
+                .unwrap();
+        jitdump::write_unwinding_info(&mut dump, 2, &unwind);
+        jitdump::write_code_load(
+            &mut dump,
+            3,
+            &jitdump::CodeLoad {
+                pid: 42,
+                tid: 42,
+                code_addr: 0x5000,
+                code_index: 0,
+                name: "py::baz:/x.py",
+                code: &[0x55, 0x48, 0x89, 0xe5, 0xff, 0xd1, 0x5d, 0xc3],
+            },
+        );
+        std::fs::write(dir.join("jit-42.dump"), &dump).unwrap();
+
+        let info = load(&candidates(42, std::slice::from_ref(&dir), None));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(info.files.len(), 2);
+        assert_eq!(info.problems.len(), 1, "{:?}", info.problems);
+        assert_eq!(&*find(&info.stubs, 0x1005).unwrap().name, "py::foo:/x.py");
+        assert_eq!(&*find(&info.stubs, 0x5007).unwrap().name, "py::baz:/x.py");
+        assert!(find(&info.stubs, 0x1010).is_none());
+        assert!(find(&info.stubs, 0x500).is_none());
+        assert_eq!(info.unwind.len(), 1);
+        assert_eq!(info.unwind[0].start, 0x5000);
+        assert_eq!(info.unwind[0].eh_frame_hdr.len(), 20);
+    }
+}
