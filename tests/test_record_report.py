@@ -1,0 +1,455 @@
+"""`perfpy record` then `perfpy report`, with the real perf, on every interpreter; each output
+format checked by a consumer that isn't perfpy."""
+
+import glob
+import gzip
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from conftest import FP_PYTHONS, PYTHONS, ROOT, SEED, child_env, script
+from test_perf_record import PERF, perf_problem, requires_perf, script_samples
+
+PERFPY = os.path.join(ROOT, "target", "debug", "perfpy")
+pytestmark = [
+    requires_perf,
+    pytest.mark.skipif(not os.path.exists(PERFPY),
+                       reason="the perfpy command is not built: cargo build -p perfpy-cli "
+                              "(scripts/test.sh does)"),
+]
+
+#: Test tools scripts/test.sh installs: the speedscope file-format schema (npm package
+#: speedscope), profile.proto (Debian golang-github-google-pprof-dev), protoc, chromium.
+CACHE = os.path.expanduser(os.environ.get("PERFPY_TOOLS_CACHE", "~/.cache/perfpy"))
+SPEEDSCOPE_SCHEMA = os.path.join(CACHE, "speedscope", "package", "dist", "release",
+                                 "file-format-schema.json")
+PROFILE_PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
+
+SEED_CHAIN = ";".join("py::%s:%s" % (f, SEED) for f in ("<module>", "baz", "bar", "foo"))
+
+
+def perfpy(*args, cwd, env=None, **kw):
+    return subprocess.run([PERFPY] + list(args), cwd=str(cwd), capture_output=True, text=True,
+                          env=env or child_env(HOME=str(cwd / "home")), **kw)
+
+
+def record(tmp_path, python, *args, program=None, out="perf.data"):
+    (tmp_path / "home").mkdir(exist_ok=True)
+    program = program or [SEED, "3000000"]
+    r = perfpy("record", "-o", out, *args, "--", python, *program, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def collapsed(tmp_path, *args, data="perf.data"):
+    r = perfpy("report", "-i", data, "--format", "collapsed", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    counts = {}
+    for line in r.stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        counts[stack] = counts.get(stack, 0) + int(n)
+    return counts
+
+
+def python_rows(text):
+    """The rows of the text report's Python table: [(self%, total%, samples, function)]."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("Python functions"):
+            inside = True
+            continue
+        if inside and not line.strip():
+            break
+        m = re.match(r"^\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\S+)", line)
+        if inside and m:
+            rows.append((float(m.group(1)), float(m.group(2)), int(m.group(3)), m.group(4)))
+    return rows
+
+
+def recorded_pids(tmp_path, data="perf.data"):
+    side = tmp_path / (data + ".perfpy")
+    return sorted({int(re.search(r"-(\d+)\.", p).group(1)) for p in os.listdir(side)})
+
+
+BACKENDS = ["perf", "perf-jit"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("py", PYTHONS, ids=lambda p: p.minor)
+def test_record_then_report_gives_whole_python_stacks(py, backend, tmp_path):
+    """Both backends on every stock interpreter (no frame pointers): perf's own unwinder names
+    only the innermost Python frame of a perf-map recording here; perfpy report gives the
+    whole stack, and record leaves nothing in /tmp or ~/.debug."""
+    r = record(tmp_path, py.path, "--backend", backend)
+    assert ("jitdump" if backend == "perf-jit" else "perf map") in r.stderr
+    assert "DWARF call graphs" in r.stderr
+    # The summary names foo hottest.
+    summary = r.stderr[r.stderr.index("hottest Python functions"):]
+    assert summary.splitlines()[2].split()[2] == "py::foo", summary
+
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    whole = sum(n for s, n in counts.items() if SEED_CHAIN in s)
+    assert total >= 50 and whole >= 0.8 * total, (whole, total, sorted(counts.items())[:5])
+
+    text = perfpy("report", cwd=tmp_path)
+    assert text.returncode == 0, text.stderr
+    rows = python_rows(text.stdout)
+    assert rows[0][3] == "py::foo" and rows[0][0] >= 80, text.stdout
+    by_name = {row[3]: row for row in rows}
+    for caller in ("py::bar", "py::baz", "py::<module>"):
+        assert by_name[caller][1] >= by_name["py::foo"][1], text.stdout
+
+    # The names moved next to the recording; nothing of the program's stays in /tmp.
+    pids = recorded_pids(tmp_path)
+    assert pids
+    for pid in pids:
+        for left in ("/tmp/perf-%d.map" % pid, "/tmp/jit-%d.dump" % pid):
+            assert not os.path.exists(left), left
+        assert not glob.glob("/tmp/jitted-%d-*.so" % pid)
+    assert not os.path.exists(tmp_path / "home" / ".debug")
+
+
+def test_report_keeps_every_native_frame_on_request(tmp_path):
+    py = PYTHONS[-1]
+    record(tmp_path, py.path)
+    counts = collapsed(tmp_path, "--native", "all")
+    # The interpreter between the Python frames, and the process's entry at the root.
+    glue = re.compile(r"py::baz:[^;]+;(?:[^;]+;)*_PyEval_EvalFrameDefault;(?:[^;]+;)*py::bar:")
+    total = sum(counts.values())
+    assert sum(n for s, n in counts.items() if glue.search(s)) >= 0.8 * total
+    assert sum(n for s, n in counts.items() if s.startswith("_start;")) >= 0.8 * total
+    python_only = collapsed(tmp_path, "--native", "none")
+    assert sum(n for s, n in python_only.items() if s == SEED_CHAIN) >= 0.8 * total
+
+
+@pytest.mark.skipif(not FP_PYTHONS, reason="no frame-pointer interpreter; run scripts/build-fp-python.sh")
+def test_auto_picks_frame_pointers_where_the_interpreter_has_them(tmp_path):
+    r = record(tmp_path, FP_PYTHONS[0].path)
+    assert "perf map, frame-pointer call graphs" in r.stderr, r.stderr
+    assert "interpreter has frame pointers" in r.stderr
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    assert sum(n for s, n in counts.items() if SEED_CHAIN in s) >= 0.8 * total
+
+
+def test_auto_picks_the_jitdump_and_dwarf_without_frame_pointers(tmp_path):
+    r = record(tmp_path, PYTHONS[0].path)
+    assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
+    assert "interpreter lacks frame pointers (0 of" in r.stderr
+
+
+SPIN = """
+    import time
+    def spin():
+        while True:
+            pass
+    print("spinning", flush=True)
+    spin()
+"""
+
+
+def wait_for_samples(path, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path) and os.path.getsize(path) > 200_000:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no recording appeared at %s" % path)
+
+
+@pytest.mark.parametrize("how", ["sigterm-to-perfpy", "ctrl-c-to-the-group"])
+def test_stopping_the_program_still_gives_the_profile(how, tmp_path):
+    (tmp_path / "home").mkdir()
+    prog = script(tmp_path, SPIN)
+    proc = subprocess.Popen([PERFPY, "record", "--", PYTHONS[-1].path, prog], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(HOME=str(tmp_path / "home")), start_new_session=True)
+    try:
+        wait_for_samples(str(tmp_path / "perf.data"))
+        time.sleep(1.0)
+        if how == "sigterm-to-perfpy":
+            proc.send_signal(signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert "hottest Python functions" in err, err
+    assert re.search(r"py::spin\s+%s" % re.escape(prog), err), err
+    text = perfpy("report", cwd=tmp_path)
+    assert python_rows(text.stdout)[0][3] == "py::spin", text.stdout
+    for pid in recorded_pids(tmp_path):
+        assert not os.path.exists("/tmp/jit-%d.dump" % pid)
+
+
+def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
+    """Same recording, two readers: perf inject --jit + perf script, and perfpy report. The
+    same Python frames, and each function's samples within 2% of all samples."""
+    py = PYTHONS[-1]
+    prog = script(tmp_path, """
+        import sys
+        def leaf_a(n):
+            return sum(i * i for i in range(n))
+        def leaf_b(n):
+            s = 0
+            for i in range(n):
+                s += i % 7
+            return s
+        def middle(n):
+            return leaf_a(n) + leaf_b(n)
+        def top(n):
+            return [middle(n) for _ in range(3)]
+        top(int(sys.argv[1]))
+    """)
+    record(tmp_path, py.path, "--backend", "perf-jit", "--keep-jit-files",
+           program=[prog, "400000"])
+    data = str(tmp_path / "perf.data")
+    pids = set(subprocess.run([PERF, "script", "-i", data, "-F", "pid"], capture_output=True,
+                              text=True).stdout.split())
+    env = child_env(HOME=str(tmp_path / "home"))
+    try:
+        r = perfpy("report", "--format", "collapsed", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        injected = str(tmp_path / "perf.jit.data")
+        subprocess.run([PERF, "inject", "--jit", "-i", data, "-o", injected],
+                       check=True, capture_output=True, env=env)
+        theirs = script_samples(injected, env=env)
+    finally:
+        # --keep-jit-files left the dump in /tmp, and perf inject put jitted-<pid>-<n>.so there.
+        for pid in pids:
+            for f in glob.glob("/tmp/jitted-%s-*.so" % pid) + glob.glob("/tmp/jit-%s.dump" % pid):
+                os.unlink(f)
+    ours = {}
+    for line in r.stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        ours[stack] = int(n)
+
+    def innermost_python(frames):
+        py_frames = [f for f in frames if f.startswith("py::")]
+        return py_frames[0].split(":")[2] if py_frames else None
+
+    from collections import Counter
+    their_counts = Counter(innermost_python(s) for s in theirs)
+    our_counts = Counter()
+    for stack, n in ours.items():
+        frames = stack.split(";")[::-1]
+        our_counts[innermost_python(frames)] += n
+    total = sum(our_counts.values())
+    assert total == sum(their_counts.values()) and total >= 100, (total, their_counts)
+    names = lambda c: {k for k, v in c.items() if k and v >= 0.005 * total}
+    assert names(our_counts) == names(their_counts), (our_counts, their_counts)
+    for name in names(our_counts):
+        assert abs(our_counts[name] - their_counts[name]) <= 0.02 * total, (name, our_counts, their_counts)
+    # Whole stacks on both sides: leaf_b under middle under top.
+    chain = re.compile(r"py::top:[^;]+;(?:[^;]+;)*py::middle:[^;]+;(?:[^;]+;)*py::leaf_b:")
+    assert sum(n for s, n in ours.items() if chain.search(s)) >= 0.9 * our_counts["leaf_b"]
+
+
+@pytest.fixture(scope="module")
+def seed_recording(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("formats")
+    record(tmp, PYTHONS[-1].path, "--backend", "perf-jit")
+    return tmp
+
+
+def test_speedscope_output_matches_the_published_schema(seed_recording):
+    if not os.path.exists(SPEEDSCOPE_SCHEMA):
+        pytest.fail("speedscope's schema is missing at %s: scripts/test.sh fetches it (npm pack speedscope)"
+                    % SPEEDSCOPE_SCHEMA)
+    import jsonschema
+    r = perfpy("report", "--format", "speedscope", "-o", "out.speedscope.json", cwd=seed_recording)
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(seed_recording / "out.speedscope.json"))
+    schema = json.load(open(SPEEDSCOPE_SCHEMA))
+    jsonschema.validate(doc, schema)
+    frames = [f["name"] for f in doc["shared"]["frames"]]
+    main = doc["profiles"][0]
+    chains = [[frames[i] for i in s if frames[i].startswith("py::")] for s in main["samples"]]
+    full = [c for c in chains if c == ["py::<module>", "py::baz", "py::bar", "py::foo"]]
+    assert len(full) >= 0.8 * len(chains)
+    assert main["unit"] == "seconds" and abs(sum(main["weights"]) - main["endValue"]) < 1e-6
+
+
+def test_pprof_output_decodes_with_protoc_and_profile_proto(seed_recording):
+    proto = os.path.join(PROFILE_PROTO_DIR, "profile.proto")
+    if not os.path.exists(proto) or not shutil_which("protoc"):
+        pytest.fail("protoc and profile.proto are missing: scripts/test.sh installs "
+                    "protobuf-compiler and golang-github-google-pprof-dev")
+    r = perfpy("report", "--format", "pprof", "-o", "out.pb.gz", cwd=seed_recording)
+    assert r.returncode == 0, r.stderr
+    raw = gzip.decompress((seed_recording / "out.pb.gz").read_bytes())
+    dec = subprocess.run(["protoc", "--decode=perftools.profiles.Profile", "-I", PROFILE_PROTO_DIR,
+                          "profile.proto"], input=raw, capture_output=True, check=True)
+    text = dec.stdout.decode()
+    strings = [json.loads(s) for s in re.findall(r'^string_table: (".*")$', text, re.M)]
+    assert strings[0] == ""
+    functions = {}
+    for block in re.findall(r"^function \{\n(.*?)^\}", text, re.M | re.S):
+        fields = dict(re.findall(r"^\s+(\w+): (\d+)$", block, re.M))
+        functions[int(fields["id"])] = strings[int(fields.get("name", 0))]
+    locations = {}
+    for block in re.findall(r"^location \{\n(.*?)^\}\n", text, re.M | re.S):
+        loc_id = int(re.search(r"^\s+id: (\d+)$", block, re.M).group(1))
+        locations[loc_id] = functions[int(re.search(r"function_id: (\d+)", block).group(1))]
+    total, full = 0, 0
+    for block in re.findall(r"^sample \{\n(.*?)^\}", text, re.M | re.S):
+        locs = [locations[int(x)] for x in re.findall(r"location_id: (\d+)", block)]
+        count = int(re.findall(r"value: (-?\d+)", block)[0])
+        total += count
+        py = [f for f in locs if f.startswith("py::")]
+        if py[:4] == ["py::foo", "py::bar", "py::baz", "py::<module>"]:  # leaf first
+            full += count
+    assert total >= 50 and full >= 0.8 * total
+    assert "sample_type" in text and strings.count("samples") == 1
+
+
+def shutil_which(name):
+    import shutil
+    return shutil.which(name)
+
+
+def test_flamegraph_svg_shows_foo_in_chromium(seed_recording):
+    chromium = shutil_which("chromium")
+    if not chromium:
+        pytest.fail("chromium is missing: scripts/test.sh installs Debian's chromium")
+    from PIL import Image
+    r = perfpy("report", "--format", "flamegraph", "-o", "fg.svg", cwd=seed_recording)
+    assert r.returncode == 0, r.stderr
+    svg = seed_recording / "fg.svg"
+    height = int(re.search(r'height="(\d+)"', svg.read_text()).group(1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--hide-scrollbars", "--user-data-dir=%s" % (seed_recording / "chromium")]
+    dom = subprocess.run([chromium] + flags + ["--dump-dom", svg.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    # After the SVG's script ran: the label text inferno fits into py::foo's box.
+    m = re.search(r'<g><title>py::foo:[^<]*</title><rect x="([\d.]+)%" y="([\d.]+)" '
+                  r'width="([\d.]+)%" height="([\d.]+)"[^>]*?/?>(?:</rect>)?<text[^>]*>(py::foo[^<]*)</text>',
+                  dom)
+    assert m, dom[:2000]
+    x, y, w, h = (float(v) for v in m.groups()[:4])
+    assert w >= 80
+    shot = seed_recording / "fg.png"
+    subprocess.run([chromium] + flags + ["--window-size=1200,%d" % height,
+                                         "--screenshot=%s" % shot, svg.as_uri()],
+                   capture_output=True, timeout=120)
+    img = Image.open(shot).convert("RGB")
+    assert img.size == (1200, height)
+    # Inside py::foo's box: a flame colour (red-dominant), not the pale background.
+    px = img.getpixel((int(1200 * (x + w / 2) / 100), int(y + h / 2)))
+    assert px[0] > 180 and px[1] < 170 and px[2] < 170, px
+    # Above the whole flame, only background.
+    bg = img.getpixel((600, 40))
+    assert bg[0] > 200 and bg[1] > 200, bg
+
+
+def test_firefox_output_is_a_processed_profile(seed_recording):
+    r = perfpy("report", "--format", "firefox", cwd=seed_recording)
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(seed_recording / "profile.firefox.json"))
+    assert doc["meta"]["version"] >= 24 and doc["meta"]["categories"]
+    assert any(c["name"] == "Python" for c in doc["meta"]["categories"])
+    thread = max(doc["threads"], key=lambda t: t["samples"]["length"])
+    strings = thread.get("stringArray") or doc.get("shared", {}).get("stringArray")
+    assert "py::foo:" + SEED in strings
+    assert thread["samples"]["length"] >= 50
+
+
+def test_report_finds_names_of_a_plain_perf_recording_in_tmp(tmp_path):
+    """Recorded with perf itself (not perfpy record): the map stays in /tmp, where
+    perfpy report finds it by pid."""
+    py = PYTHONS[0]
+    data = str(tmp_path / "plain.data")
+    subprocess.run([PERF, "record", "-q", "-F", "999", "--call-graph", "dwarf", "-o", data, "--",
+                    py.path, SEED, "2000000"], check=True, capture_output=True,
+                   env=child_env(PERFPY_BACKEND="perf"))
+    try:
+        counts = collapsed(tmp_path, data="plain.data")
+        total = sum(counts.values())
+        assert sum(n for s, n in counts.items() if SEED_CHAIN in s) >= 0.7 * total
+    finally:
+        for line in subprocess.run([PERF, "script", "-i", data, "-F", "pid"], capture_output=True,
+                                   text=True).stdout.split():
+            p = "/tmp/perf-%s.map" % line.strip()
+            if os.path.exists(p):
+                os.unlink(p)
+
+
+def test_report_warns_when_the_names_are_missing(tmp_path):
+    record(tmp_path, PYTHONS[0].path, "--backend", "perf")
+    for f in os.listdir(tmp_path / "perf.data.perfpy"):
+        os.unlink(tmp_path / "perf.data.perfpy" / f)
+    r = perfpy("report", cwd=tmp_path)
+    assert r.returncode == 0
+    assert "no perf map or jitdump found for pid" in r.stderr, r.stderr
+    assert "--jit-dir" in r.stderr
+
+
+def test_record_and_report_errors_are_actionable(tmp_path):
+    r = perfpy("record", "--", "/bin/true", cwd=tmp_path)
+    assert r.returncode == 2 and "can't tell which Python" in r.stderr and "--python" in r.stderr
+    r = perfpy("report", "-i", "nope.data", cwd=tmp_path)
+    assert r.returncode == 2 and "does not exist" in r.stderr and "perfpy record" in r.stderr
+    (tmp_path / "junk.data").write_bytes(b"not perf data at all" * 10)
+    r = perfpy("report", "-i", "junk.data", cwd=tmp_path)
+    assert r.returncode == 2 and "not a perf.data file" in r.stderr
+    old = [p for p in PYTHONS if p.version < (3, 12)]
+    if old:
+        # The interpreter outside its venv: no perfpy there, and no built-in support.
+        r = perfpy("record", "--", old[0].base, SEED, cwd=tmp_path)
+        assert r.returncode == 2 and "pip install perfpy" in r.stderr, r.stderr
+    r = perfpy("record", "--help", cwd=tmp_path)
+    assert r.returncode == 0 and "EXAMPLES" in r.stdout
+
+
+def test_a_process_in_its_own_pid_and_mount_namespace(tmp_path):
+    """A "container": its own PID namespace and a private /tmp. Its map is at
+    /tmp/perf-<namespace pid>.map inside; perfpy record --pid finds it through
+    /proc/<pid>/root and keeps a copy under the host pid."""
+    py = PYTHONS[-1]
+    # The private /tmp hides the test's own directory: the program comes with -c.
+    marker = "perfpy-ns-test-%d" % os.getpid()
+    code = "# %s\n%s" % (marker, textwrap.dedent(SPIN))
+    prog = "<string>"
+    inner = 'mount -t tmpfs tmpfs /tmp && exec %s -c "$0"' % py.path
+    proc = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--mount-proc", "sh", "-c", inner,
+                             code],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(PERFPY_BACKEND="perf"))
+    try:
+        assert proc.stdout.readline().strip() == "spinning", proc.stderr.read()
+        # The python process: a descendant of unshare whose namespace pid differs.
+        host_pid = None
+        for _ in range(50):
+            out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+            for p in map(int, out):
+                status = open("/proc/%d/status" % p).read()
+                nspid = re.search(r"^NSpid:\s+(.*)$", status, re.M).group(1).split()
+                if len(nspid) == 2 and "python" in os.readlink("/proc/%d/exe" % p):
+                    host_pid = p
+            if host_pid:
+                break
+            time.sleep(0.1)
+        assert host_pid, "python inside the namespace not found"
+        assert not os.path.exists("/tmp/perf-%d.map" % host_pid)
+        (tmp_path / "home").mkdir()
+        r = perfpy("record", "--pid", str(host_pid), "--duration", "1.5", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert re.search(r"py::spin\s+%s" % re.escape(prog), r.stderr), r.stderr
+        assert os.path.exists(tmp_path / "perf.data.perfpy" / ("perf-%d.map" % host_pid))
+        # The running program's own file is copied, not moved.
+        ns_pid = re.search(r"^NSpid:\s+\d+\s+(\d+)", open("/proc/%d/status" % host_pid).read(), re.M).group(1)
+        assert os.path.exists("/proc/%d/root/tmp/perf-%s.map" % (host_pid, ns_pid))
+    finally:
+        proc.kill()
+        subprocess.run(["pkill", "-f", marker])
+        proc.wait()
