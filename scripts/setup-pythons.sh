@@ -35,16 +35,20 @@ if [ "${#pythons[@]}" -eq 0 ]; then
     exit 1
 fi
 
-# Tools: maturin and pytest in a venv of their own, on 3.11 if there is one.
+# Tools: maturin, pytest, and the readers the tests check perfpy's output with (jsonschema
+# for speedscope's schema, Pillow for the flamegraph screenshot), in a venv of their own, on
+# 3.11 if there is one.
 tools="$root/.venv-tools"
 host_python="${pythons[-1]}"
 for py in "${pythons[@]}"; do
     case "$py" in *3.11*) host_python="$py" ;; esac
 done
-if [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/pytest" ]; then
+if [ ! -x "$tools/bin/maturin" ] || [ ! -x "$tools/bin/pytest" ] \
+        || ! "$tools/bin/python" -c "import jsonschema, PIL" 2>/dev/null; then
     log "creating the tools venv ($tools)"
-    "$host_python" -m venv "$tools"
-    "$tools/bin/pip" install -q --disable-pip-version-check "maturin>=1.16,<2" pytest >&2
+    [ -x "$tools/bin/python" ] || "$host_python" -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check "maturin>=1.16,<2" pytest \
+        "jsonschema>=4,<5" "pillow>=10" >&2
 fi
 
 log "building wheels for: ${pythons[*]}"

@@ -13,6 +13,12 @@ log() { echo "== $*" >&2; }
 missing=()
 command -v perf >/dev/null || missing+=(linux-perf)
 command -v cc >/dev/null || missing+=(build-essential)
+# Independent readers of perfpy report's output: protoc with pprof's profile.proto, and
+# Chromium for the flamegraph SVG.
+command -v protoc >/dev/null || missing+=(protobuf-compiler)
+[ -f /usr/share/gocode/src/github.com/google/pprof/proto/profile.proto ] \
+    || missing+=(golang-github-google-pprof-dev)
+command -v chromium >/dev/null || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -21,6 +27,20 @@ fi
 if [ -z "${PERFPY_SKIP_FP_BUILD:-}" ]; then
     log "CPython 3.11 with frame pointers (cached after the first build)"
     scripts/build-fp-python.sh >/dev/null
+fi
+
+# speedscope's published file-format schema, from its npm package.
+schema_dir="$HOME/.cache/perfpy/speedscope"
+if [ ! -f "$schema_dir/package/dist/release/file-format-schema.json" ]; then
+    log "speedscope's file-format schema (npm: speedscope@1.25.0)"
+    mkdir -p "$schema_dir"
+    python3 - "$schema_dir" <<'PY'
+import io, sys, tarfile, urllib.request
+url = "https://registry.npmjs.org/speedscope/-/speedscope-1.25.0.tgz"
+data = urllib.request.urlopen(url, timeout=60).read()
+with tarfile.open(fileobj=io.BytesIO(data)) as t:
+    t.extract("package/dist/release/file-format-schema.json", sys.argv[1])
+PY
 fi
 
 log "wheels and venvs for every interpreter"

@@ -89,6 +89,7 @@ def test_record_then_report_gives_whole_python_stacks(py, backend, tmp_path):
     whole stack, and record leaves nothing in /tmp or ~/.debug."""
     r = record(tmp_path, py.path, "--backend", backend)
     assert ("jitdump" if backend == "perf-jit" else "perf map") in r.stderr
+    assert "switched on with PERFPY_BACKEND=%s" % backend.replace("-", "_") in r.stderr
     assert "DWARF call graphs" in r.stderr
     # The summary names foo hottest.
     summary = r.stderr[r.stderr.index("hottest Python functions"):]
@@ -115,6 +116,36 @@ def test_record_then_report_gives_whole_python_stacks(py, backend, tmp_path):
             assert not os.path.exists(left), left
         assert not glob.glob("/tmp/jitted-%d-*.so" % pid)
     assert not os.path.exists(tmp_path / "home" / ".debug")
+
+
+BUILTIN = [p for p in PYTHONS if p.has_builtin_perf]
+
+
+@pytest.mark.skipif(not BUILTIN, reason="no CPython 3.12+ here")
+@pytest.mark.parametrize("py", BUILTIN, ids=lambda p: p.minor)
+def test_cpython_builtin_perf_map_gives_whole_stacks_too(py, tmp_path):
+    """The interpreter without perfpy: CPython's own perf-map trampoline keeps no frame record,
+    and perf's DWARF unwinder stops at it; perfpy report derives its CFI from the template in
+    libpython and unwinds through it."""
+    r = record(tmp_path, py.base, "--backend", "perf")
+    assert "perf map" in r.stderr and "switched on with PYTHONPERFSUPPORT=1" in r.stderr
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    assert sum(n for s, n in counts.items() if SEED_CHAIN in s) >= 0.8 * total, \
+        sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    # And perf itself sees only the innermost Python function of each sample.
+    samples = script_samples(str(tmp_path / "perf.data"))
+    assert not any(sum(1 for f in s if f.startswith("py::")) > 1 for s in samples)
+
+
+@pytest.mark.skipif(not [p for p in PYTHONS if p.version >= (3, 13)], reason="no CPython 3.13+ here")
+def test_auto_uses_cpython_313_own_jitdump_without_perfpy(tmp_path):
+    py = [p for p in PYTHONS if p.version >= (3, 13)][0]
+    r = record(tmp_path, py.base)
+    assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    assert sum(n for s, n in counts.items() if SEED_CHAIN in s) >= 0.8 * total
 
 
 def test_report_keeps_every_native_frame_on_request(tmp_path):

@@ -80,6 +80,53 @@ pub fn stub_unwind_info(
     arch: Arch,
     code_size: usize,
 ) -> Result<StubUnwindInfo, gimli::write::Error> {
+    let rows: &[(u32, CallFrameInstruction)] = match arch {
+        Arch::X86_64 => &[
+            (1, CallFrameInstruction::CfaOffset(16)),
+            (1, CallFrameInstruction::Offset(X86_64::RBP, -16)),
+            (4, CallFrameInstruction::CfaRegister(X86_64::RBP)),
+            (7, CallFrameInstruction::Cfa(X86_64::RSP, 8)),
+            (7, CallFrameInstruction::Restore(X86_64::RBP)),
+        ],
+        Arch::Aarch64 => &[
+            (4, CallFrameInstruction::CfaOffset(16)),
+            (4, CallFrameInstruction::Offset(AArch64::X29, -16)),
+            (4, CallFrameInstruction::Offset(AArch64::X30, -8)),
+            (8, CallFrameInstruction::CfaRegister(AArch64::X29)),
+            (16, CallFrameInstruction::Cfa(AArch64::SP, 0)),
+            (16, CallFrameInstruction::Restore(AArch64::X29)),
+            (16, CallFrameInstruction::Restore(AArch64::X30)),
+        ],
+    };
+    unwind_info(arch, code_size, rows)
+}
+
+/// CFI for CPython's own x86_64 trampoline (`Python/asm_trampoline.S`: an optional
+/// `endbr64`, `sub $8,%rsp; call *%rcx; add $8,%rsp; ret`), given its bytes as the
+/// interpreter's binary holds them between `_Py_trampoline_func_start` and `_end`. It keeps no
+/// frame record, so a reader of a perf map written by CPython needs this to unwind through it
+/// without frame pointers. `None` if the bytes are not that template.
+pub fn cpython_x86_64_trampoline_unwind_info(template: &[u8]) -> Option<StubUnwindInfo> {
+    const SUB8: [u8; 4] = [0x48, 0x83, 0xec, 0x08];
+    const ADD8: [u8; 4] = [0x48, 0x83, 0xc4, 0x08];
+    let find = |pat: &[u8]| template.windows(pat.len()).position(|w| w == pat);
+    let after_sub = find(&SUB8)? + SUB8.len();
+    let after_add = find(&ADD8)? + ADD8.len();
+    if after_add <= after_sub || !template.contains(&0xc3) {
+        return None;
+    }
+    let rows = [
+        (after_sub as u32, CallFrameInstruction::CfaOffset(16)),
+        (after_add as u32, CallFrameInstruction::CfaOffset(8)),
+    ];
+    unwind_info(Arch::X86_64, template.len(), &rows).ok()
+}
+
+fn unwind_info(
+    arch: Arch,
+    code_size: usize,
+    rows: &[(u32, CallFrameInstruction)],
+) -> Result<StubUnwindInfo, gimli::write::Error> {
     let encoding = Encoding {
         format: Format::Dwarf32,
         version: 1,
@@ -105,24 +152,6 @@ pub fn stub_unwind_info(
     let code_start = -(round8(code_size) as i64);
     let mut fde =
         FrameDescriptionEntry::new(Address::Constant(code_start as u64), code_size as u32);
-    let rows: &[(u32, CallFrameInstruction)] = match arch {
-        Arch::X86_64 => &[
-            (1, CallFrameInstruction::CfaOffset(16)),
-            (1, CallFrameInstruction::Offset(X86_64::RBP, -16)),
-            (4, CallFrameInstruction::CfaRegister(X86_64::RBP)),
-            (7, CallFrameInstruction::Cfa(X86_64::RSP, 8)),
-            (7, CallFrameInstruction::Restore(X86_64::RBP)),
-        ],
-        Arch::Aarch64 => &[
-            (4, CallFrameInstruction::CfaOffset(16)),
-            (4, CallFrameInstruction::Offset(AArch64::X29, -16)),
-            (4, CallFrameInstruction::Offset(AArch64::X30, -8)),
-            (8, CallFrameInstruction::CfaRegister(AArch64::X29)),
-            (16, CallFrameInstruction::Cfa(AArch64::SP, 0)),
-            (16, CallFrameInstruction::Restore(AArch64::X29)),
-            (16, CallFrameInstruction::Restore(AArch64::X30)),
-        ],
-    };
     for (offset, instruction) in rows {
         fde.add_instruction(*offset, instruction.clone());
     }

@@ -340,6 +340,59 @@ mod unwind {
         }
     }
 
+    /// CPython's own trampoline keeps no frame record; with the CFI perfpy derives from its
+    /// template, unwinding from the return address inside it (after `call *%rcx`) finds the
+    /// caller with rbp untouched (garbage in a build without frame pointers).
+    #[test]
+    fn x86_64_through_cpython_trampoline_with_derived_cfi() {
+        const TEMPLATE: [u8; 11] = [
+            0x48, 0x83, 0xec, 0x08, 0xff, 0xd1, 0x48, 0x83, 0xc4, 0x08, 0xc3,
+        ];
+        let info = eh_frame::cpython_x86_64_trampoline_unwind_info(&TEMPLATE).unwrap();
+        let eh_start = round8(TEMPLATE.len()) as u64;
+        let hdr_start = eh_start + info.eh_frame.len() as u64;
+        let section_info = ExplicitModuleSectionInfo {
+            base_svma: 0,
+            text_svma: Some(0..TEMPLATE.len() as u64),
+            eh_frame_svma: Some(eh_start..hdr_start),
+            eh_frame: Some(info.eh_frame.clone()),
+            eh_frame_hdr_svma: Some(hdr_start..hdr_start + EH_FRAME_HDR_SIZE as u64),
+            eh_frame_hdr: Some(info.eh_frame_hdr.to_vec()),
+            ..Default::default()
+        };
+        let mut unwinder = UnwinderX86_64::new();
+        unwinder.add_module(Module::new(
+            "cpython-stub".into(),
+            STUB..STUB + TEMPLATE.len() as u64,
+            STUB,
+            section_info,
+        ));
+        let mut cache = CacheX86_64::new();
+        // In the evaluator: sp points at the 8 bytes the stub reserved, the caller's return
+        // address above them.
+        let words = vec![(SP - 8, 0x1234), (SP, CALLER_RET)];
+        for (pc, sp, is_return) in [
+            (STUB + 6, SP - 8, true),
+            (STUB, SP, false),
+            (STUB + 10, SP, false),
+        ] {
+            let mut regs = UnwindRegsX86_64::new(pc, sp, GARBAGE_FP);
+            let address = if is_return {
+                FrameAddress::from_return_address(pc).unwrap()
+            } else {
+                FrameAddress::from_instruction_pointer(pc)
+            };
+            let next = unwinder
+                .unwind_frame(address, &mut regs, &mut cache, &mut stack(&words))
+                .unwrap();
+            assert_eq!(next, Some(CALLER_RET), "pc = stub+{}", pc - STUB);
+            assert_eq!(regs.sp(), SP + 8);
+            assert_eq!(regs.bp(), GARBAGE_FP);
+        }
+        // Not the template: no CFI.
+        assert!(eh_frame::cpython_x86_64_trampoline_unwind_info(&[0x55, 0xc3]).is_none());
+    }
+
     #[test]
     fn aarch64_through_the_stub_to_the_planted_return_address() {
         let mut unwinder = UnwinderAarch64::new();

@@ -197,7 +197,7 @@ fn plan(
             Backend::PerfJit
         }
         Backend::Auto if available(Backend::Perf) => {
-            reasons.push("the perf map (no jitdump support in this interpreter without perfpy)".into());
+            reasons.push("CPython's own perf map (this interpreter has no jitdump support without perfpy); perfpy report unwinds through its stubs with CFI derived from the interpreter's trampoline".into());
             Backend::Perf
         }
         Backend::Auto => bail!(
@@ -220,14 +220,6 @@ fn plan(
             b
         }
     };
-    if backend == Backend::Perf && call_graph == CallGraph::Dwarf && !perfpy {
-        eprintln!(
-            "perfpy: warning: CPython's own perf-map stubs keep no frame record: without frame \
-             pointers, only the innermost Python function of each sample is named. Install \
-             perfpy into {} for whole stacks.",
-            facts.executable
-        );
-    }
     // perfpy's implementation wherever it is installed (its stubs keep a frame record, so
     // perfpy report unwinds through them); CPython's own where it isn't.
     let name = match backend {
@@ -402,6 +394,10 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     );
     for r in &plan.reasons {
         eprintln!("perfpy:   because: {r}");
+    }
+    if !plan.env.is_empty() {
+        let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("perfpy:   switched on with {}", env.join(" "));
     }
     eprintln!(
         "perfpy: Ctrl-C stops the {} and keeps the profile",

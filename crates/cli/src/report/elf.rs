@@ -10,6 +10,39 @@ use std::sync::Arc;
 /// Section bytes shared by every process that maps the file.
 pub type Bytes = Arc<[u8]>;
 
+/// CFI for every stub copied from a trampoline template of `code_size` bytes (the same bytes
+/// serve every copy: the FDE's address is relative).
+#[derive(Debug, Clone)]
+pub struct TrampolineCfi {
+    pub code_size: u64,
+    pub eh_frame: Bytes,
+    pub eh_frame_hdr: Bytes,
+}
+
+fn trampoline_cfi(file: &object::File<'_>) -> Option<TrampolineCfi> {
+    if file.architecture() != object::Architecture::X86_64 {
+        return None;
+    }
+    let find = |name: &str| {
+        file.symbols()
+            .chain(file.dynamic_symbols())
+            .find(|s| s.name() == Ok(name))
+    };
+    let start = find("_Py_trampoline_func_start")?;
+    let end = find("_Py_trampoline_func_end")?;
+    let section = file.section_by_index(start.section_index()?).ok()?;
+    let data = section.data().ok()?;
+    let from = start.address().checked_sub(section.address())? as usize;
+    let to = end.address().checked_sub(section.address())? as usize;
+    let template = data.get(from..to)?;
+    let info = perfpy_format::eh_frame::cpython_x86_64_trampoline_unwind_info(template)?;
+    Some(TrampolineCfi {
+        code_size: template.len() as u64,
+        eh_frame: Arc::from(info.eh_frame),
+        eh_frame_hdr: Arc::from(&info.eh_frame_hdr[..]),
+    })
+}
+
 struct Section {
     svma: Range<u64>,
     data: Bytes,
@@ -24,6 +57,9 @@ pub struct Elf {
     eh_frame: Option<Section>,
     eh_frame_hdr: Option<Section>,
     debug_frame: Option<Bytes>,
+    /// The unwind info of CPython's own perf trampoline, derived from its template in this
+    /// binary (`_Py_trampoline_func_start`..`_end`), if it has one.
+    pub cpython_trampoline: Option<TrampolineCfi>,
     /// Function symbols sorted by start address: `(start, end, name)`; `end == start` when the
     /// symbol has no size.
     symbols: Vec<(u64, u64, Arc<str>)>,
@@ -88,6 +124,7 @@ impl Elf {
             eh_frame: section(&obj, ".eh_frame"),
             eh_frame_hdr: section(&obj, ".eh_frame_hdr"),
             debug_frame: section(&obj, ".debug_frame").map(|s| s.data),
+            cpython_trampoline: trampoline_cfi(&obj),
             symbols,
         })
     }

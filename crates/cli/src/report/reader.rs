@@ -112,26 +112,41 @@ impl Proc {
             let mut seen = std::collections::HashSet::new();
             for info in self.jit_infos() {
                 for u in &info.unwind {
-                    if !seen.insert(u.start) {
-                        continue;
+                    if seen.insert(u.start) {
+                        modules.push(stub_module(
+                            u.start,
+                            u.code_size,
+                            &u.eh_frame,
+                            &u.eh_frame_hdr,
+                        ));
                     }
-                    let eh_start = u.code_size.div_ceil(8) * 8;
-                    let hdr_start = eh_start + u.eh_frame.len() as u64;
-                    let section_info = ExplicitModuleSectionInfo {
-                        base_svma: 0,
-                        text_svma: Some(0..u.code_size),
-                        eh_frame_svma: Some(eh_start..hdr_start),
-                        eh_frame: Some(u.eh_frame.clone()),
-                        eh_frame_hdr_svma: Some(hdr_start..hdr_start + u.eh_frame_hdr.len() as u64),
-                        eh_frame_hdr: Some(u.eh_frame_hdr.clone()),
-                        ..Default::default()
-                    };
-                    modules.push(Module::new(
-                        String::new(),
-                        u.start..u.start + u.code_size,
-                        u.start,
-                        section_info,
-                    ));
+                }
+            }
+            // Perf-map stubs of CPython's own trampoline keep no frame record: give each the
+            // CFI derived from the template in the interpreter's binary. (perfpy's stubs do
+            // keep one; where its extension is loaded, they are its stubs.)
+            let perfpy_loaded = self
+                .space
+                .mappings
+                .iter()
+                .any(|m| m.path.contains("perfpy/_native"));
+            let cpython = self
+                .space
+                .mappings
+                .iter()
+                .find_map(|m| m.elf.as_ref().and_then(|e| e.cpython_trampoline.clone()));
+            if let (false, Some(cfi)) = (perfpy_loaded, cpython) {
+                for info in self.jit_infos() {
+                    for stub in &info.stubs {
+                        if stub.end - stub.start == cfi.code_size && seen.insert(stub.start) {
+                            modules.push(stub_module(
+                                stub.start,
+                                cfi.code_size,
+                                &cfi.eh_frame,
+                                &cfi.eh_frame_hdr,
+                            ));
+                        }
+                    }
                 }
             }
             // Adding in address order keeps framehop's sorted insert at the end: linear in
@@ -151,6 +166,28 @@ impl Proc {
         }
         self.unwinder.as_ref().expect("just built")
     }
+}
+
+/// A module for one stub whose CFI is laid out as in perf's `jitted-*.so`: code at 0, its
+/// `.eh_frame` at the next multiple of 8, the header after it.
+fn stub_module(
+    start: u64,
+    code_size: u64,
+    eh_frame: &Bytes,
+    eh_frame_hdr: &Bytes,
+) -> Module<Bytes> {
+    let eh_start = code_size.div_ceil(8) * 8;
+    let hdr_start = eh_start + eh_frame.len() as u64;
+    let section_info = ExplicitModuleSectionInfo {
+        base_svma: 0,
+        text_svma: Some(0..code_size),
+        eh_frame_svma: Some(eh_start..hdr_start),
+        eh_frame: Some(eh_frame.clone()),
+        eh_frame_hdr_svma: Some(hdr_start..hdr_start + eh_frame_hdr.len() as u64),
+        eh_frame_hdr: Some(eh_frame_hdr.clone()),
+        ..Default::default()
+    };
+    Module::new(String::new(), start..start + code_size, start, section_info)
 }
 
 /// Counts the bytes read, for the progress bar.
