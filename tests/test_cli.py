@@ -49,7 +49,8 @@ def test_doctor_tells_the_truth_about_this_machine():
     assert checks["recording"][0] == "pass"
     paranoid = open("/proc/sys/kernel/perf_event_paranoid").read().strip()
     assert "perf_event_paranoid = %s" % paranoid in checks["paranoid"][1]
-    assert "recommended: PYTHON_PERF_JIT_SUPPORT=1" in r.stdout
+    assert "recommended: perfpy record" in r.stdout and "picks the jitdump and DWARF" in r.stdout
+    assert "with perf alone: PYTHON_PERF_JIT_SUPPORT=1" in r.stdout
 
 
 @pytest.mark.skipif(not FP_PYTHONS, reason="no frame-pointer interpreter; run scripts/build-fp-python.sh")
@@ -57,7 +58,7 @@ def test_doctor_sees_frame_pointers_in_the_fp_build():
     r = perfpy("doctor", "--no-record", "--python", FP_PYTHONS[0].path)
     checks = lines_of(r.stdout)
     assert checks["frame pointers"][0] == "pass", r.stdout
-    assert "recommended: PYTHONPERFSUPPORT=1 perf record -g" in r.stdout
+    assert "with perf alone: PYTHONPERFSUPPORT=1 perf record -g" in r.stdout
 
 
 def fake_perf(tmp_path, body):
@@ -88,7 +89,7 @@ def test_doctor_with_an_old_perf_warns_about_perf_jit(tmp_path):
     checks = lines_of(r.stdout)
     assert checks["perf"][0] == "pass" and "perf 5.10.0" in checks["perf"][1]
     assert checks["perf_jit"][0] == "warn" and "can't unwind" in checks["perf_jit"][1]
-    assert "recommended: PYTHONPERFSUPPORT=1 perf record --call-graph dwarf" in r.stdout
+    assert "with perf alone: PYTHONPERFSUPPORT=1 perf record --call-graph dwarf" in r.stdout
 
 
 def test_doctor_with_a_perf_that_cannot_record_fails(tmp_path):

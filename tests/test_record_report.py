@@ -222,6 +222,45 @@ def test_stopping_the_program_still_gives_the_profile(how, tmp_path):
         assert not os.path.exists("/tmp/jit-%d.dump" % pid)
 
 
+FORKING = """
+    import os, sys
+    def child_work(n):
+        s = 0
+        for i in range(n):
+            s += i
+        return s
+    def parent_work(n):
+        return child_work(n)
+    def outer():
+        pid = os.fork()
+        if pid == 0:
+            child_work(int(sys.argv[1]))
+            os._exit(0)
+        parent_work(int(sys.argv[1]) // 4)
+        os.waitpid(pid, 0)
+    outer()
+"""
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_forked_child_stacks_are_named_from_both_processes(backend, tmp_path):
+    """A child forked inside outer(): its samples show outer() and <module> (named from the
+    parent's file: they were on the stack at the fork) above child_work (from the child's own
+    file). Both processes' files move beside the recording."""
+    prog = script(tmp_path, FORKING)
+    record(tmp_path, PYTHONS[-1].path, "--backend", backend, program=[prog, "4000000"])
+    assert len(recorded_pids(tmp_path)) == 2, os.listdir(tmp_path / "perf.data.perfpy")
+    counts = collapsed(tmp_path, "--native", "none")
+    chain = lambda *fs: ";".join("py::%s:%s" % (f, prog) for f in fs)
+    in_child = sum(n for s, n in counts.items() if s == chain("<module>", "outer", "child_work"))
+    in_parent = sum(n for s, n in counts.items()
+                    if s == chain("<module>", "outer", "parent_work", "child_work"))
+    total = sum(counts.values())
+    assert in_child >= 0.5 * total and in_parent >= 0.1 * total, sorted(counts.items())
+    text = perfpy("report", "--format", "text", cwd=tmp_path)
+    assert "2 processes" in text.stdout.splitlines()[0]
+
+
 def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
     """Same recording, two readers: perf inject --jit + perf script, and perfpy report. The
     same Python frames, and each function's samples within 2% of all samples."""
@@ -442,20 +481,22 @@ def test_record_and_report_errors_are_actionable(tmp_path):
     assert r.returncode == 0 and "EXAMPLES" in r.stdout
 
 
+@pytest.mark.skipif(not BUILTIN, reason="needs a CPython 3.12+ (its own perf map) outside /tmp")
 def test_a_process_in_its_own_pid_and_mount_namespace(tmp_path):
-    """A "container": its own PID namespace and a private /tmp. Its map is at
-    /tmp/perf-<namespace pid>.map inside; perfpy record --pid finds it through
+    """A "container": its own PID namespace and a private /tmp, running CPython's own perf
+    map (the interpreter itself, not a venv: a venv may live under the hidden /tmp). Its map is
+    at /tmp/perf-<namespace pid>.map inside; perfpy record --pid finds it through
     /proc/<pid>/root and keeps a copy under the host pid."""
-    py = PYTHONS[-1]
+    py = BUILTIN[-1]
     # The private /tmp hides the test's own directory: the program comes with -c.
     marker = "perfpy-ns-test-%d" % os.getpid()
     code = "# %s\n%s" % (marker, textwrap.dedent(SPIN))
     prog = "<string>"
-    inner = 'mount -t tmpfs tmpfs /tmp && exec %s -c "$0"' % py.path
+    inner = 'mount -t tmpfs tmpfs /tmp && exec %s -c "$0"' % py.base
     proc = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--mount-proc", "sh", "-c", inner,
                              code],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=child_env(PERFPY_BACKEND="perf"))
+                            env=child_env(PYTHONPERFSUPPORT="1"))
     try:
         assert proc.stdout.readline().strip() == "spinning", proc.stderr.read()
         # The python process: a descendant of unshare whose namespace pid differs.

@@ -481,16 +481,33 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
     let jit_ok = checks
         .iter()
         .any(|c| c.name == "perf_jit" && c.level == Level::Pass);
-    if fp {
-        println!("recommended: PYTHONPERFSUPPORT=1 perf record -g -- python app.py");
+    let (picks, perf_alone): (&str, &[&str]) = if fp {
+        (
+            "the perf map and frame-pointer call graphs",
+            &["PYTHONPERFSUPPORT=1 perf record -g -- python app.py"],
+        )
     } else if jit_ok {
-        println!("recommended: PYTHON_PERF_JIT_SUPPORT=1 perf record -k 1 --call-graph dwarf,65528 -- python app.py");
-        println!("             perf inject --jit -i perf.data -o perf.jit.data && perf report -i perf.jit.data");
+        (
+            "the jitdump and DWARF call graphs",
+            &[
+                "PYTHON_PERF_JIT_SUPPORT=1 perf record -k 1 --call-graph dwarf,65528 -- python app.py",
+                "perf inject --jit -i perf.data -o perf.jit.data && perf report -i perf.jit.data",
+            ],
+        )
     } else {
-        println!(
-            "recommended: PYTHONPERFSUPPORT=1 perf record --call-graph dwarf -- python app.py"
-        );
-        println!("             (names the innermost Python function of each sample)");
+        (
+            "DWARF call graphs; perfpy report unwinds through the stubs itself",
+            &[
+                "PYTHONPERFSUPPORT=1 perf record --call-graph dwarf -- python app.py",
+                "(perf report then names the innermost Python function of each sample)",
+            ],
+        )
+    };
+    println!("recommended: perfpy record -- python app.py && perfpy report");
+    println!("             (here it picks {picks})");
+    for (i, line) in perf_alone.iter().enumerate() {
+        let lead = if i == 0 { "with perf alone:" } else { "" };
+        println!("{lead:<16} {line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -80,6 +80,62 @@ impl Drop for Forwarding {
     }
 }
 
+/// On a terminal, a line now and then while perf records (after 10 s, then at doubling
+/// intervals): elapsed time and the recording's size. Whole lines, so the program's own output
+/// is never overwritten.
+struct Progress {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(output: PathBuf) -> Progress {
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut next = std::time::Duration::from_secs(10);
+            let (lock, cvar) = &*flag;
+            let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let wait = next.saturating_sub(started.elapsed());
+                let (guard, timeout) = cvar
+                    .wait_timeout(stopped, wait)
+                    .unwrap_or_else(|e| e.into_inner());
+                stopped = guard;
+                if *stopped {
+                    return;
+                }
+                if timeout.timed_out() {
+                    let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+                    eprintln!(
+                        "perfpy: recording for {:.0} s, {} so far: {:.1} MB",
+                        started.elapsed().as_secs_f64(),
+                        output.display(),
+                        size as f64 / 1e6
+                    );
+                    next *= 2;
+                }
+            }
+        });
+        Progress {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The interpreter a command runs: itself if it is one, else its shebang's.
 fn interpreter_of(cmd: &Path) -> Option<PathBuf> {
     let resolved = if cmd.components().count() > 1 {
@@ -110,6 +166,19 @@ fn interpreter_of(cmd: &Path) -> Option<PathBuf> {
         .to_string_lossy()
         .starts_with("python")
         .then_some(interp)
+}
+
+/// `arg` as a shell would need it typed (for messages).
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
 }
 
 /// What will be recorded, and why.
@@ -374,7 +443,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         None => args
             .command
             .iter()
-            .map(|a| a.to_string_lossy())
+            .map(|a| shell_quote(&a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" "),
     };
@@ -413,6 +482,9 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         .with_context(|| format!("cannot run {}", perf.display()))?;
     let status = {
         let _forwarding = Forwarding::install(child.id());
+        let _progress = std::io::stderr()
+            .is_terminal()
+            .then(|| Progress::start(args.output.clone()));
         child.wait().context("waiting for perf")?
     };
     let elapsed = started.elapsed();
@@ -505,6 +577,17 @@ fn summary(profile: &crate::report::Profile, top: usize, output: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quotes_what_a_shell_would_need_quoted() {
+        assert_eq!(shell_quote("app.py"), "app.py");
+        assert_eq!(
+            shell_quote("import time; time.sleep(1)"),
+            "'import time; time.sleep(1)'"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
 
     #[test]
     fn finds_the_interpreter_of_a_shebang_script() {
