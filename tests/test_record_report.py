@@ -319,6 +319,19 @@ def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
     assert names(our_counts) == names(their_counts), (our_counts, their_counts)
     for name in names(our_counts):
         assert abs(our_counts[name] - their_counts[name]) <= 0.02 * total, (name, our_counts, their_counts)
+    # Totals too: the samples with the function anywhere on the stack.
+    def anywhere(stacks):
+        c = Counter()
+        for frames, n in stacks:
+            for name in {f.split(":")[2] for f in frames if f.startswith("py::")}:
+                c[name] += n
+        return c
+    their_total = anywhere((s, 1) for s in theirs)
+    our_total = anywhere((stack.split(";"), n) for stack, n in ours.items())
+    assert names(our_total) == names(their_total), (our_total, their_total)
+    for name in names(our_total):
+        assert abs(our_total[name] - their_total[name]) <= 0.02 * total, (name, our_total, their_total)
+    assert our_total["top"] >= 0.7 * total  # the rest is interpreter start-up and exit
     # Whole stacks on both sides: leaf_b under middle under top.
     chain = re.compile(r"py::top:[^;]+;(?:[^;]+;)*py::middle:[^;]+;(?:[^;]+;)*py::leaf_b:")
     assert sum(n for s, n in ours.items() if chain.search(s)) >= 0.9 * our_counts["leaf_b"]
@@ -414,9 +427,12 @@ def test_flamegraph_svg_shows_foo_in_chromium(seed_recording):
                    capture_output=True, timeout=120)
     img = Image.open(shot).convert("RGB")
     assert img.size == (1200, height)
-    # Inside py::foo's box: a flame colour (red-dominant), not the pale background.
+    # Inside py::foo's box: the Python colour (blue-dominant), not the pale background; in
+    # _PyEval_EvalFrameDefault's box just above it, a warm native colour.
     px = img.getpixel((int(1200 * (x + w / 2) / 100), int(y + h / 2)))
-    assert px[0] > 180 and px[1] < 170 and px[2] < 170, px
+    assert px[2] > 200 and px[0] < 120, px
+    above = img.getpixel((int(1200 * (x + w / 2) / 100), int(y - h / 2)))
+    assert above[0] > 200 and above[2] < 100, above
     # Above the whole flame, only background.
     bg = img.getpixel((600, 40))
     assert bg[0] > 200 and bg[1] > 200, bg
@@ -454,6 +470,20 @@ def test_report_finds_names_of_a_plain_perf_recording_in_tmp(tmp_path):
                 os.unlink(p)
 
 
+def test_report_pid_filter_keeps_one_process(tmp_path):
+    prog = script(tmp_path, FORKING)
+    record(tmp_path, PYTHONS[-1].path, program=[prog, "3000000"])
+    pids = recorded_pids(tmp_path)
+    assert len(pids) == 2
+    for pid in pids:
+        r = perfpy("report", "--pid", str(pid), "--format", "speedscope", "-o", "-", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        assert [p["name"].endswith("tid %d)" % pid) for p in doc["profiles"]] == [True]
+    r = perfpy("report", "--pid", "1", cwd=tmp_path)
+    assert r.returncode == 2 and "no samples for the pids given" in r.stderr
+
+
 def test_report_warns_when_the_names_are_missing(tmp_path):
     record(tmp_path, PYTHONS[0].path, "--backend", "perf")
     for f in os.listdir(tmp_path / "perf.data.perfpy"):
@@ -479,6 +509,21 @@ def test_record_and_report_errors_are_actionable(tmp_path):
         assert r.returncode == 2 and "pip install perfpy" in r.stderr, r.stderr
     r = perfpy("record", "--help", cwd=tmp_path)
     assert r.returncode == 0 and "EXAMPLES" in r.stdout
+    # No perf on PATH.
+    (tmp_path / "empty").mkdir()
+    r = perfpy("record", "--", PYTHONS[0].path, SEED, cwd=tmp_path,
+               env=child_env(PATH=str(tmp_path / "empty")))
+    assert r.returncode == 2 and "perf is not on PATH" in r.stderr and "apt-get install" in r.stderr
+    # A perf that fails to record: its message, then what to do.
+    fake = tmp_path / "fakeperf"
+    fake.mkdir()
+    (fake / "perf").write_text("#!/bin/sh\n[ \"$1\" = version ] && echo 'perf version 6.9' && exit 0\n"
+                               "echo 'perf_event_open(..., PERF_FLAG_FD_CLOEXEC) failed' >&2; exit 255\n")
+    os.chmod(fake / "perf", 0o755)
+    r = perfpy("record", "--", PYTHONS[0].path, SEED, cwd=tmp_path,
+               env=child_env(PATH="%s:%s" % (fake, os.environ["PATH"])))
+    assert r.returncode == 2 and "perf_event_open" in r.stderr, r.stderr
+    assert "wrote no recording" in r.stderr and "perfpy doctor" in r.stderr
 
 
 @pytest.mark.skipif(not BUILTIN, reason="needs a CPython 3.12+ (its own perf map) outside /tmp")
