@@ -538,7 +538,8 @@ def test_a_process_in_its_own_pid_and_mount_namespace(tmp_path):
     code = "# %s\n%s" % (marker, textwrap.dedent(SPIN))
     prog = "<string>"
     inner = 'mount -t tmpfs tmpfs /tmp && exec %s -c "$0"' % py.base
-    proc = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--mount-proc", "sh", "-c", inner,
+    proc = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--kill-child", "--mount-proc",
+                             "sh", "-c", inner,
                              code],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=child_env(PYTHONPERFSUPPORT="1"))
@@ -567,6 +568,12 @@ def test_a_process_in_its_own_pid_and_mount_namespace(tmp_path):
         ns_pid = re.search(r"^NSpid:\s+\d+\s+(\d+)", open("/proc/%d/status" % host_pid).read(), re.M).group(1)
         assert os.path.exists("/proc/%d/root/tmp/perf-%s.map" % (host_pid, ns_pid))
     finally:
+        # The program is its namespace's init: only SIGKILL reaches it from outside.
+        subprocess.run(["pkill", "-KILL", "-f", marker])
         proc.kill()
-        subprocess.run(["pkill", "-f", marker])
         proc.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and subprocess.run(["pgrep", "-f", marker],
+                                                         capture_output=True).returncode == 0:
+            time.sleep(0.1)
+        assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0

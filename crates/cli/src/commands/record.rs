@@ -554,7 +554,12 @@ fn summary(profile: &crate::report::Profile, top: usize, output: &Path) {
     } else {
         eprintln!("hottest Python functions:");
         eprintln!("  {:>6}  {:>6}  function", "self", "total");
-        for r in rows.iter().take(top) {
+        // Functions under 1% of the samples are noise here; perfpy report lists them all.
+        for r in rows
+            .iter()
+            .filter(|r| r.total_samples * 100 >= total)
+            .take(top)
+        {
             let (func, file) = profile.frames[r.frame as usize].python_parts();
             let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
             eprintln!(
