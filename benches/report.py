@@ -27,6 +27,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from jit_inject import du  # noqa: E402  (bytes under a directory)
 ROOT = os.path.dirname(HERE)
 PERFPY = os.path.join(ROOT, "target", "release", "perfpy")
 
@@ -50,17 +52,6 @@ def timed(cmd, env, cwd):
         raise SystemExit("failed: %s\n%s" % (cmd, out.stderr))
     wall, rss = out.stdout.split()
     return float(wall), int(rss)
-
-
-def du(path):
-    total = 0
-    for dirpath, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, f)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def main():

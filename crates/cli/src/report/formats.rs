@@ -175,50 +175,52 @@ fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
     )?;
     let py = python_table(profile);
     let py_samples: u64 = py.iter().map(|r| r.self_samples).sum();
-    writeln!(
-        out,
-        "\nPython functions ({:.1}% of samples ran Python code)",
+    let title = format!(
+        "Python functions ({:.1}% of samples ran Python code)",
         pct(py_samples, total)
-    )?;
-    writeln!(
-        out,
-        "  {:>6}  {:>6}  {:>8}  function",
-        "self", "total", "samples"
-    )?;
+    );
+    table(out, profile, &title, py.iter(), meta.top, |f| {
+        let (func, file) = f.python_parts();
+        (func.to_string(), file.to_string())
+    })?;
     if py.is_empty() {
         writeln!(out, "  (none: no sample has a Python frame)")?;
     }
-    for r in py.iter().take(meta.top) {
-        let frame = &profile.frames[r.frame as usize];
-        let (func, file) = frame.python_parts();
-        writeln!(
-            out,
-            "  {:>5.1}%  {:>5.1}%  {:>8}  {func}  {file}",
-            pct(r.self_samples, total),
-            pct(r.total_samples, total),
-            r.self_samples,
-        )?;
-    }
     let native = native_table(profile);
-    writeln!(
-        out,
-        "\nnative code (self: the sampled instruction was there)"
-    )?;
+    let title = "native code (self: the sampled instruction was there)";
+    let hot = native.iter().filter(|r| r.self_samples > 0);
+    table(out, profile, title, hot, meta.top, |f| {
+        (
+            f.name.to_string(),
+            f.module.as_deref().unwrap_or("").to_string(),
+        )
+    })
+}
+
+/// One table of the text report: self%, total%, self samples, the function and where it is.
+fn table<'r>(
+    out: &mut dyn Write,
+    profile: &Profile,
+    title: &str,
+    rows: impl Iterator<Item = &'r Row>,
+    top: usize,
+    describe: impl Fn(&super::Frame) -> (String, String),
+) -> Result<()> {
+    let total = profile.samples.len() as u64;
+    writeln!(out, "\n{title}")?;
     writeln!(
         out,
         "  {:>6}  {:>6}  {:>8}  function",
         "self", "total", "samples"
     )?;
-    for r in native.iter().filter(|r| r.self_samples > 0).take(meta.top) {
-        let frame = &profile.frames[r.frame as usize];
+    for r in rows.take(top) {
+        let (name, place) = describe(&profile.frames[r.frame as usize]);
         writeln!(
             out,
-            "  {:>5.1}%  {:>5.1}%  {:>8}  {}  {}",
+            "  {:>5.1}%  {:>5.1}%  {:>8}  {name}  {place}",
             pct(r.self_samples, total),
             pct(r.total_samples, total),
             r.self_samples,
-            frame.name,
-            frame.module.as_deref().unwrap_or(""),
         )?;
     }
     Ok(())
