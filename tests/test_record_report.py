@@ -484,6 +484,37 @@ def test_report_pid_filter_keeps_one_process(tmp_path):
     assert r.returncode == 2 and "no samples for the pids given" in r.stderr
 
 
+def kallsyms_readable():
+    try:
+        with open("/proc/kallsyms") as f:
+            return int(f.readline().split()[0], 16) != 0
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not kallsyms_readable(), reason="/proc/kallsyms hides addresses (kptr_restrict)")
+def test_kernel_frames_are_named_above_the_python_function(tmp_path):
+    """A function that spends its time in read(2): its stack continues into the kernel,
+    named from /proc/kallsyms (the recording is of this boot's kernel)."""
+    prog = script(tmp_path, """
+        import os, sys, time
+        def reader(seconds):
+            fd = os.open("/dev/zero", os.O_RDONLY)
+            end = time.time() + seconds
+            while time.time() < end:
+                os.read(fd, 1 << 16)
+        reader(float(sys.argv[1]))
+    """)
+    record(tmp_path, PYTHONS[-1].path, program=[prog, "1.5"])
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    in_read = sum(n for s, n in counts.items()
+                  if re.search(r"py::reader:[^;]+;.*;(__x64_sys_read|ksys_read|vfs_read)(;|$)", s))
+    assert in_read >= 0.3 * total, sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    text = perfpy("report", cwd=tmp_path).stdout
+    assert re.search(r"^\s+[\d.]+%\s+[\d.]+%\s+\d+\s+\S+\s+\[kernel\]$", text, re.M), text
+
+
 def test_report_warns_when_the_names_are_missing(tmp_path):
     record(tmp_path, PYTHONS[0].path, "--backend", "perf")
     for f in os.listdir(tmp_path / "perf.data.perfpy"):

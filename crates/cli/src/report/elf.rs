@@ -106,6 +106,24 @@ impl Elf {
         };
         obj.symbols().for_each(&mut add);
         obj.dynamic_symbols().for_each(&mut add);
+        // A stripped library's full symbol table may be installed separately (Debian's -dbg
+        // and -dbgsym packages), under its build id.
+        let debug_file = obj.build_id().ok().flatten().and_then(|id| {
+            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            let path = format!(
+                "/usr/lib/debug/.build-id/{}/{}.debug",
+                hex.get(..2)?,
+                hex.get(2..)?
+            );
+            let file = std::fs::File::open(path).ok()?;
+            // SAFETY: as above: a read-only mapping, only read while it lives.
+            unsafe { memmap2::Mmap::map(&file) }.ok()
+        });
+        if let Some(debug) = &debug_file {
+            if let Ok(dobj) = object::File::parse(&**debug) {
+                dobj.symbols().for_each(&mut add);
+            }
+        }
         // Prefer sized symbols and, among equals, the shorter (public) name.
         symbols.sort_by(|a, b| {
             a.0.cmp(&b.0)

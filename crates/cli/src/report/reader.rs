@@ -218,6 +218,56 @@ struct Reader<'o> {
     procs: HashMap<i32, Proc>,
     elves: HashMap<String, Option<Arc<Elf>>>,
     kernel_frame: u32,
+    /// Where the recording says the kernel's text starts (its `[kernel.kallsyms]` mapping).
+    kernel_text: Option<u64>,
+    /// This machine's kernel symbols, when they belong to the recorded kernel (`None`: not
+    /// looked at yet).
+    kallsyms: Option<Option<Kallsyms>>,
+    /// Kernel frames by address.
+    kernel_names: HashMap<u64, u32>,
+}
+
+/// `/proc/kallsyms`' text symbols, sorted.
+struct Kallsyms {
+    symbols: Vec<(u64, Arc<str>)>,
+}
+
+impl Kallsyms {
+    /// This machine's kernel symbols, if readable (not hidden by `kptr_restrict`) and if the
+    /// kernel's text starts at `text` as in the recording: the same boot (KASLR moves it).
+    fn load(text: u64) -> Option<Kallsyms> {
+        let data = std::fs::read_to_string("/proc/kallsyms").ok()?;
+        let mut symbols = Vec::new();
+        let mut text_here = None;
+        for line in data.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                continue;
+            }
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            if name == "_text" {
+                text_here = Some(addr);
+            }
+            if addr != 0 {
+                symbols.push((addr, Arc::from(name)));
+            }
+        }
+        if text_here != Some(text) || symbols.is_empty() {
+            return None;
+        }
+        symbols.sort_by_key(|s| s.0);
+        Some(Kallsyms { symbols })
+    }
+
+    fn name(&self, addr: u64) -> Option<&Arc<str>> {
+        let i = self.symbols.partition_point(|s| s.0 <= addr);
+        Some(&self.symbols.get(i.checked_sub(1)?)?.1)
+    }
 }
 
 fn is_jit_marker(path: &str) -> bool {
@@ -252,6 +302,10 @@ impl Reader<'_> {
     }
 
     fn on_mmap(&mut self, pid: i32, start: u64, len: u64, pgoff: u64, exec: bool, path: &str) {
+        if pid == -1 && path.starts_with("[kernel.kallsyms]") {
+            self.kernel_text = Some(start);
+            return;
+        }
         if pid <= 0 || !exec || len == 0 {
             return;
         }
@@ -369,6 +423,26 @@ impl Reader<'_> {
         id
     }
 
+    /// A kernel frame: its symbol when this machine's kernel is the recorded one, else one
+    /// `[kernel]` frame for the whole kernel part.
+    fn kernel_frame_for(&mut self, addr: u64) -> Option<u32> {
+        if self.kallsyms.is_none() {
+            self.kallsyms = Some(self.kernel_text.and_then(Kallsyms::load));
+        }
+        let syms = self.kallsyms.as_ref().and_then(Option::as_ref)?;
+        if let Some(&id) = self.kernel_names.get(&addr) {
+            return Some(id);
+        }
+        let name = syms.name(addr)?.clone();
+        let id = self.profile.intern_frame(Frame {
+            kind: Kind::Kernel,
+            name,
+            module: Some(Arc::from("[kernel]")),
+        });
+        self.kernel_names.insert(addr, id);
+        Some(id)
+    }
+
     fn on_sample(&mut self, s: &linux_perf_data::linux_perf_event_reader::SampleRecord<'_>) {
         let (Some(pid), Some(tid)) = (s.pid, s.tid) else {
             return;
@@ -378,7 +452,7 @@ impl Reader<'_> {
         // Leaf first.
         let mut leaf_first: Vec<u32> = Vec::with_capacity(64);
         let mut callchain_user = Vec::new();
-        let mut in_kernel = s.cpu_mode == CpuMode::Kernel;
+        let mut callchain_kernel = Vec::new();
         if let Some(chain) = &s.callchain {
             let mut ctx = 0u64;
             for i in 0..chain.len() {
@@ -388,15 +462,29 @@ impl Reader<'_> {
                     continue;
                 }
                 if ctx == PERF_CONTEXT_KERNEL {
-                    in_kernel = true;
+                    callchain_kernel.push(a);
                 } else if ctx == PERF_CONTEXT_USER {
                     callchain_user.push(a);
                 }
             }
         }
-        if in_kernel {
-            leaf_first.push(self.kernel_frame);
+        if callchain_kernel.is_empty() && s.cpu_mode == CpuMode::Kernel {
+            callchain_kernel.extend(s.ip);
         }
+        let mut named = Vec::with_capacity(callchain_kernel.len());
+        for &a in &callchain_kernel {
+            match self.kernel_frame_for(a) {
+                Some(f) => named.push(f),
+                None => {
+                    named.clear();
+                    break;
+                }
+            }
+        }
+        if named.is_empty() && !callchain_kernel.is_empty() {
+            named.push(self.kernel_frame);
+        }
+        leaf_first.extend(named);
         let regs = s.user_regs.as_ref().and_then(|r| {
             Some((
                 r.get(PERF_REG_X86_IP)?,
@@ -541,6 +629,9 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         procs: HashMap::new(),
         elves: HashMap::new(),
         kernel_frame,
+        kernel_text: None,
+        kallsyms: None,
+        kernel_names: HashMap::new(),
     };
     let bar = (opts.progress && total > 32 << 20).then(|| {
         let bar = indicatif::ProgressBar::new(total);
@@ -642,4 +733,28 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     without.sort_unstable();
     r.profile.stats.pids_without_names = without;
     Ok(r.profile)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kallsyms_only_for_the_recorded_boot() {
+        // A kernel text address no boot of this machine has: never used.
+        assert!(Kallsyms::load(0x1234).is_none());
+        let text = std::fs::read_to_string("/proc/kallsyms")
+            .ok()
+            .and_then(|d| {
+                d.lines()
+                    .find(|l| l.ends_with(" _text"))
+                    .and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
+            })
+            .filter(|&a| a != 0);
+        if let Some(text) = text {
+            let syms = Kallsyms::load(text).expect("this boot's symbols");
+            let name = syms.name(text + 1).expect("a symbol at the kernel's start");
+            assert!(name.starts_with('_'), "{name}");
+        }
+    }
 }
