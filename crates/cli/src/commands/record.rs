@@ -249,6 +249,12 @@ fn plan(
         CallGraph::Auto => CallGraph::Dwarf,
         other => other,
     };
+    if call_graph == CallGraph::Fp && !fp {
+        eprintln!(
+            "perfpy: warning: --call-graph fp on an interpreter without frame pointers: stacks \
+             stop at the first interpreter function. Leave --call-graph at auto (dwarf here)."
+        );
+    }
     let backend = match args.backend {
         Backend::Auto if call_graph == CallGraph::Fp && available(Backend::Perf) => {
             reasons.push("frame-pointer call graphs with the perf map: the smallest recordings, and perf report reads them as they are".into());
