@@ -484,6 +484,66 @@ def test_report_pid_filter_keeps_one_process(tmp_path):
     assert r.returncode == 2 and "no samples for the pids given" in r.stderr
 
 
+def test_threads_each_get_their_whole_stack(tmp_path):
+    prog = script(tmp_path, """
+        import sys, threading
+        def spin_a(n):
+            s = 0
+            for i in range(n):
+                s += i
+        def spin_b(n):
+            s = 0
+            for i in range(n):
+                s ^= i
+        ts = [threading.Thread(target=spin_a, args=(int(sys.argv[1]),), name="worker-a"),
+              threading.Thread(target=spin_b, args=(int(sys.argv[1]),), name="worker-b")]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    """)
+    record(tmp_path, PYTHONS[-1].path, program=[prog, "2000000"])
+    r = perfpy("report", "--format", "speedscope", "-o", "-", cwd=tmp_path)
+    doc = json.loads(r.stdout)
+    frames = [f["name"] for f in doc["shared"]["frames"]]
+    by_thread = {}
+    for prof in doc["profiles"]:
+        pys = [[frames[i] for i in st if frames[i].startswith("py::")] for st in prof["samples"]]
+        by_thread[prof["name"]] = pys
+    for leaf in ("py::spin_a", "py::spin_b"):
+        # One thread (not the main one) runs it, under threading's bootstrap frames.
+        owners = [name for name, stacks in by_thread.items()
+                  if sum(1 for s in stacks if s and s[-1] == leaf) >= 0.5 * len(stacks)]
+        assert len(owners) == 1, (leaf, {k: len(v) for k, v in by_thread.items()})
+        stacks = by_thread[owners[0]]
+        assert all("py::Thread._bootstrap" in s for s in stacks if s and s[-1] == leaf)
+
+
+def test_time_in_a_c_extension_shows_under_the_python_function(tmp_path):
+    """The case of ML and data code: the Python function is thin, the time is in a native
+    library it calls. The default view keeps that native code above the Python frame."""
+    prog = script(tmp_path, """
+        import os, sys, zlib
+        def compress_all(n):
+            data = os.urandom(1 << 20)
+            for _ in range(n):
+                zlib.compress(data, 9)
+        compress_all(int(sys.argv[1]))
+    """)
+    record(tmp_path, PYTHONS[-1].path, program=[prog, "20"])
+    r = perfpy("report", "--format", "collapsed", cwd=tmp_path)
+    counts = {}
+    for line in r.stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        counts[stack] = int(n)
+    total = sum(counts.values())
+    in_zlib = sum(n for st, n in counts.items()
+                  if re.search(r"py::compress_all:[^;]+;(?:[^;]+;)*(zlib_compress|deflate)", st))
+    assert in_zlib >= 0.5 * total, sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    text = perfpy("report", cwd=tmp_path).stdout
+    assert re.search(r"libz\.so", text), text
+
+
 def kallsyms_readable():
     try:
         with open("/proc/kallsyms") as f:
