@@ -360,6 +360,9 @@ def test_speedscope_output_matches_the_published_schema(seed_recording):
     full = [c for c in chains if c == ["py::<module>", "py::baz", "py::bar", "py::foo"]]
     assert len(full) >= 0.8 * len(chains)
     assert main["unit"] == "seconds" and abs(sum(main["weights"]) - main["endValue"]) < 1e-6
+    # The jitdump's debug info gives each function its def line.
+    lines = {f["name"]: f.get("line") for f in doc["shared"]["frames"] if f.get("file") == SEED}
+    assert (lines["py::foo"], lines["py::bar"], lines["py::baz"]) == (4, 11, 15), lines
 
 
 def test_pprof_output_decodes_with_protoc_and_profile_proto(seed_recording):
@@ -376,9 +379,12 @@ def test_pprof_output_decodes_with_protoc_and_profile_proto(seed_recording):
     strings = [json.loads(s) for s in re.findall(r'^string_table: (".*")$', text, re.M)]
     assert strings[0] == ""
     functions = {}
+    start_lines = {}
     for block in re.findall(r"^function \{\n(.*?)^\}", text, re.M | re.S):
         fields = dict(re.findall(r"^\s+(\w+): (\d+)$", block, re.M))
         functions[int(fields["id"])] = strings[int(fields.get("name", 0))]
+        start_lines[strings[int(fields.get("name", 0))]] = int(fields.get("start_line", 0))
+    assert start_lines["py::foo"] == 4 and start_lines["py::baz"] == 15, start_lines
     locations = {}
     for block in re.findall(r"^location \{\n(.*?)^\}\n", text, re.M | re.S):
         loc_id = int(re.search(r"^\s+id: (\d+)$", block, re.M).group(1))
@@ -542,6 +548,32 @@ def test_time_in_a_c_extension_shows_under_the_python_function(tmp_path):
     assert in_zlib >= 0.5 * total, sorted(counts.items(), key=lambda kv: -kv[1])[:3]
     text = perfpy("report", cwd=tmp_path).stdout
     assert re.search(r"libz\.so", text), text
+
+
+def test_python_called_back_from_c_keeps_both_python_frames(tmp_path):
+    """A Python -> C -> Python sandwich (sorted() calling a Python key function): the stack
+    has outer, the C sort, and key, in that order."""
+    prog = script(tmp_path, """
+        import sys
+        def key(x):
+            s = 0
+            for i in range(30):
+                s += i * x
+            return s
+        def outer(n):
+            for _ in range(n):
+                sorted(range(2000), key=key)
+        outer(int(sys.argv[1]))
+    """)
+    record(tmp_path, PYTHONS[-1].path, program=[prog, "300"])
+    full = collapsed(tmp_path, "--native", "all")
+    total = sum(full.values())
+    sandwich = re.compile(r"py::outer:[^;]+;(?:[^;]+;)*[^;]*sort[^;]*;(?:[^;]+;)*py::key:")
+    assert sum(n for st, n in full.items() if sandwich.search(st)) >= 0.5 * total, \
+        sorted(full.items(), key=lambda kv: -kv[1])[:2]
+    leaf = collapsed(tmp_path)
+    glued = re.compile(r"py::outer:[^;]+;py::key:")
+    assert sum(n for st, n in leaf.items() if glued.search(st)) >= 0.5 * total
 
 
 def kallsyms_readable():

@@ -566,10 +566,12 @@ fn summary(profile: &crate::report::Profile, top: usize, output: &Path) {
             .filter(|r| r.total_samples * 100 >= total)
             .take(top)
         {
-            let (func, file) = profile.frames[r.frame as usize].python_parts();
+            let frame = &profile.frames[r.frame as usize];
+            let (func, file) = frame.python_parts();
+            let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
             let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
             eprintln!(
-                "  {:>5.1}%  {:>5.1}%  {func}  {file}",
+                "  {:>5.1}%  {:>5.1}%  {func}  {file}{line}",
                 pct(r.self_samples),
                 pct(r.total_samples)
             );

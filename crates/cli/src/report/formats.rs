@@ -181,7 +181,11 @@ fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
     );
     table(out, profile, &title, py.iter(), meta.top, |f| {
         let (func, file) = f.python_parts();
-        (func.to_string(), file.to_string())
+        let place = match f.line {
+            Some(line) => format!("{file}:{line}"),
+            None => file.to_string(),
+        };
+        (func.to_string(), place)
     })?;
     if py.is_empty() {
         writeln!(out, "  (none: no sample has a Python frame)")?;
@@ -285,6 +289,8 @@ struct SpeedscopeFrame<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<u32>,
 }
 
 #[derive(serde::Serialize)]
@@ -335,11 +341,13 @@ fn speedscope(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()>
                 SpeedscopeFrame {
                     name: func,
                     file: (!file.is_empty()).then_some(file),
+                    line: f.line,
                 }
             }
             _ => SpeedscopeFrame {
                 name: &f.name,
                 file: f.module.as_deref(),
+                line: None,
             },
         })
         .collect();
@@ -513,6 +521,8 @@ mod pb {
         pub system_name: i64,
         #[prost(int64, tag = "4")]
         pub filename: i64,
+        #[prost(int64, tag = "5")]
+        pub start_line: i64,
     }
 }
 
@@ -555,17 +565,19 @@ fn pprof(profile: &Profile, out: &mut dyn Write) -> Result<()> {
             Kind::Python => f.python_parts(),
             _ => (&*f.name, f.module.as_deref().unwrap_or("")),
         };
+        let line = f.line.map_or(0, i64::from);
         function.push(pb::Function {
             id,
             name: s(name),
             system_name: s(&f.name),
             filename: s(file),
+            start_line: line,
         });
         location.push(pb::Location {
             id,
             line: vec![pb::Line {
                 function_id: id,
-                line: 0,
+                line,
             }],
         });
     }

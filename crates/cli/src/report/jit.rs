@@ -13,6 +13,8 @@ pub struct Stub {
     pub start: u64,
     pub end: u64,
     pub name: Arc<str>,
+    /// The line the function is defined on, when the jitdump says (`JIT_CODE_DEBUG_INFO`).
+    pub line: Option<u32>,
 }
 
 /// The unwind info a jitdump gives for one stub, laid out as perf's `jitted-*.so` would:
@@ -106,6 +108,7 @@ fn load_map(data: &[u8], path: &Path, info: &mut JitInfo) {
                 start: e.start,
                 end: e.start + e.size,
                 name: Arc::from(e.name),
+                line: None,
             }),
             Ok(_) => {}
             Err(_) => bad += 1,
@@ -134,8 +137,18 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
         ));
     }
     let mut pending: Option<(Bytes, Bytes)> = None;
+    let mut debug: Option<(u64, u32)> = None;
     for r in parsed.records {
         match r {
+            jitdump::Record::DebugInfo {
+                code_addr, entries, ..
+            } => {
+                debug = entries
+                    .first()
+                    .and_then(|&(_, line, _)| u32::try_from(line).ok())
+                    .filter(|&l| l > 0)
+                    .map(|l| (code_addr, l));
+            }
             jitdump::Record::UnwindingInfo {
                 eh_frame,
                 eh_frame_hdr,
@@ -157,10 +170,15 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
                     });
                 }
                 if size > 0 {
+                    let line = debug
+                        .take()
+                        .filter(|&(addr, _)| addr == code_addr)
+                        .map(|(_, l)| l);
                     info.stubs.push(Stub {
                         start: code_addr,
                         end: code_addr + size,
                         name: Arc::from(name),
+                        line,
                     });
                 }
             }
@@ -196,6 +214,16 @@ mod tests {
             perfpy_format::eh_frame::stub_unwind_info(perfpy_format::eh_frame::Arch::X86_64, 8)
                 .unwrap();
         jitdump::write_unwinding_info(&mut dump, 2, &unwind);
+        jitdump::write_debug_info(
+            &mut dump,
+            2,
+            0x5000,
+            &[jitdump::DebugEntry {
+                addr: 0x5000,
+                line: 12,
+                file: "/x.py",
+            }],
+        );
         jitdump::write_code_load(
             &mut dump,
             3,
@@ -216,6 +244,8 @@ mod tests {
         assert_eq!(info.problems.len(), 1, "{:?}", info.problems);
         assert_eq!(&*find(&info.stubs, 0x1005).unwrap().name, "py::foo:/x.py");
         assert_eq!(&*find(&info.stubs, 0x5007).unwrap().name, "py::baz:/x.py");
+        assert_eq!(find(&info.stubs, 0x5007).unwrap().line, Some(12));
+        assert_eq!(find(&info.stubs, 0x1005).unwrap().line, None);
         assert!(find(&info.stubs, 0x1010).is_none());
         assert!(find(&info.stubs, 0x500).is_none());
         assert_eq!(info.unwind.len(), 1);

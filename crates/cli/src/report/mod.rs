@@ -30,6 +30,8 @@ pub struct Frame {
     pub name: Arc<str>,
     /// The binary for native frames.
     pub module: Option<Arc<str>>,
+    /// For Python frames, the line the function is defined on, when known (jitdump).
+    pub line: Option<u32>,
 }
 
 impl Frame {
@@ -134,6 +136,7 @@ impl Profile {
             kind: Kind::Native,
             name: Arc::from("[native]"),
             module: None,
+            line: None,
         });
         let mut remap = Vec::with_capacity(old_stacks.len());
         for stack in &old_stacks {
@@ -182,6 +185,7 @@ mod tests {
             kind,
             name: Arc::from(name),
             module: None,
+            line: None,
         }
     }
 

@@ -377,6 +377,7 @@ impl Reader<'_> {
                     kind: Kind::Python,
                     name: stub.name.clone(),
                     module: None,
+                    line: stub.line,
                 });
                 break;
             }
@@ -403,6 +404,7 @@ impl Reader<'_> {
                     kind: Kind::Native,
                     name,
                     module: Some(module),
+                    line: None,
                 });
             }
         }
@@ -412,6 +414,7 @@ impl Reader<'_> {
                 kind: Kind::Native,
                 name: Arc::from("[unknown]"),
                 module: None,
+                line: None,
             }
         });
         let id = self.profile.intern_frame(frame);
@@ -438,6 +441,7 @@ impl Reader<'_> {
             kind: Kind::Kernel,
             name,
             module: Some(Arc::from("[kernel]")),
+            line: None,
         });
         self.kernel_names.insert(addr, id);
         Some(id)
@@ -622,6 +626,7 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         kind: Kind::Kernel,
         name: Arc::from("[kernel]"),
         module: None,
+        line: None,
     });
     let mut r = Reader {
         opts,
