@@ -640,13 +640,15 @@ def test_record_and_report_errors_are_actionable(tmp_path):
     # A perf that fails to record: its message, then what to do.
     fake = tmp_path / "fakeperf"
     fake.mkdir()
-    (fake / "perf").write_text("#!/bin/sh\n[ \"$1\" = version ] && echo 'perf version 6.9' && exit 0\n"
+    (fake / "perf").write_text("#!/bin/sh\n[ \"$1\" = version ] && echo 'perf version 5.15.143' && exit 0\n"
                                "echo 'perf_event_open(..., PERF_FLAG_FD_CLOEXEC) failed' >&2; exit 255\n")
     os.chmod(fake / "perf", 0o755)
     r = perfpy("record", "--", PYTHONS[0].path, SEED, cwd=tmp_path,
                env=child_env(PATH="%s:%s" % (fake, os.environ["PATH"])))
     assert r.returncode == 2 and "perf_event_open" in r.stderr, r.stderr
     assert "wrote no recording" in r.stderr and "perfpy doctor" in r.stderr
+    # An old perf: the jitdump still serves perfpy report, and the reason says so.
+    assert "perf 5.15.143's own unwinder can't step through perf inject --jit code" in r.stderr
 
 
 @pytest.mark.skipif(not BUILTIN, reason="needs a CPython 3.12+ (its own perf map) outside /tmp")

@@ -264,9 +264,13 @@ fn plan(
             let perf_ok = perf_version.and_then(|v| v.dwarf_jit_unwinding());
             reasons.push(format!(
                 "DWARF call graphs with the jitdump: each stub carries its unwind info{}",
-                match perf_ok {
-                    Some(true) => " (perf inject --jit + perf report can read it too, with --keep-jit-files)",
-                    _ => "",
+                match (perf_ok, perf_version) {
+                    (Some(true), _) => " (perf inject --jit + perf report can read it too, with --keep-jit-files)".to_string(),
+                    (Some(false), Some(v)) => format!(
+                        " (perf {v}'s own unwinder can't step through perf inject --jit code; \
+                         perfpy report doesn't need it)"
+                    ),
+                    _ => String::new(),
                 }
             ));
             Backend::PerfJit
