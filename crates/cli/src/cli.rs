@@ -135,6 +135,7 @@ pub struct ReportArgs {
     /// The recording (perf record's or perfpy record's).
     #[arg(short, long, value_name = "FILE", default_value = "perf.data")]
     pub input: PathBuf,
+    /// What to write.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
     /// Where to write ("-": standard output). Default: standard output for text and
