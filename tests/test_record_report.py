@@ -138,6 +138,29 @@ def test_cpython_builtin_perf_map_gives_whole_stacks_too(py, tmp_path):
     assert not any(sum(1 for f in s if f.startswith("py::")) > 1 for s in samples)
 
 
+@pytest.mark.skipif(not BUILTIN, reason="no CPython 3.12+ here")
+def test_cpython_map_unwinds_even_with_perfpy_imported(tmp_path):
+    """CPython 3.12+ serving PYTHONPERFSUPPORT itself while the program also imports perfpy
+    (its extension mapped): the stubs are still CPython's, told apart by their size."""
+    py = BUILTIN[0]
+    prog = script(tmp_path, "import perfpy, runpy, sys\nrunpy.run_path(%r, run_name='__main__')\n" % SEED)
+    data = str(tmp_path / "plain.data")
+    subprocess.run([PERF, "record", "-q", "-F", "999", "--call-graph", "dwarf,65528", "-o", data,
+                    "--", py.path, prog, "8000000"], check=True, capture_output=True,
+                   env=child_env(PYTHONPERFSUPPORT="1"))
+    try:
+        counts = collapsed(tmp_path, data="plain.data")
+        total = sum(counts.values())
+        chain = ";".join("py::%s:%s" % (f, SEED) for f in ("baz", "bar", "foo"))
+        assert sum(n for st, n in counts.items() if chain in st) >= 0.8 * total, \
+            sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+    finally:
+        for pid in set(subprocess.run([PERF, "script", "-i", data, "-F", "pid"],
+                                      capture_output=True, text=True).stdout.split()):
+            if os.path.exists("/tmp/perf-%s.map" % pid):
+                os.unlink("/tmp/perf-%s.map" % pid)
+
+
 @pytest.mark.skipif(not [p for p in PYTHONS if p.version >= (3, 13)], reason="no CPython 3.13+ here")
 def test_auto_uses_cpython_313_own_jitdump_without_perfpy(tmp_path):
     py = [p for p in PYTHONS if p.version >= (3, 13)][0]

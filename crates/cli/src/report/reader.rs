@@ -123,19 +123,16 @@ impl Proc {
                 }
             }
             // Perf-map stubs of CPython's own trampoline keep no frame record: give each the
-            // CFI derived from the template in the interpreter's binary. (perfpy's stubs do
-            // keep one; where its extension is loaded, they are its stubs.)
-            let perfpy_loaded = self
-                .space
-                .mappings
-                .iter()
-                .any(|m| m.path.contains("perfpy/_native"));
+            // CFI derived from the template in the interpreter's binary. They are told apart
+            // by size: a copy of the template is exactly as long as it (perfpy's stubs, which
+            // do keep a frame record, are 8 bytes; CPython's `sub`/`add` template is 11 or 15;
+            // a template that builds a frame record gets no derived CFI at all).
             let cpython = self
                 .space
                 .mappings
                 .iter()
                 .find_map(|m| m.elf.as_ref().and_then(|e| e.cpython_trampoline.clone()));
-            if let (false, Some(cfi)) = (perfpy_loaded, cpython) {
+            if let Some(cfi) = cpython {
                 for info in self.jit_infos() {
                     for stub in &info.stubs {
                         if stub.end - stub.start == cfi.code_size && seen.insert(stub.start) {
