@@ -599,6 +599,45 @@ def test_python_called_back_from_c_keeps_both_python_frames(tmp_path):
     assert sum(n for st, n in leaf.items() if glued.search(st)) >= 0.5 * total
 
 
+def test_multiprocessing_spawn_children_are_profiled_too(tmp_path):
+    """Spawned workers are new interpreters: they inherit the switch through the environment,
+    write their own files, and record collects those too."""
+    prog = script(tmp_path, """
+        import multiprocessing as mp, sys
+        def work(n):
+            s = 0
+            for i in range(n):
+                s += i
+            return s
+        if __name__ == "__main__":
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(2) as pool:
+                pool.map(work, [int(sys.argv[1])] * 2)
+    """)
+    record(tmp_path, PYTHONS[-1].path, program=[prog, "3000000"])
+    assert len(recorded_pids(tmp_path)) >= 3  # the parent and two workers
+    r = perfpy("report", "--format", "collapsed", "--native", "none", cwd=tmp_path)
+    work = sum(int(l.rsplit(" ", 1)[1]) for l in r.stdout.splitlines()
+               if re.search(r"py::worker:[^;]+;(?:[^;]+;)*py::work:%s$" % re.escape(prog),
+                            l.rsplit(" ", 1)[0]))
+    total = sum(int(l.rsplit(" ", 1)[1]) for l in r.stdout.splitlines())
+    assert work >= 0.4 * total, r.stdout[-3000:]
+
+
+def test_a_script_with_a_python_shebang_is_recorded_with_that_python(tmp_path):
+    py = PYTHONS[0]
+    tool = tmp_path / "tool"
+    tool.write_text("#!%s\n%s" % (py.path, open(SEED).read()))
+    os.chmod(tool, 0o755)
+    (tmp_path / "home").mkdir()
+    r = perfpy("record", "--", str(tool), "2000000", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "python%s" % py.minor in r.stderr  # the interpreter probed is the shebang's
+    assert "switched on with PERFPY_BACKEND" in r.stderr
+    text = perfpy("report", cwd=tmp_path).stdout
+    assert python_rows(text)[0][3] == "py::foo", text
+
+
 def kallsyms_readable():
     try:
         with open("/proc/kallsyms") as f:
