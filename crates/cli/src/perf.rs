@@ -60,12 +60,17 @@ impl std::fmt::Display for Version {
     }
 }
 
-/// `perf` on PATH.
-pub fn locate() -> Option<PathBuf> {
+/// The first file called `name` in a directory of PATH.
+pub fn on_path(name: impl AsRef<std::path::Path>) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|d| d.join("perf"))
+        .map(|d| d.join(name.as_ref()))
         .find(|p| p.is_file())
+}
+
+/// `perf` on PATH.
+pub fn locate() -> Option<PathBuf> {
+    on_path("perf")
 }
 
 /// `perf version`'s output, trimmed.

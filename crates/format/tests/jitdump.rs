@@ -266,6 +266,12 @@ mod unwind {
 
     fn module(arch: Arch, code_size: usize) -> Module<Vec<u8>> {
         let info = eh_frame::stub_unwind_info(arch, code_size).unwrap();
+        module_with(&info, code_size)
+    }
+
+    /// A module for one stub at `STUB`, laid out as perf's jitted-*.so: code, then its
+    /// `.eh_frame` at the next multiple of 8, then the header.
+    fn module_with(info: &eh_frame::StubUnwindInfo, code_size: usize) -> Module<Vec<u8>> {
         let eh_start = round8(code_size) as u64;
         let hdr_start = eh_start + info.eh_frame.len() as u64;
         let end = hdr_start + EH_FRAME_HDR_SIZE as u64;
@@ -279,6 +285,27 @@ mod unwind {
             ..Default::default()
         };
         Module::new("jitted-stub".into(), STUB..STUB + end, STUB, section_info)
+    }
+
+    /// Unwinds one x86_64 frame at `pc` (a return address or not) with `words` on the stack;
+    /// the caller's address and the registers after it.
+    fn unwind_x86_64(
+        unwinder: &UnwinderX86_64<Vec<u8>>,
+        cache: &mut CacheX86_64,
+        (pc, sp, bp): (u64, u64, u64),
+        is_return: bool,
+        words: &[(u64, u64)],
+    ) -> (Option<u64>, UnwindRegsX86_64) {
+        let mut regs = UnwindRegsX86_64::new(pc, sp, bp);
+        let address = if is_return {
+            FrameAddress::from_return_address(pc).unwrap()
+        } else {
+            FrameAddress::from_instruction_pointer(pc)
+        };
+        let next = unwinder
+            .unwind_frame(address, &mut regs, cache, &mut stack(words))
+            .unwrap();
+        (next, regs)
     }
 
     fn stack(words: &[(u64, u64)]) -> impl FnMut(u64) -> Result<u64, ()> + '_ {
@@ -323,15 +350,8 @@ mod unwind {
             (STUB + 7, SP, CALLER_FP, vec![(SP, CALLER_RET)], false),
         ];
         for (pc, sp, bp, words, is_return) in cases {
-            let mut regs = UnwindRegsX86_64::new(pc, sp, bp);
-            let address = if is_return {
-                FrameAddress::from_return_address(pc).unwrap()
-            } else {
-                FrameAddress::from_instruction_pointer(pc)
-            };
-            let next = unwinder
-                .unwind_frame(address, &mut regs, &mut cache, &mut stack(&words))
-                .unwrap();
+            let (next, regs) =
+                unwind_x86_64(&unwinder, &mut cache, (pc, sp, bp), is_return, &words);
             assert_eq!(next, Some(CALLER_RET), "pc = stub+{}", pc - STUB);
             assert_eq!(regs.sp(), SP + 8, "pc = stub+{}", pc - STUB);
             if pc - STUB >= 1 {
@@ -349,24 +369,8 @@ mod unwind {
             0x48, 0x83, 0xec, 0x08, 0xff, 0xd1, 0x48, 0x83, 0xc4, 0x08, 0xc3,
         ];
         let info = eh_frame::cpython_x86_64_trampoline_unwind_info(&TEMPLATE).unwrap();
-        let eh_start = round8(TEMPLATE.len()) as u64;
-        let hdr_start = eh_start + info.eh_frame.len() as u64;
-        let section_info = ExplicitModuleSectionInfo {
-            base_svma: 0,
-            text_svma: Some(0..TEMPLATE.len() as u64),
-            eh_frame_svma: Some(eh_start..hdr_start),
-            eh_frame: Some(info.eh_frame.clone()),
-            eh_frame_hdr_svma: Some(hdr_start..hdr_start + EH_FRAME_HDR_SIZE as u64),
-            eh_frame_hdr: Some(info.eh_frame_hdr.to_vec()),
-            ..Default::default()
-        };
         let mut unwinder = UnwinderX86_64::new();
-        unwinder.add_module(Module::new(
-            "cpython-stub".into(),
-            STUB..STUB + TEMPLATE.len() as u64,
-            STUB,
-            section_info,
-        ));
+        unwinder.add_module(module_with(&info, TEMPLATE.len()));
         let mut cache = CacheX86_64::new();
         // In the evaluator: sp points at the 8 bytes the stub reserved, the caller's return
         // address above them.
@@ -376,15 +380,13 @@ mod unwind {
             (STUB, SP, false),
             (STUB + 10, SP, false),
         ] {
-            let mut regs = UnwindRegsX86_64::new(pc, sp, GARBAGE_FP);
-            let address = if is_return {
-                FrameAddress::from_return_address(pc).unwrap()
-            } else {
-                FrameAddress::from_instruction_pointer(pc)
-            };
-            let next = unwinder
-                .unwind_frame(address, &mut regs, &mut cache, &mut stack(&words))
-                .unwrap();
+            let (next, regs) = unwind_x86_64(
+                &unwinder,
+                &mut cache,
+                (pc, sp, GARBAGE_FP),
+                is_return,
+                &words,
+            );
             assert_eq!(next, Some(CALLER_RET), "pc = stub+{}", pc - STUB);
             assert_eq!(regs.sp(), SP + 8);
             assert_eq!(regs.bp(), GARBAGE_FP);

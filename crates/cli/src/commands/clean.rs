@@ -36,7 +36,8 @@ pub fn pid_of(name: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-fn running(pid: u32) -> bool {
+/// Whether process `pid` exists (in this PID namespace).
+pub fn running(pid: u32) -> bool {
     Path::new("/proc").join(pid.to_string()).exists()
 }
 

@@ -166,11 +166,7 @@ fn euid() -> u32 {
 }
 
 fn default_python() -> PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("python3"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("python3"))
+    perf::on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 /// Runs every check.

@@ -141,10 +141,7 @@ fn interpreter_of(cmd: &Path) -> Option<PathBuf> {
     let resolved = if cmd.components().count() > 1 {
         cmd.to_path_buf()
     } else {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
-            .map(|d| d.join(cmd))
-            .find(|p| p.is_file())?
+        perf::on_path(cmd)?
     };
     let name = resolved.file_name()?.to_string_lossy().into_owned();
     let head = std::fs::read(&resolved).ok()?;
@@ -349,7 +346,7 @@ fn perf_args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
 fn collect_jit_files(pids: &[i32], dir: &Path) -> Result<Vec<PathBuf>> {
     let mut moved = Vec::new();
     for &pid in pids {
-        let alive = Path::new(&format!("/proc/{pid}")).exists();
+        let alive = u32::try_from(pid).is_ok_and(crate::commands::clean::running);
         for src in jit::candidates(pid, &[], None) {
             let Ok(meta) = std::fs::symlink_metadata(&src) else {
                 continue;
