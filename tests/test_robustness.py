@@ -97,6 +97,41 @@ def test_write_failure_mid_run_turns_perfpy_off_once(py, tmp_path, werror):
     assert os.path.getsize(map_path(r.pid)) <= 4000
 
 
+@pytest.mark.parametrize("backend", ["perf", "perf_jit"])
+def test_failure_at_run_time_warns_with_perfpy_warning(py, tmp_path, backend):
+    """A write that fails inside the evaluator hook warns with ``perfpy.PerfpyWarning``, so
+    the documented filter catches it (and ignoring that category silences it)."""
+    path = script(tmp_path, '''
+        import resource, signal, sys, warnings, perfpy
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        mode = sys.argv[1]
+        if mode == "ignore":
+            warnings.filterwarnings("ignore", category=perfpy.PerfpyWarning)
+        perfpy.activate_stack_trampoline(%r)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, resource.RLIM_INFINITY))
+        ns = {}
+        with warnings.catch_warnings(record=True) as caught:
+            if mode == "record":
+                warnings.simplefilter("always")
+            for i in range(500):
+                exec("def w%%d(): return %%d" %% (i, i), ns)
+                ns["w%%d" %% i]()
+        print(perfpy.status()["active"], [w.category.__name__ for w in caught],
+              all(issubclass(w.category, perfpy.PerfpyWarning) for w in caught),
+              perfpy.PerfpyWarning.__module__, issubclass(perfpy.PerfpyWarning, RuntimeWarning))
+    ''' % backend)
+    recorded = run(py, [path, "record"]).check()
+    ignored = run(py, [path, "ignore"]).check()
+    for r in (recorded, ignored):
+        for f in ("/tmp/perf-%d.map" % r.pid, "/tmp/jit-%d.dump" % r.pid):
+            if os.path.exists(f):
+                os.unlink(f)
+    assert recorded.stdout.split() == ["False", "['PerfpyWarning']", "True", "perfpy", "True"], \
+        recorded.stdout
+    assert ignored.stdout.split() == ["False", "[]", "True", "perfpy", "True"], ignored.stdout
+    assert "turned off" not in ignored.stderr, ignored.stderr
+
+
 def mdwe_supported():
     if platform.system() != "Linux":
         return False

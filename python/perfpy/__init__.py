@@ -40,8 +40,10 @@ __version__ = _native.build_info()["version"]
 BACKENDS = ("perf", "perf_jit")
 
 
-class PerfpyWarning(RuntimeWarning):
-    """perfpy could not profile; the program continues unprofiled."""
+#: The category of every warning perfpy issues (a ``RuntimeWarning``): perfpy could not
+#: profile, and the program continues unprofiled. Defined in the extension, so warnings from
+#: inside the evaluator hook carry it too.
+PerfpyWarning = _native.PerfpyWarning
 
 
 def _cpython_trampoline_active():

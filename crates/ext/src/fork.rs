@@ -1,20 +1,17 @@
-//! `fork()` handling, so parent and child never write each other's map.
+//! `fork()` handling, so parent and child never write each other's map or dump.
 //!
 //! `pthread_atfork` handlers run for every `fork()`, from Python's `os.fork()` or from C:
 //!
 //! * prepare (parent): take the state lock (so the child never inherits it mid-update) and
-//!   note how long our map is;
+//!   let each backend note what a child would need (`Backend::before_fork`);
 //! * parent: release it;
-//! * child: release it; stop writing to the inherited descriptor, which is the parent's file.
-//!   Without persist-after-fork the descriptor is closed and [`GENERATION`] is bumped, so
-//!   each stub is announced in the child's own `/tmp/perf-<childpid>.map` before it next runs
-//!   there (the file is created on the first such entry, so children that only `exec` leave
-//!   nothing behind). With persist-after-fork the descriptor is kept until
-//!   `_after_fork_child` (from `os.register_at_fork`) copies the parent's entries, as they
-//!   were at the fork, into the child's map; the trampoline stays active either way.
-//!
-//! A jitdump can't be copied (its records carry the writer's pid): a persist-after-fork child
-//! announces the parent's stubs again in its own dump instead.
+//! * child: release it, after each backend stops writing the parent's file
+//!   (`Backend::after_fork_child`). Without persist-after-fork [`GENERATION`] is bumped, so
+//!   each stub is announced in the child's own file before it next runs there (the file is
+//!   created with the first announcement, so children that only `exec` leave nothing
+//!   behind). With persist-after-fork the child's file starts with the parent's
+//!   announcements as of the fork, opened by `_after_fork_child` (from
+//!   `os.register_at_fork`); the trampoline stays active either way.
 //!
 //! Arenas are inherited and stay mapped: the child returns through the parent's stubs.
 
@@ -30,7 +27,9 @@ thread_local! {
 
 extern "C" fn prepare() {
     let mut guard = state::lock();
-    guard.map_len_at_fork = guard.map.as_ref().and_then(|m| m.len().ok());
+    for backend in guard.backends.all_mut() {
+        backend.before_fork();
+    }
     HELD.with(|h| *h.borrow_mut() = Some(guard));
 }
 
@@ -49,33 +48,16 @@ extern "C" fn child() {
 }
 
 fn reset_in_child(inner: &mut Inner) {
-    let len = inner.map_len_at_fork.take();
-    if let Some(map) = inner.map.take() {
-        let fd = map.into_raw_fd();
-        match (inner.persist_after_fork, len) {
-            (true, Some(len)) => inner.inherited_map = Some((fd, len)),
-            _ => {
-                // SAFETY: `fd` is the inherited descriptor, which the child no longer uses.
-                unsafe { libc::close(fd) };
-            }
-        }
+    let persist = inner.persist_after_fork;
+    for backend in inner.backends.all_mut() {
+        backend.after_fork_child(persist);
     }
-    if let Some(jit) = inner.jit.take() {
-        let fd = jit.abandon();
-        // SAFETY: `fd` is the parent's dump, which the child never writes.
-        unsafe { libc::close(fd) };
-    }
-    if inner.persist_after_fork && inner.backend == state::Backend::PerfJit {
-        inner.jit_replay = true;
-    } else {
-        inner.jit_log.clear();
-    }
-    if !inner.persist_after_fork {
+    if !persist {
         let g = GENERATION.load(Ordering::Relaxed);
         GENERATION.store(state::next_generation(g), Ordering::Relaxed);
     }
     inner.compiled = 0;
-    inner.map_lines = 0;
+    inner.announced = 0;
 }
 
 /// Registers the handlers, once per process.

@@ -91,7 +91,7 @@ pub(crate) unsafe fn name_nested_code(
             // SAFETY: `i` is in bounds; the item is borrowed from the tuple, which we hold.
             let item = unsafe { ffi::PyTuple_GetItem(consts, i) };
             // SAFETY: a non-null `item` is a live object.
-            if !item.is_null() && unsafe { crate::hook::is_code(item) } {
+            if !item.is_null() && unsafe { crate::cpython::is_code(item) } {
                 // SAFETY: `item` is a code object.
                 let child = unsafe { str_attr(item, c"co_name") }.unwrap_or_default();
                 found(item, format!("{prefix}{child}").into_boxed_str());

@@ -1,13 +1,13 @@
 //! Process-wide state.
 //!
 //! The hot path reads only atomics: [`MODE`], [`GENERATION`], [`PREV_EVAL`] and
-//! [`EXTRA_INDEX`]. Everything the cold path changes (the stub pool, the map file, counters)
-//! sits in [`INNER`] behind one mutex, which the fork handlers hold across `fork()` so a child
-//! never inherits it half-updated.
+//! [`EXTRA_INDEX`]. Everything the cold path changes (the backends, counters) sits in
+//! [`INNER`] behind one mutex, which the fork handlers hold across `fork()` so a child never
+//! inherits it half-updated.
 
-use crate::jit_file::JitFile;
-use crate::map_file::MapFile;
-use perfpy_trampoline::StubPool;
+use crate::backend::perf_jit::PerfJit;
+use crate::backend::perf_map::PerfMap;
+use crate::backend::{Backend, Kind};
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -40,90 +40,73 @@ pub(crate) static PREV_EVAL: AtomicUsize = AtomicUsize::new(0);
 /// The `co_extra` index, requested once for the life of the process (-1: not yet).
 pub(crate) static EXTRA_INDEX: AtomicIsize = AtomicIsize::new(-1);
 
-/// How stubs are announced to perf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Backend {
-    /// `/tmp/perf-<pid>.map` lines.
-    Perf,
-    /// `/tmp/jit-<pid>.dump` records with unwind information.
-    PerfJit,
-}
-
-impl Backend {
-    pub(crate) fn from_name(name: &str) -> Option<Backend> {
-        match name {
-            "perf" => Some(Backend::Perf),
-            "perf_jit" => Some(Backend::PerfJit),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Backend::Perf => "perf",
-            Backend::PerfJit => "perf_jit",
-        }
-    }
-}
-
-/// A stub announced in the jitdump, kept so a persist-after-fork child can announce it again
-/// in its own dump (jitdump records carry the writer's pid, so the parent's can't be copied).
-#[derive(Debug, Clone)]
-pub(crate) struct Announced {
-    pub addr: usize,
-    pub name: Box<str>,
-    pub location: Option<(Box<str>, i32)>,
-}
-
 /// Everything the cold path mutates.
 pub(crate) struct Inner {
     /// The backend of the last activation.
-    pub backend: Backend,
-    /// Stubs for the perf map backend; `None` until first needed.
-    pub pool: Option<StubPool>,
-    /// Stubs for the perf_jit backend, spaced so perf's injected mappings don't overlap.
-    pub jit_pool: Option<StubPool>,
-    /// This process's map file; `None` until opened (lazily in a forked child).
-    pub map: Option<MapFile>,
-    /// This process's jitdump; `None` until opened.
-    pub jit: Option<JitFile>,
-    /// Stubs announced in the jitdump (see [`Announced`]).
-    pub jit_log: Vec<Announced>,
-    /// In a persist-after-fork child: announce `jit_log` when the child's dump is opened.
-    pub jit_replay: bool,
-    /// The map file of the parent, inherited through `fork()`, and its size at the moment of
-    /// the fork: what a persist-after-fork child copies before writing its own entries.
-    pub inherited_map: Option<(std::os::fd::RawFd, u64)>,
-    /// Size of our map when a fork began (set by the prepare handler).
-    pub map_len_at_fork: Option<u64>,
+    pub kind: Kind,
+    /// Both backends' pools and files.
+    pub backends: Backends,
     /// Whether our hook is somewhere in the evaluator chain (installed and not removed).
     pub hook_installed: bool,
-    /// Keep the trampoline active in a forked child and start its map as a copy of ours.
+    /// Keep the trampoline active in a forked child and start its file with the parent's
+    /// announcements.
     pub persist_after_fork: bool,
     /// Code objects given a stub, in this process.
     pub compiled: u64,
-    /// Map lines written by this process.
-    pub map_lines: u64,
+    /// Map lines or jitdump stubs written by this process.
+    pub announced: u64,
     /// Why perfpy turned itself off, if it did.
     pub failure: Option<String>,
 }
 
+impl Inner {
+    /// The backend of the last activation.
+    pub(crate) fn backend(&mut self) -> &mut dyn Backend {
+        self.backends.get(self.kind)
+    }
+}
+
 pub(crate) static INNER: Mutex<Inner> = Mutex::new(Inner {
-    backend: Backend::Perf,
-    pool: None,
-    jit_pool: None,
-    map: None,
-    jit: None,
-    jit_log: Vec::new(),
-    jit_replay: false,
-    inherited_map: None,
-    map_len_at_fork: None,
+    kind: Kind::Perf,
+    backends: Backends::new(),
     hook_installed: false,
     persist_after_fork: false,
     compiled: 0,
-    map_lines: 0,
+    announced: 0,
     failure: None,
 });
+
+/// Both backends' state, for the life of the process (switching backends keeps both).
+pub(crate) struct Backends {
+    pub perf: PerfMap,
+    pub jit: PerfJit,
+}
+
+impl Backends {
+    pub(crate) const fn new() -> Backends {
+        Backends {
+            perf: PerfMap::new(),
+            jit: PerfJit::new(),
+        }
+    }
+
+    pub(crate) fn get(&mut self, kind: Kind) -> &mut dyn Backend {
+        match kind {
+            Kind::Perf => &mut self.perf,
+            Kind::PerfJit => &mut self.jit,
+        }
+    }
+
+    /// Both, perf map first.
+    pub(crate) fn all(&self) -> [&dyn Backend; 2] {
+        [&self.perf, &self.jit]
+    }
+
+    /// Both, perf map first.
+    pub(crate) fn all_mut(&mut self) -> [&mut dyn Backend; 2] {
+        [&mut self.perf, &mut self.jit]
+    }
+}
 
 /// Locks [`INNER`], ignoring poisoning: every update leaves it consistent.
 pub(crate) fn lock() -> MutexGuard<'static, Inner> {

@@ -1,5 +1,6 @@
 //! The jitdump format (`/tmp/jit-<pid>.dump`), as perf's
-//! `tools/perf/Documentation/jitdump-specification.txt` defines it, writer side.
+//! `tools/perf/Documentation/jitdump-specification.txt` defines it: the writer
+//! ([`write_header`], [`write_code_load`], ...) and the reader ([`read`]).
 //!
 //! A file is a 40-byte header followed by records, all in native byte order. Each record
 //! starts with `{u32 id, u32 total_size, u64 timestamp}`. For each stub perfpy writes a

@@ -1,7 +1,7 @@
 //! The file formats through which a process tells `perf` about code it generated at run time.
 //!
-//! This crate is pure Rust with no Python and no process policy: it knows how the bytes look,
-//! not where files live or when they are written. The extension writes with it, the tests and
+//! This crate is pure Rust with no Python and no process policy: it knows how the bytes look
+//! and what the files are called, not when they are written. The extension writes with it, the tests and
 //! tools read with it, so writer and reader cannot drift apart.
 //!
 //! * [`perf_map`]: `/tmp/perf-<pid>.map`, one text line per code region:
@@ -9,6 +9,7 @@
 //!
 //! * [`jitdump`]: `/tmp/jit-<pid>.dump`, binary records that carry each stub's code and name,
 //!   read by `perf inject --jit`.
+//! * [`files`]: where those files are, `perf-<pid>.map` and `jit-<pid>.dump` in `/tmp`.
 //! * [`eh_frame`]: the DWARF call-frame information (`.eh_frame` + `.eh_frame_hdr`) a jitdump
 //!   carries for each stub, so perf's DWARF unwinder can step through it.
 //!
@@ -24,5 +25,6 @@
 //! ```
 
 pub mod eh_frame;
+pub mod files;
 pub mod jitdump;
 pub mod perf_map;

@@ -16,11 +16,16 @@
 //! * `HAS_CO_QUALNAME`: whether code objects carry `co_qualname` (3.11+);
 //! * `FRAME_HOLDS_CODE`: whether the frame's code field is always a code object;
 //! * `CODE_EXTRA_OFFSET`: where `co_extra` is, if pinned for this family;
-//! * `hook_ptr()`: the PEP 523 evaluator perfpy installs, with this version's signature;
+//! * `hook_ptr::<D>()`: the PEP 523 evaluator perfpy installs, with this version's signature:
+//!   it finds the frame's code object and hands both to [`Dispatch::dispatch`] of `D` (this
+//!   layer knows nothing of what perfpy does with a call; `hook.rs` implements `Dispatch`);
 //! * `current_interp()`, `get_eval(interp)`, `set_eval(interp, f)`: read and replace the
 //!   interpreter's evaluator, where "no hook" reads as `_PyEval_EvalFrameDefault`.
 
+mod common;
 pub(crate) mod ffi;
+
+pub(crate) use common::Dispatch;
 
 #[cfg(not(Py_3_9))]
 mod v3_8;
@@ -52,6 +57,16 @@ compile_error!(
     "perfpy does not know the frame layout of CPython 3.15 or newer; \
      supported versions are 3.8 to 3.14"
 );
+
+/// Whether `obj` is exactly a code object.
+///
+/// # Safety
+/// `obj` is a live object.
+#[inline(always)]
+pub(crate) unsafe fn is_code(obj: *mut pyo3::ffi::PyObject) -> bool {
+    // SAFETY: a live object's type pointer is readable.
+    unsafe { pyo3::ffi::Py_TYPE(obj) == std::ptr::addr_of_mut!(pyo3::ffi::PyCode_Type) }
+}
 
 pub(crate) use family::{
     current_interp, get_eval, hook_ptr, set_eval, FAMILY, FRAME_HOLDS_CODE, HAS_CO_QUALNAME,
@@ -103,44 +118,5 @@ pub(crate) unsafe fn code_extra(
                 std::ptr::null_mut()
             }
         }
-    }
-}
-
-/// Shared by the 3.9+ families: the evaluator API CPython exports since 3.9.
-#[cfg(Py_3_9)]
-mod since_3_9 {
-    use super::ffi;
-    use pyo3::ffi::PyInterpreterState;
-    use std::ffi::c_void;
-
-    /// # Safety
-    /// The GIL must be held.
-    pub(crate) unsafe fn current_interp() -> *mut PyInterpreterState {
-        // SAFETY: the caller holds the GIL, which is all PyInterpreterState_Get needs.
-        unsafe { pyo3::ffi::PyInterpreterState_Get() }
-    }
-
-    /// # Safety
-    /// `interp` is a live interpreter and the GIL is held.
-    pub(crate) unsafe fn get_eval(interp: *mut PyInterpreterState) -> *const c_void {
-        // SAFETY: per the caller's guarantee.
-        let f = unsafe { ffi::_PyInterpreterState_GetEvalFrameFunc(interp) };
-        if f.is_null() {
-            ffi::default_eval()
-        } else {
-            f
-        }
-    }
-
-    /// # Safety
-    /// `interp` is a live interpreter, the GIL is held, and `f` is an evaluator with this
-    /// version's hook signature.
-    pub(crate) unsafe fn set_eval(
-        interp: *mut PyInterpreterState,
-        f: *const c_void,
-    ) -> Result<(), String> {
-        // SAFETY: per the caller's guarantee.
-        unsafe { ffi::_PyInterpreterState_SetEvalFrameFunc(interp, f) };
-        Ok(())
     }
 }

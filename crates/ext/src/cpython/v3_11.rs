@@ -12,8 +12,8 @@
 //!   exactly as the evaluator's own recursion check does (returning NULL before the frame
 //!   runs; its caller pops it).
 
-pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
-use crate::hook;
+pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
@@ -91,7 +91,11 @@ fn stack_nearly_exhausted() -> bool {
     sp < floor
 }
 
-unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+unsafe extern "C" fn eval_hook<D: Dispatch>(
+    ts: *mut c_void,
+    frame: *mut c_void,
+    throw: c_int,
+) -> *mut PyObject {
     let field = |offset: usize| ts.cast::<u8>().wrapping_add(offset).cast::<c_int>();
     // SAFETY: `ts` is the running thread's state; both fields are plain ints.
     let depth = unsafe {
@@ -115,9 +119,10 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
             .cast::<*mut PyObject>()
     };
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-    unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) }
+    unsafe { D::dispatch(ts, frame, throw as isize, frame, code) }
 }
 
-pub(crate) fn hook_ptr() -> *const c_void {
-    eval_hook as *const c_void
+/// This family's evaluator hook, calling `D` for every frame.
+pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
+    eval_hook::<D> as *const c_void
 }

@@ -11,8 +11,8 @@
 //!   for the duration of each call: the default limit of 1000 is reached as without a hook,
 //!   and the 1500-unit budget still bounds native stack use. 3.13 has a 10000-unit budget.
 
-pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
-use crate::hook;
+pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::ffi::{c_int, c_void};
 
@@ -51,7 +51,11 @@ pub(crate) const HAS_CO_QUALNAME: bool = true;
 #[cfg(not(Py_3_13))]
 pub(crate) const TSTATE_C_RECURSION_REMAINING_OFFSET: usize = 36;
 
-unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+unsafe extern "C" fn eval_hook<D: Dispatch>(
+    ts: *mut c_void,
+    frame: *mut c_void,
+    throw: c_int,
+) -> *mut PyObject {
     // SAFETY: CPython passes a live _PyInterpreterFrame whose first field is its code.
     let code = unsafe {
         *frame
@@ -69,7 +73,7 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
         // and the unit is returned below before the frame's caller sees it.
         unsafe { *remaining += 1 };
         // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-        let result = unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) };
+        let result = unsafe { D::dispatch(ts, frame, throw as isize, frame, code) };
         // SAFETY: as above.
         unsafe { *remaining -= 1 };
         result
@@ -77,10 +81,11 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
     #[cfg(Py_3_13)]
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
     unsafe {
-        hook::dispatch(ts, frame, throw as isize, frame, code)
+        D::dispatch(ts, frame, throw as isize, frame, code)
     }
 }
 
-pub(crate) fn hook_ptr() -> *const c_void {
-    eval_hook as *const c_void
+/// This family's evaluator hook, calling `D` for every frame.
+pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
+    eval_hook::<D> as *const c_void
 }

@@ -5,8 +5,8 @@
 //!   are tags (`Py_TAG_BITS` is 1 or 3 depending on the build). Objects are at least 8-byte
 //!   aligned, so masking the low two bits yields the object on every 3.14 build.
 
-pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
-use crate::hook;
+pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::ffi::{c_int, c_void};
 
@@ -25,15 +25,20 @@ pub(crate) const HAS_CO_QUALNAME: bool = true;
 /// Tag bits of a `_PyStackRef` that never belong to the pointer.
 const STACKREF_TAG_MASK: usize = 0b11;
 
-unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+unsafe extern "C" fn eval_hook<D: Dispatch>(
+    ts: *mut c_void,
+    frame: *mut c_void,
+    throw: c_int,
+) -> *mut PyObject {
     // SAFETY: CPython passes a live _PyInterpreterFrame whose first field is the tagged
     // reference to its code.
     let bits = unsafe { *frame.cast::<u8>().add(FRAME_CODE_OFFSET).cast::<usize>() };
     let code = (bits & !STACKREF_TAG_MASK) as *mut PyObject;
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-    unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) }
+    unsafe { D::dispatch(ts, frame, throw as isize, frame, code) }
 }
 
-pub(crate) fn hook_ptr() -> *const c_void {
-    eval_hook as *const c_void
+/// This family's evaluator hook, calling `D` for every frame.
+pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
+    eval_hook::<D> as *const c_void
 }

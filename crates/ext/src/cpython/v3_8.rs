@@ -7,8 +7,8 @@
 //!   loaded object), so a layout we do not expect is refused instead of corrupted.
 //! * Code object: `PyFrameObject.f_code`, offset 32.
 
+use super::common::Dispatch;
 use super::ffi;
-use crate::hook;
 use pyo3::ffi::{PyInterpreterState, PyObject};
 use std::ffi::{c_int, c_void};
 
@@ -31,7 +31,7 @@ pub(crate) const HAS_CO_QUALNAME: bool = false;
 /// `offsetof(PyInterpreterState, eval_frame)` in 3.8 (x86_64 and aarch64, LP64).
 pub(crate) const INTERP_EVAL_FRAME_OFFSET: usize = 568;
 
-unsafe extern "C" fn eval_hook(frame: *mut c_void, throw: c_int) -> *mut PyObject {
+unsafe extern "C" fn eval_hook<D: Dispatch>(frame: *mut c_void, throw: c_int) -> *mut PyObject {
     // SAFETY: CPython passes a live PyFrameObject; f_code is at FRAME_CODE_OFFSET and holds
     // a strong reference for the frame's lifetime.
     let code = unsafe {
@@ -43,11 +43,12 @@ unsafe extern "C" fn eval_hook(frame: *mut c_void, throw: c_int) -> *mut PyObjec
     // SAFETY: the 3.8 evaluator takes (frame, throw); dispatch forwards its first two
     // arguments in the first two argument registers and a zero third one, which the 3.8
     // evaluator ignores (System V and AAPCS64 pass arguments in registers).
-    unsafe { hook::dispatch(frame, throw as isize as *mut c_void, 0, frame, code) }
+    unsafe { D::dispatch(frame, throw as isize as *mut c_void, 0, frame, code) }
 }
 
-pub(crate) fn hook_ptr() -> *const c_void {
-    eval_hook as *const c_void
+/// This family's evaluator hook, calling `D` for every frame.
+pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
+    eval_hook::<D> as *const c_void
 }
 
 /// # Safety
@@ -92,8 +93,8 @@ pub(crate) unsafe fn set_eval(
 ) -> Result<(), String> {
     // SAFETY: as in get_eval.
     let current = unsafe { *field(interp) };
-    let known = current == ffi::default_eval() || current == hook_ptr();
-    if !known && !in_loaded_object(current) {
+    // Our own hook is in a loaded object too (perfpy's extension).
+    if current != ffi::default_eval() && !in_loaded_object(current) {
         return Err(format!(
             "PyInterpreterState.eval_frame is not where perfpy expects it in CPython 3.8 \
              (offset {INTERP_EVAL_FRAME_OFFSET} holds {current:p}); refusing to write there"

@@ -5,8 +5,8 @@
 //! * Code object: `PyFrameObject.f_code`, offset 32 (read directly: `PyFrame_GetCode`
 //!   returns a new reference, which costs an incref/decref on every call).
 
-pub(crate) use super::since_3_9::{current_interp, get_eval, set_eval};
-use crate::hook;
+pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::ffi::{c_int, c_void};
 
@@ -25,7 +25,11 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
 pub(crate) const FRAME_HOLDS_CODE: bool = true;
 pub(crate) const HAS_CO_QUALNAME: bool = false;
 
-unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int) -> *mut PyObject {
+unsafe extern "C" fn eval_hook<D: Dispatch>(
+    ts: *mut c_void,
+    frame: *mut c_void,
+    throw: c_int,
+) -> *mut PyObject {
     // SAFETY: CPython passes a live PyFrameObject; f_code is at FRAME_CODE_OFFSET.
     let code = unsafe {
         *frame
@@ -34,9 +38,10 @@ unsafe extern "C" fn eval_hook(ts: *mut c_void, frame: *mut c_void, throw: c_int
             .cast::<*mut PyObject>()
     };
     // SAFETY: (ts, frame, throw) are the evaluator's own arguments.
-    unsafe { hook::dispatch(ts, frame, throw as isize, frame, code) }
+    unsafe { D::dispatch(ts, frame, throw as isize, frame, code) }
 }
 
-pub(crate) fn hook_ptr() -> *const c_void {
-    eval_hook as *const c_void
+/// This family's evaluator hook, calling `D` for every frame.
+pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
+    eval_hook::<D> as *const c_void
 }
