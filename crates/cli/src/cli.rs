@@ -1,6 +1,6 @@
 //! Command-line definitions.
 
-use crate::report::formats::Format;
+use crate::report::output::Format;
 use crate::report::NativeView;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;

@@ -7,6 +7,10 @@
 mod cli;
 mod commands;
 mod perf;
+mod plan;
+mod procfs;
+mod python;
+mod recording;
 mod report;
 
 use clap::Parser;

@@ -6,7 +6,9 @@
 //! A file is listed only if its pid is not running.
 
 use crate::cli::CleanArgs;
+use crate::procfs::running;
 use anyhow::{Context, Result};
+use perfpy_format::files;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -21,11 +23,11 @@ pub struct Leftover {
 
 /// The pid a file name belongs to, if it is one of ours.
 pub fn pid_of(name: &str) -> Option<u32> {
-    let digits = if let Some(rest) = name.strip_prefix("perf-") {
-        rest.strip_suffix(".map")?
-    } else if let Some(rest) = name.strip_prefix("jit-") {
-        rest.strip_suffix(".dump")?
-    } else if let Some(rest) = name.strip_prefix("jitted-") {
+    if let Some((_, pid)) = files::parse_file_name(name) {
+        return Some(pid);
+    }
+    // perf inject --jit's own files.
+    let digits = if let Some(rest) = name.strip_prefix("jitted-") {
         let rest = rest.strip_suffix(".so")?;
         let (pid, n) = rest.split_once('-')?;
         n.parse::<u64>().ok()?;
@@ -34,11 +36,6 @@ pub fn pid_of(name: &str) -> Option<u32> {
         return None;
     };
     digits.parse().ok()
-}
-
-/// Whether process `pid` exists (in this PID namespace).
-pub fn running(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
 }
 
 /// Leftovers in `dir` whose process no longer exists, sorted by path.

@@ -10,12 +10,13 @@
 //!    /tmp keeps nothing and `perfpy report` finds them; nothing is written to ~/.debug.
 //! 4. Read the recording and print the hottest Python functions.
 
-use crate::cli::{Backend, CallGraph, RecordArgs};
-use crate::commands::doctor::{frame_pointer_prologues, probe_python, PythonFacts};
-use crate::commands::report::{self, side_dir};
+use crate::cli::RecordArgs;
 use crate::perf;
-use crate::report::formats::python_table;
-use crate::report::{jit, NativeView};
+use crate::plan::{self, Backend, CallGraph, Plan};
+use crate::python::{self, PythonFacts};
+use crate::recording::{self, collect_jit_files, side_dir};
+use crate::report::profile::tables::{pct, python_table};
+use crate::report::NativeView;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
 use std::io::IsTerminal;
@@ -136,35 +137,6 @@ impl Drop for Progress {
     }
 }
 
-/// The interpreter a command runs: itself if it is one, else its shebang's.
-fn interpreter_of(cmd: &Path) -> Option<PathBuf> {
-    let resolved = if cmd.components().count() > 1 {
-        cmd.to_path_buf()
-    } else {
-        perf::on_path(cmd)?
-    };
-    let name = resolved.file_name()?.to_string_lossy().into_owned();
-    let head = std::fs::read(&resolved).ok()?;
-    if head.starts_with(b"\x7fELF") {
-        return name.starts_with("python").then_some(resolved);
-    }
-    let first = head.split(|&b| b == b'\n').next()?;
-    let line = std::str::from_utf8(first.strip_prefix(b"#!")?).ok()?.trim();
-    let mut words = line.split_whitespace();
-    let prog = words.next()?;
-    let interp = if prog.ends_with("/env") {
-        let arg = words.find(|w| !w.starts_with('-'))?;
-        return interpreter_of(Path::new(arg));
-    } else {
-        PathBuf::from(prog)
-    };
-    interp
-        .file_name()?
-        .to_string_lossy()
-        .starts_with("python")
-        .then_some(interp)
-}
-
 /// `arg` as a shell would need it typed (for messages).
 fn shell_quote(arg: &str) -> String {
     let plain = !arg.is_empty()
@@ -176,145 +148,6 @@ fn shell_quote(arg: &str) -> String {
     } else {
         format!("'{}'", arg.replace('\'', "'\\''"))
     }
-}
-
-/// What will be recorded, and why.
-struct Plan {
-    backend: Backend,
-    call_graph: CallGraph,
-    /// Environment for the program.
-    env: Vec<(&'static str, &'static str)>,
-    reasons: Vec<String>,
-}
-
-fn has_frame_pointers(facts: &PythonFacts) -> (bool, String) {
-    match frame_pointer_prologues(Path::new(&facts.binary)) {
-        Ok((with, total)) if total > 0 => (
-            with * 2 > total,
-            format!(
-                "{with} of {total} functions in {} set up a frame pointer",
-                facts.binary
-            ),
-        ),
-        _ => (
-            facts.cflags_fp,
-            format!(
-                "CFLAGS {} -fno-omit-frame-pointer",
-                if facts.cflags_fp { "have" } else { "lack" }
-            ),
-        ),
-    }
-}
-
-fn plan(
-    args: &RecordArgs,
-    facts: &PythonFacts,
-    perf_version: Option<perf::Version>,
-) -> Result<Plan> {
-    let minor: Vec<u32> = facts
-        .version
-        .split('.')
-        .filter_map(|p| p.parse().ok())
-        .collect();
-    let at_least = |maj: u32, min: u32| minor.len() >= 2 && (minor[0], minor[1]) >= (maj, min);
-    let perfpy = facts.perfpy.is_some();
-    let builtin = |b: Backend| match b {
-        Backend::Perf => at_least(3, 12) && facts.builtin_perf,
-        Backend::PerfJit => at_least(3, 13) && facts.builtin_perf,
-        Backend::Auto => false,
-    };
-    let available = |b: Backend| perfpy || builtin(b);
-    let mut reasons = Vec::new();
-    if facts.cpython_jit {
-        bail!(
-            "CPython's JIT is enabled in {}: JIT-compiled code has no perf names. \
-             Run with PYTHON_JIT=0.",
-            facts.executable
-        );
-    }
-    let (fp, fp_found) = has_frame_pointers(facts);
-    reasons.push(format!(
-        "{} frame pointers ({fp_found})",
-        if fp {
-            "interpreter has"
-        } else {
-            "interpreter lacks"
-        }
-    ));
-    let call_graph = match args.call_graph {
-        CallGraph::Auto if fp => CallGraph::Fp,
-        CallGraph::Auto => CallGraph::Dwarf,
-        other => other,
-    };
-    if call_graph == CallGraph::Fp && !fp {
-        eprintln!(
-            "perfpy: warning: --call-graph fp on an interpreter without frame pointers: stacks \
-             stop at the first interpreter function. Leave --call-graph at auto (dwarf here)."
-        );
-    }
-    let backend = match args.backend {
-        Backend::Auto if call_graph == CallGraph::Fp && available(Backend::Perf) => {
-            reasons.push("frame-pointer call graphs with the perf map: the smallest recordings, and perf report reads them as they are".into());
-            Backend::Perf
-        }
-        Backend::Auto if available(Backend::PerfJit) => {
-            let perf_ok = perf_version.and_then(|v| v.dwarf_jit_unwinding());
-            reasons.push(format!(
-                "DWARF call graphs with the jitdump: each stub carries its unwind info{}",
-                match (perf_ok, perf_version) {
-                    (Some(true), _) => " (perf inject --jit + perf report can read it too, with --keep-jit-files)".to_string(),
-                    (Some(false), Some(v)) => format!(
-                        " (perf {v}'s own unwinder can't step through perf inject --jit code; \
-                         perfpy report doesn't need it)"
-                    ),
-                    _ => String::new(),
-                }
-            ));
-            Backend::PerfJit
-        }
-        Backend::Auto if available(Backend::Perf) => {
-            reasons.push("CPython's own perf map (this interpreter has no jitdump support without perfpy); perfpy report unwinds through its stubs with CFI derived from the interpreter's trampoline".into());
-            Backend::Perf
-        }
-        Backend::Auto => bail!(
-            "{} (Python {}) has neither perfpy nor built-in perf support (CPython 3.12+). \
-             Install perfpy into it: {} -m pip install perfpy",
-            facts.executable,
-            facts.version,
-            facts.executable
-        ),
-        b if !available(b) => bail!(
-            "{} (Python {}) can't do --backend {}: perfpy isn't importable there and the \
-             interpreter has no built-in support for it. Install perfpy into it: {} -m pip install perfpy",
-            facts.executable,
-            facts.version,
-            if b == Backend::Perf { "perf" } else { "perf-jit" },
-            facts.executable
-        ),
-        b => {
-            reasons.push("backend chosen on the command line".into());
-            b
-        }
-    };
-    // perfpy's implementation wherever it is installed (its stubs keep a frame record, so
-    // perfpy report unwinds through them); CPython's own where it isn't.
-    let name = match backend {
-        Backend::PerfJit => "perf_jit",
-        _ => "perf",
-    };
-    let env = if perfpy {
-        vec![("PERFPY_BACKEND", name)]
-    } else if backend == Backend::PerfJit {
-        vec![("PYTHON_PERF_JIT_SUPPORT", "1")]
-    } else {
-        vec![("PYTHONPERFSUPPORT", "1")]
-    };
-    Ok(Plan {
-        backend,
-        call_graph,
-        env,
-        reasons,
-    })
 }
 
 fn perf_args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
@@ -329,8 +162,8 @@ fn perf_args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
         "--no-buildid-cache".into(),
         "--call-graph".into(),
         match call_graph {
-            CallGraph::Fp => "fp".into(),
-            _ => "dwarf,65528".into(),
+            CallGraph::FramePointers => "fp".into(),
+            CallGraph::Dwarf => "dwarf,65528".into(),
         },
         "-o".into(),
         args.output.clone().into(),
@@ -342,41 +175,11 @@ fn perf_args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
     a
 }
 
-/// Moves (or copies, for a process that still runs) the maps and dumps of `pids` into `dir`.
-fn collect_jit_files(pids: &[i32], dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut moved = Vec::new();
-    for &pid in pids {
-        let alive = u32::try_from(pid).is_ok_and(crate::commands::clean::running);
-        for src in jit::candidates(pid, &[], None) {
-            let Ok(meta) = std::fs::symlink_metadata(&src) else {
-                continue;
-            };
-            if !meta.is_file() {
-                continue;
-            }
-            let name = if src.extension().is_some_and(|e| e == "map") {
-                format!("perf-{pid}.map")
-            } else {
-                format!("jit-{pid}.dump")
-            };
-            let dst = dir.join(name);
-            if dst.exists() {
-                continue; // the namespace path and /tmp were the same file
-            }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            if alive || std::fs::rename(&src, &dst).is_err() {
-                std::fs::copy(&src, &dst).with_context(|| {
-                    format!("cannot copy {} to {}", src.display(), dst.display())
-                })?;
-                if !alive {
-                    let _ = std::fs::remove_file(&src);
-                }
-            }
-            moved.push(src);
-        }
+/// Prints a warning about the plan, if there is one.
+fn warn(warning: Option<&str>) {
+    if let Some(w) = warning {
+        eprintln!("perfpy: warning: {w}");
     }
-    Ok(moved)
 }
 
 pub fn run(args: &RecordArgs) -> Result<ExitCode> {
@@ -388,7 +191,11 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         .ok()
         .and_then(|t| perf::Version::parse(&t));
     let mut cmd = Command::new(&perf);
-    let plan;
+    // What runs (None when attaching to a running process: its switches were set when it
+    // started), and why.
+    let planned: Option<Plan>;
+    let reasons: Vec<String>;
+    let call_graph;
     if let Some(pid) = args.pid {
         let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
             .with_context(|| format!("no process {pid} (or not allowed to see it)"))?;
@@ -396,21 +203,16 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
             binary: exe.display().to_string(),
             ..Default::default()
         };
-        let (fp, fp_found) = has_frame_pointers(&facts);
-        let call_graph = match args.call_graph {
-            CallGraph::Auto if fp => CallGraph::Fp,
-            CallGraph::Auto => CallGraph::Dwarf,
-            other => other,
-        };
-        plan = Plan {
-            backend: Backend::Auto,
-            call_graph,
-            env: vec![],
-            reasons: vec![format!(
-                "{} frame pointers ({fp_found})",
-                if fp { "has" } else { "no" }
-            )],
-        };
+        let fp = python::frame_pointers(&facts);
+        let (cg, warning) = plan::call_graph(args.call_graph, &fp);
+        warn(warning.as_deref());
+        call_graph = cg;
+        planned = None;
+        reasons = vec![format!(
+            "{} frame pointers ({})",
+            if fp.present { "has" } else { "no" },
+            fp.evidence
+        )];
         cmd.args(perf_args(args, call_graph))
             .arg("-p")
             .arg(pid.to_string());
@@ -419,9 +221,9 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         }
     } else {
         let program = PathBuf::from(&args.command[0]);
-        let python = match &args.python {
+        let interpreter = match &args.python {
             Some(p) => p.clone(),
-            None => interpreter_of(&program).with_context(|| {
+            None => python::interpreter_of(&program).with_context(|| {
                 format!(
                     "can't tell which Python {} runs (not a python executable, no python \
                      shebang); pass --python PATH",
@@ -429,21 +231,24 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
                 )
             })?,
         };
-        let facts = probe_python(&python).map_err(anyhow::Error::msg)?;
-        plan = self::plan(args, &facts, perf_version)?;
-        cmd.args(perf_args(args, plan.call_graph))
+        let facts = python::probe(&interpreter).map_err(anyhow::Error::msg)?;
+        let fp = python::frame_pointers(&facts);
+        let p = plan::plan(args.backend, args.call_graph, &facts, &fp, perf_version)
+            .map_err(anyhow::Error::msg)?;
+        for w in &p.warnings {
+            warn(Some(w));
+        }
+        call_graph = p.call_graph;
+        reasons = p.reasons.clone();
+        cmd.args(perf_args(args, call_graph))
             .arg("--")
             .args(&args.command);
-        for var in [
-            "PYTHONPERFSUPPORT",
-            "PYTHON_PERF_JIT_SUPPORT",
-            "PERFPY_BACKEND",
-        ] {
+        for var in plan::SWITCHES {
             cmd.env_remove(var);
         }
-        for (k, v) in &plan.env {
-            cmd.env(k, v);
-        }
+        let (k, v) = p.env();
+        cmd.env(k, v);
+        planned = Some(p);
     }
     let what = match args.pid {
         Some(pid) => format!("pid {pid}"),
@@ -456,24 +261,23 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     };
     eprintln!(
         "perfpy: recording {what}{}, {} call graphs, {} Hz",
-        match plan.backend {
-            Backend::Perf => ", perf map",
-            Backend::PerfJit => ", jitdump",
-            Backend::Auto => "",
+        match planned.as_ref().map(|p| p.backend) {
+            Some(Backend::PerfMap) => ", perf map",
+            Some(Backend::Jitdump) => ", jitdump",
+            None => "",
         },
-        if plan.call_graph == CallGraph::Fp {
+        if call_graph == CallGraph::FramePointers {
             "frame-pointer"
         } else {
             "DWARF"
         },
         args.frequency
     );
-    for r in &plan.reasons {
+    for r in &reasons {
         eprintln!("perfpy:   because: {r}");
     }
-    if !plan.env.is_empty() {
-        let env: Vec<String> = plan.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        eprintln!("perfpy:   switched on with {}", env.join(" "));
+    if let Some((k, v)) = planned.as_ref().map(Plan::env) {
+        eprintln!("perfpy:   switched on with {k}={v}");
     }
     eprintln!(
         "perfpy: Ctrl-C stops the {} and keeps the profile",
@@ -515,7 +319,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     );
 
     let progress = std::io::stderr().is_terminal();
-    let profile = report::load(&args.output, &[], progress)?;
+    let profile = recording::load(&args.output, &[], progress)?;
     let pids: Vec<i32> = profile.pids.iter().copied().collect();
     let side = side_dir(&args.output);
     if !args.keep_jit_files {
@@ -536,7 +340,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         }
     }
     let profile = profile.with_view(NativeView::Leaf);
-    report::warn_about(&profile);
+    recording::warn_about(&profile);
     summary(&profile, args.top, &args.output);
     Ok(match status.code() {
         Some(0) | None => ExitCode::SUCCESS,
@@ -570,11 +374,10 @@ fn summary(profile: &crate::report::Profile, top: usize, output: &Path) {
             let frame = &profile.frames[r.frame as usize];
             let (func, file) = frame.python_parts();
             let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
-            let pct = |n: u64| 100.0 * n as f64 / total.max(1) as f64;
             eprintln!(
                 "  {:>5.1}%  {:>5.1}%  {func}  {file}{line}",
-                pct(r.self_samples),
-                pct(r.total_samples)
+                pct(r.self_samples, total),
+                pct(r.total_samples, total)
             );
         }
     }
@@ -601,24 +404,5 @@ mod tests {
         );
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
-    }
-
-    #[test]
-    fn finds_the_interpreter_of_a_shebang_script() {
-        let dir = std::env::temp_dir().join(format!("perfpy-rec-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let direct = dir.join("tool");
-        std::fs::write(&direct, "#!/opt/py/bin/python3.11 -u\nprint()\n").unwrap();
-        let via_env = dir.join("tool2");
-        std::fs::write(&via_env, "#!/usr/bin/env -S sh\n").unwrap();
-        let not_python = dir.join("tool3");
-        std::fs::write(&not_python, "#!/bin/sh\n").unwrap();
-        assert_eq!(
-            interpreter_of(&direct),
-            Some(PathBuf::from("/opt/py/bin/python3.11"))
-        );
-        assert_eq!(interpreter_of(&not_python), None);
-        assert_eq!(interpreter_of(&via_env), None);
-        let _ = std::fs::remove_dir_all(&dir);
     }
 }

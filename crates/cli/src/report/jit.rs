@@ -3,7 +3,7 @@
 //! or inside the process's own mount namespace while it still runs.
 
 use super::elf::Bytes;
-use perfpy_format::{jitdump, perf_map};
+use perfpy_format::{files, jitdump, perf_map};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -37,20 +37,12 @@ pub struct JitInfo {
     pub problems: Vec<String>,
 }
 
-/// The pid a process has inside its own PID namespace (`NSpid`'s last field), if it differs.
-pub fn namespace_pid(pid: i32) -> Option<i32> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("NSpid:"))?;
-    let inner: i32 = line.split_whitespace().last()?.parse().ok()?;
-    (inner != pid).then_some(inner)
-}
-
 /// Where the files of `pid` may be, most specific first: each directory of `dirs` (a
 /// recording's side directory, `--jit-dir`), the process's own `/tmp` (through
 /// `/proc/<pid>/root`, under its namespace pid, while it runs), then `/tmp`.
 pub fn candidates(pid: i32, dirs: &[PathBuf], marker: Option<&Path>) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let names = |p: i32| [format!("perf-{p}.map"), format!("jit-{p}.dump")];
+    let names = |p: i32| files::Kind::ALL.map(|k| k.file_name(p as u32));
     for d in dirs {
         for n in names(pid) {
             out.push(d.join(n));
@@ -63,13 +55,13 @@ pub fn candidates(pid: i32, dirs: &[PathBuf], marker: Option<&Path>) -> Vec<Path
         }
         out.push(m.to_path_buf());
     }
-    if let Some(ns) = namespace_pid(pid) {
+    if let Some(ns) = crate::procfs::namespace_pid(pid) {
         for n in names(ns) {
             out.push(root.join("tmp").join(n));
         }
     }
     for n in names(pid) {
-        out.push(Path::new("/tmp").join(n));
+        out.push(Path::new(files::DIR).join(n));
     }
     out
 }

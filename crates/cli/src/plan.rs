@@ -1,0 +1,443 @@
+//! What `perfpy record` records with, and why: one pure function of the interpreter's facts,
+//! used by `record` to run perf and by `doctor` to say what `record` would do, so the two
+//! can't disagree.
+//!
+//! | interpreter                     | backend   | call graphs | switch                       |
+//! |---------------------------------|-----------|-------------|------------------------------|
+//! | frame pointers, perfpy or 3.12+ | perf map  | `-g`        | `PERFPY_BACKEND=perf` / `PYTHONPERFSUPPORT=1` |
+//! | no frame pointers, perfpy       | jitdump   | DWARF       | `PERFPY_BACKEND=perf_jit`    |
+//! | no frame pointers, 3.13+        | jitdump   | DWARF       | `PYTHON_PERF_JIT_SUPPORT=1`  |
+//! | no frame pointers, 3.12         | perf map  | DWARF       | `PYTHONPERFSUPPORT=1` (perfpy report unwinds CPython's stubs) |
+//! | 3.8–3.11 without perfpy         | refused: install perfpy                                 |
+//! | CPython's JIT on                | refused: `PYTHON_JIT=0`                                 |
+
+use crate::cli::{Backend as BackendArg, CallGraph as CallGraphArg};
+use crate::perf;
+use crate::python::{FramePointers, PythonFacts};
+
+/// How stubs are announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `/tmp/perf-<pid>.map`.
+    PerfMap,
+    /// `/tmp/jit-<pid>.dump`.
+    Jitdump,
+}
+
+/// How perf records call stacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallGraph {
+    /// `--call-graph fp` (`-g`).
+    FramePointers,
+    /// `--call-graph dwarf,65528`: registers and a copy of the user stack.
+    Dwarf,
+}
+
+/// Whose trampoline runs in the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trampoline {
+    /// perfpy's (installed in the interpreter).
+    Perfpy,
+    /// CPython's built-in one (3.12+).
+    Cpython,
+}
+
+/// What to record with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub backend: Backend,
+    pub call_graph: CallGraph,
+    pub trampoline: Trampoline,
+    /// Why, one line per choice.
+    pub reasons: Vec<String>,
+    /// What the user asked for that will work badly.
+    pub warnings: Vec<String>,
+}
+
+/// Environment variables that switch a trampoline on; cleared in the program's environment
+/// before the plan's own is set.
+pub const SWITCHES: [&str; 3] = [
+    "PYTHONPERFSUPPORT",
+    "PYTHON_PERF_JIT_SUPPORT",
+    "PERFPY_BACKEND",
+];
+
+impl Plan {
+    /// The switch for the program's environment.
+    pub fn env(&self) -> (&'static str, &'static str) {
+        match (self.trampoline, self.backend) {
+            (Trampoline::Perfpy, Backend::PerfMap) => ("PERFPY_BACKEND", "perf"),
+            (Trampoline::Perfpy, Backend::Jitdump) => ("PERFPY_BACKEND", "perf_jit"),
+            (Trampoline::Cpython, Backend::PerfMap) => ("PYTHONPERFSUPPORT", "1"),
+            (Trampoline::Cpython, Backend::Jitdump) => ("PYTHON_PERF_JIT_SUPPORT", "1"),
+        }
+    }
+}
+
+/// The call graphs for `asked` on an interpreter with or without frame pointers, and a
+/// warning if the user forces frame pointers where there are none.
+pub fn call_graph(asked: CallGraphArg, fp: &FramePointers) -> (CallGraph, Option<String>) {
+    match asked {
+        CallGraphArg::Auto if fp.present => (CallGraph::FramePointers, None),
+        CallGraphArg::Auto | CallGraphArg::Dwarf => (CallGraph::Dwarf, None),
+        CallGraphArg::Fp => (
+            CallGraph::FramePointers,
+            (!fp.present).then(|| {
+                "--call-graph fp on an interpreter without frame pointers: stacks stop at the \
+                 first interpreter function. Leave --call-graph at auto (dwarf here)."
+                    .to_string()
+            }),
+        ),
+    }
+}
+
+/// The plan for recording `facts`' interpreter with the backend and call graphs asked for.
+pub fn plan(
+    backend: BackendArg,
+    asked_call_graph: CallGraphArg,
+    facts: &PythonFacts,
+    fp: &FramePointers,
+    perf_version: Option<perf::Version>,
+) -> Result<Plan, String> {
+    if facts.cpython_jit {
+        return Err(format!(
+            "CPython's JIT is enabled in {}: JIT-compiled code has no perf names. \
+             Run with PYTHON_JIT=0.",
+            facts.executable
+        ));
+    }
+    let perfpy = facts.perfpy.is_some();
+    let builtin = |b: Backend| match b {
+        Backend::PerfMap => facts.builtin_perf && facts.at_least(3, 12),
+        Backend::Jitdump => facts.builtin_perf && facts.at_least(3, 13),
+    };
+    let available = |b: Backend| perfpy || builtin(b);
+    let mut reasons = vec![format!(
+        "{} frame pointers ({})",
+        if fp.present {
+            "interpreter has"
+        } else {
+            "interpreter lacks"
+        },
+        fp.evidence
+    )];
+    let (call_graph, warning) = call_graph(asked_call_graph, fp);
+    let chosen = match backend {
+        BackendArg::Auto
+            if call_graph == CallGraph::FramePointers && available(Backend::PerfMap) =>
+        {
+            reasons.push(
+                "frame-pointer call graphs with the perf map: the smallest recordings, and \
+                 perf report reads them as they are"
+                    .into(),
+            );
+            Backend::PerfMap
+        }
+        BackendArg::Auto if available(Backend::Jitdump) => {
+            let note = match (
+                perf_version.and_then(|v| v.dwarf_jit_unwinding()),
+                perf_version,
+            ) {
+                (Some(true), _) => " (perf inject --jit + perf report can read it too, with \
+                                    --keep-jit-files)"
+                    .to_string(),
+                (Some(false), Some(v)) => format!(
+                    " (perf {v}'s own unwinder can't step through perf inject --jit code; \
+                     perfpy report doesn't need it)"
+                ),
+                _ => String::new(),
+            };
+            reasons.push(format!(
+                "DWARF call graphs with the jitdump: each stub carries its unwind info{note}"
+            ));
+            Backend::Jitdump
+        }
+        BackendArg::Auto if available(Backend::PerfMap) => {
+            reasons.push(
+                "CPython's own perf map (this interpreter has no jitdump support without \
+                 perfpy); perfpy report unwinds through its stubs with CFI derived from the \
+                 interpreter's trampoline"
+                    .into(),
+            );
+            Backend::PerfMap
+        }
+        BackendArg::Auto => {
+            return Err(format!(
+                "{} (Python {}) has neither perfpy nor built-in perf support (CPython 3.12+). \
+                 Install perfpy into it: {} -m pip install perfpy",
+                facts.executable, facts.version, facts.executable
+            ))
+        }
+        asked => {
+            let (b, name) = match asked {
+                BackendArg::Perf => (Backend::PerfMap, "perf"),
+                _ => (Backend::Jitdump, "perf-jit"),
+            };
+            if !available(b) {
+                return Err(format!(
+                    "{} (Python {}) can't do --backend {name}: perfpy isn't importable there \
+                     and the interpreter has no built-in support for it. Install perfpy into \
+                     it: {} -m pip install perfpy",
+                    facts.executable, facts.version, facts.executable
+                ));
+            }
+            reasons.push("backend chosen on the command line".into());
+            b
+        }
+    };
+    Ok(Plan {
+        backend: chosen,
+        call_graph,
+        // perfpy's implementation wherever it is installed (its stubs keep a frame record,
+        // so perfpy report unwinds through them); CPython's own where it isn't.
+        trampoline: if perfpy {
+            Trampoline::Perfpy
+        } else {
+            Trampoline::Cpython
+        },
+        reasons,
+        warnings: warning.into_iter().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Backend::{Jitdump, PerfMap};
+    use CallGraph::{Dwarf, FramePointers as Fp};
+    use Trampoline::{Cpython, Perfpy};
+
+    fn facts(version: &str, perfpy: bool, builtin: bool, jit: bool) -> PythonFacts {
+        PythonFacts {
+            version: version.into(),
+            executable: format!("/usr/bin/python{version}"),
+            builtin_perf: builtin,
+            perfpy: perfpy.then(|| "0.1.0".into()),
+            cpython_jit: jit,
+            ..Default::default()
+        }
+    }
+
+    fn fp(present: bool) -> FramePointers {
+        FramePointers {
+            present,
+            evidence: "test".into(),
+        }
+    }
+
+    #[test]
+    fn auto_plans_over_interpreter_facts() {
+        /// (version, perfpy, built-in support, frame pointers) -> (backend, call graphs,
+        /// whose trampoline, switch)
+        type Row = (
+            &'static str,
+            bool,
+            bool,
+            bool,
+            Backend,
+            CallGraph,
+            Trampoline,
+            (&'static str, &'static str),
+        );
+        let fixed = perf::Version::parse("perf version 6.8.0");
+        let table: &[Row] = &[
+            (
+                "3.8.18",
+                true,
+                false,
+                false,
+                Jitdump,
+                Dwarf,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf_jit"),
+            ),
+            (
+                "3.8.18",
+                true,
+                false,
+                true,
+                PerfMap,
+                Fp,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf"),
+            ),
+            (
+                "3.11.7",
+                true,
+                false,
+                false,
+                Jitdump,
+                Dwarf,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf_jit"),
+            ),
+            (
+                "3.11.7",
+                true,
+                false,
+                true,
+                PerfMap,
+                Fp,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf"),
+            ),
+            (
+                "3.12.1",
+                false,
+                true,
+                false,
+                PerfMap,
+                Dwarf,
+                Cpython,
+                ("PYTHONPERFSUPPORT", "1"),
+            ),
+            (
+                "3.12.1",
+                false,
+                true,
+                true,
+                PerfMap,
+                Fp,
+                Cpython,
+                ("PYTHONPERFSUPPORT", "1"),
+            ),
+            (
+                "3.12.1",
+                true,
+                true,
+                false,
+                Jitdump,
+                Dwarf,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf_jit"),
+            ),
+            (
+                "3.13.0",
+                false,
+                true,
+                false,
+                Jitdump,
+                Dwarf,
+                Cpython,
+                ("PYTHON_PERF_JIT_SUPPORT", "1"),
+            ),
+            (
+                "3.13.0",
+                false,
+                true,
+                true,
+                PerfMap,
+                Fp,
+                Cpython,
+                ("PYTHONPERFSUPPORT", "1"),
+            ),
+            (
+                "3.13.0",
+                true,
+                true,
+                true,
+                PerfMap,
+                Fp,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf"),
+            ),
+            (
+                "3.14.10",
+                false,
+                true,
+                false,
+                Jitdump,
+                Dwarf,
+                Cpython,
+                ("PYTHON_PERF_JIT_SUPPORT", "1"),
+            ),
+            // A 3.12 built without the trampoline (no PY_HAVE_PERF_TRAMPOLINE) but with perfpy.
+            (
+                "3.12.1",
+                true,
+                false,
+                false,
+                Jitdump,
+                Dwarf,
+                Perfpy,
+                ("PERFPY_BACKEND", "perf_jit"),
+            ),
+        ];
+        for &(v, perfpy, builtin, has_fp, backend, cg, whose, env) in table {
+            let f = facts(v, perfpy, builtin, false);
+            let p = plan(BackendArg::Auto, CallGraphArg::Auto, &f, &fp(has_fp), fixed)
+                .unwrap_or_else(|e| panic!("{v} perfpy={perfpy} fp={has_fp}: {e}"));
+            let got = (p.backend, p.call_graph, p.trampoline, p.env());
+            assert_eq!(
+                got,
+                (backend, cg, whose, env),
+                "{v} perfpy={perfpy} builtin={builtin} fp={has_fp}"
+            );
+            assert!(p.reasons.len() >= 2 && p.warnings.is_empty(), "{:?}", p);
+        }
+    }
+
+    #[test]
+    fn refusals_say_what_to_do() {
+        for (v, builtin) in [("3.8.18", false), ("3.11.7", false), ("3.12.1", false)] {
+            let e = plan(
+                BackendArg::Auto,
+                CallGraphArg::Auto,
+                &facts(v, false, builtin, false),
+                &fp(false),
+                None,
+            )
+            .unwrap_err();
+            assert!(e.contains("-m pip install perfpy"), "{e}");
+        }
+        // 3.12's built-in support has no jitdump.
+        let e = plan(
+            BackendArg::PerfJit,
+            CallGraphArg::Auto,
+            &facts("3.12.1", false, true, false),
+            &fp(false),
+            None,
+        )
+        .unwrap_err();
+        assert!(e.contains("--backend perf-jit"), "{e}");
+        // CPython's JIT, whatever else holds.
+        for perfpy in [false, true] {
+            let e = plan(
+                BackendArg::Auto,
+                CallGraphArg::Auto,
+                &facts("3.13.0", perfpy, true, true),
+                &fp(true),
+                None,
+            )
+            .unwrap_err();
+            assert!(e.contains("PYTHON_JIT=0"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_command_line_wins_and_is_warned_about() {
+        let f = facts("3.11.7", true, false, false);
+        let p = plan(BackendArg::Perf, CallGraphArg::Fp, &f, &fp(false), None).unwrap();
+        assert_eq!((p.backend, p.call_graph), (PerfMap, Fp));
+        assert_eq!(p.warnings.len(), 1, "{p:?}");
+        assert!(p.reasons.iter().any(|r| r.contains("command line")));
+        let p = plan(BackendArg::PerfJit, CallGraphArg::Auto, &f, &fp(true), None).unwrap();
+        assert_eq!(
+            (p.backend, p.call_graph, p.env()),
+            (Jitdump, Fp, ("PERFPY_BACKEND", "perf_jit"))
+        );
+        let p = plan(BackendArg::Auto, CallGraphArg::Dwarf, &f, &fp(true), None).unwrap();
+        assert_eq!((p.backend, p.call_graph), (Jitdump, Dwarf));
+    }
+
+    #[test]
+    fn reasons_mention_what_perf_itself_can_do() {
+        let f = facts("3.11.7", true, false, false);
+        let old = perf::Version::parse("perf version 5.10.0");
+        let p = plan(BackendArg::Auto, CallGraphArg::Auto, &f, &fp(false), old).unwrap();
+        let text = p.reasons.join("\n");
+        assert!(text.contains("lacks frame pointers (test)"), "{text}");
+        assert!(text.contains("perf 5.10.0's own unwinder"), "{text}");
+        assert!(text.contains("perfpy report doesn't need it"), "{text}");
+    }
+}

@@ -1,0 +1,259 @@
+//! The interpreter a command runs, and what it can do: its version, whether perfpy is
+//! importable there, CPython's built-in support, CPython's JIT, and whether its machine code
+//! keeps frame pointers. Used by `record` (through [`crate::plan`]) and `doctor` alike.
+
+use crate::perf;
+use object::{Object, ObjectSection, ObjectSymbol};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What the interpreter says about itself.
+#[derive(Debug, Default)]
+pub struct PythonFacts {
+    pub version: String,
+    pub executable: String,
+    pub cflags_fp: bool,
+    pub builtin_perf: bool,
+    pub binary: String,
+    pub perfpy: Option<String>,
+    pub cpython_jit: bool,
+}
+
+impl PythonFacts {
+    /// `(major, minor)`, if the version parses.
+    pub fn minor(&self) -> Option<(u32, u32)> {
+        let mut parts = self.version.split('.').map(|p| p.parse::<u32>().ok());
+        Some((parts.next()??, parts.next()??))
+    }
+
+    /// Whether the version is at least `major.minor`.
+    pub fn at_least(&self, major: u32, minor: u32) -> bool {
+        self.minor().is_some_and(|v| v >= (major, minor))
+    }
+}
+
+const PROBE: &str = r#"
+import os, sys, sysconfig
+v = sys.version_info
+print("version=%d.%d.%d" % v[:3])
+print("executable=" + sys.executable)
+print("cflags_fp=%d" % ("no-omit-frame-pointer" in (sysconfig.get_config_var("CFLAGS") or "")))
+print("builtin_perf=%d" % (sysconfig.get_config_var("PY_HAVE_PERF_TRAMPOLINE") == 1))
+lib = None
+if sysconfig.get_config_var("Py_ENABLE_SHARED"):
+    for name in (sysconfig.get_config_var("INSTSONAME"), sysconfig.get_config_var("LDLIBRARY")):
+        if name:
+            p = os.path.join(sysconfig.get_config_var("LIBDIR") or "", name)
+            if os.path.exists(p):
+                lib = p
+                break
+print("binary=" + os.path.realpath(lib or sys.executable))
+try:
+    import perfpy
+    print("perfpy=" + perfpy.__version__)
+except Exception:
+    pass
+jit = getattr(sys, "_jit", None)
+enabled = bool(jit and jit.is_enabled()) or "_Py_JIT" in (sysconfig.get_config_var("PY_CORE_CFLAGS") or "") and os.environ.get("PYTHON_JIT", "1") != "0"
+print("cpython_jit=%d" % enabled)
+"#;
+
+pub fn probe(python: &Path) -> Result<PythonFacts, String> {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(PROBE)
+        .env_remove("PYTHONPERFSUPPORT")
+        .env_remove("PYTHON_PERF_JIT_SUPPORT")
+        .env_remove("PERFPY_BACKEND")
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let mut f = PythonFacts::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k {
+            "version" => f.version = v.into(),
+            "executable" => f.executable = v.into(),
+            "cflags_fp" => f.cflags_fp = v == "1",
+            "builtin_perf" => f.builtin_perf = v == "1",
+            "binary" => f.binary = v.into(),
+            "perfpy" => f.perfpy = Some(v.into()),
+            "cpython_jit" => f.cpython_jit = v == "1",
+            _ => {}
+        }
+    }
+    Ok(f)
+}
+
+/// Of the first few hundred functions in `binary`, how many begin by setting up a frame
+/// record (x86_64 `push %rbp; mov %rsp,%rbp`, after an optional `endbr64`; aarch64
+/// `mov x29, sp` among the first instructions).
+pub fn frame_pointer_prologues(binary: &Path) -> Result<(usize, usize), String> {
+    let data =
+        std::fs::read(binary).map_err(|e| format!("cannot read {}: {e}", binary.display()))?;
+    let file = object::File::parse(&*data).map_err(|e| format!("{}: {e}", binary.display()))?;
+    let aarch64 = file.architecture() == object::Architecture::Aarch64;
+    let (mut with_fp, mut total) = (0, 0);
+    let symbols: Vec<_> = if file.symbols().next().is_some() {
+        file.symbols().collect()
+    } else {
+        file.dynamic_symbols().collect()
+    };
+    for sym in symbols {
+        if sym.kind() != object::SymbolKind::Text || sym.size() < 16 || !sym.is_definition() {
+            continue;
+        }
+        let Some(section) = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+        else {
+            continue;
+        };
+        let Ok(bytes) = section.data() else { continue };
+        let Some(off) = sym.address().checked_sub(section.address()) else {
+            continue;
+        };
+        let Some(code) = bytes.get(off as usize..off as usize + 16) else {
+            continue;
+        };
+        total += 1;
+        let has_fp = if aarch64 {
+            code.chunks_exact(4)
+                .any(|w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]) == 0x9100_03fd)
+        } else {
+            let code = code.strip_prefix(&[0xf3, 0x0f, 0x1e, 0xfa]).unwrap_or(code);
+            code.starts_with(&[0x55, 0x48, 0x89, 0xe5])
+        };
+        with_fp += has_fp as usize;
+        if total >= 400 {
+            break;
+        }
+    }
+    Ok((with_fp, total))
+}
+
+/// Whether an interpreter keeps frame pointers, and the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FramePointers {
+    pub present: bool,
+    /// `"242 of 400 functions in …/libpython3.11.so.1.0 set up a frame pointer"`, or why
+    /// the build flags were used instead.
+    pub evidence: String,
+}
+
+/// The frame-pointer verdict for `facts`: from the machine code of the interpreter's binary
+/// (most functions set up a frame record), else from its CFLAGS.
+pub fn frame_pointers(facts: &PythonFacts) -> FramePointers {
+    let cflags = format!(
+        "CFLAGS {} -fno-omit-frame-pointer",
+        if facts.cflags_fp { "have" } else { "lack" }
+    );
+    match frame_pointer_prologues(Path::new(&facts.binary)) {
+        Ok((with, total)) if total > 0 => FramePointers {
+            present: with * 2 > total,
+            evidence: format!(
+                "{with} of {total} functions in {} set up a frame pointer",
+                facts.binary
+            ),
+        },
+        Ok(_) => FramePointers {
+            present: facts.cflags_fp,
+            evidence: format!("no functions found in {}; {cflags}", facts.binary),
+        },
+        Err(e) => FramePointers {
+            present: facts.cflags_fp,
+            evidence: format!("{e}; {cflags}"),
+        },
+    }
+}
+
+/// The interpreter a command runs: itself if it is one, else its shebang's.
+pub fn interpreter_of(cmd: &Path) -> Option<PathBuf> {
+    let resolved = if cmd.components().count() > 1 {
+        cmd.to_path_buf()
+    } else {
+        perf::on_path(cmd)?
+    };
+    let name = resolved.file_name()?.to_string_lossy().into_owned();
+    let head = std::fs::read(&resolved).ok()?;
+    if head.starts_with(b"\x7fELF") {
+        return name.starts_with("python").then_some(resolved);
+    }
+    let first = head.split(|&b| b == b'\n').next()?;
+    let line = std::str::from_utf8(first.strip_prefix(b"#!")?).ok()?.trim();
+    let mut words = line.split_whitespace();
+    let prog = words.next()?;
+    let interp = if prog.ends_with("/env") {
+        let arg = words.find(|w| !w.starts_with('-'))?;
+        return interpreter_of(Path::new(arg));
+    } else {
+        PathBuf::from(prog)
+    };
+    interp
+        .file_name()?
+        .to_string_lossy()
+        .starts_with("python")
+        .then_some(interp)
+}
+
+/// The interpreter `doctor` looks at when none is given.
+pub fn default_python() -> PathBuf {
+    perf::on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_by_minor() {
+        let f = |v: &str| PythonFacts {
+            version: v.into(),
+            ..Default::default()
+        };
+        assert_eq!(f("3.12.1").minor(), Some((3, 12)));
+        assert!(f("3.13.0").at_least(3, 12) && !f("3.9.18").at_least(3, 12));
+        assert!(f("3.10.1").at_least(3, 9), "numeric, not textual");
+        assert_eq!(f("").minor(), None);
+        assert!(!f("junk").at_least(3, 8));
+    }
+
+    #[test]
+    fn frame_pointers_fall_back_to_cflags() {
+        let facts = PythonFacts {
+            binary: "/nonexistent/libpython".into(),
+            cflags_fp: true,
+            ..Default::default()
+        };
+        let v = frame_pointers(&facts);
+        assert!(v.present);
+        assert!(v.evidence.contains("CFLAGS have"), "{}", v.evidence);
+    }
+
+    #[test]
+    fn finds_the_interpreter_of_a_shebang_script() {
+        let dir = std::env::temp_dir().join(format!("perfpy-rec-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let direct = dir.join("tool");
+        std::fs::write(&direct, "#!/opt/py/bin/python3.11 -u\nprint()\n").unwrap();
+        let via_env = dir.join("tool2");
+        std::fs::write(&via_env, "#!/usr/bin/env -S sh\n").unwrap();
+        let not_python = dir.join("tool3");
+        std::fs::write(&not_python, "#!/bin/sh\n").unwrap();
+        assert_eq!(
+            interpreter_of(&direct),
+            Some(PathBuf::from("/opt/py/bin/python3.11"))
+        );
+        assert_eq!(interpreter_of(&not_python), None);
+        assert_eq!(interpreter_of(&via_env), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

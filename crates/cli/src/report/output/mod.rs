@@ -1,0 +1,112 @@
+//! Writing a [`Profile`]: one file per format, each behind [`Writer`].
+//!
+//! | format | file | read by |
+//! |---|---|---|
+//! | [`Format::Text`] | [`text`] | people: the hottest Python and native functions |
+//! | [`Format::Collapsed`] | [`collapsed`] | flamegraph.pl, inferno, speedscope, Pyroscope |
+//! | [`Format::Flamegraph`] | [`flamegraph`] | a browser (inferno's SVG) |
+//! | [`Format::Speedscope`] | [`speedscope`] | speedscope |
+//! | [`Format::Firefox`] | [`firefox`] | the Firefox Profiler, `samply load` |
+//! | [`Format::Pprof`] | [`pprof`] | `go tool pprof`, Pyroscope, Parca |
+
+pub mod collapsed;
+pub mod firefox;
+pub mod flamegraph;
+pub mod pprof;
+pub mod speedscope;
+pub mod text;
+
+use super::Profile;
+use anyhow::Result;
+use std::collections::HashMap;
+use std::io::Write;
+
+/// One output format.
+pub trait Writer {
+    fn write(&self, profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The hottest functions, self and total (Python first, then native code).
+    Text,
+    /// Folded stacks, one `root;...;leaf count` line per stack (flamegraph.pl, inferno,
+    /// speedscope, Pyroscope's `folded` ingestion).
+    Collapsed,
+    /// A flamegraph SVG (inferno).
+    Flamegraph,
+    /// speedscope's JSON file format (https://www.speedscope.app).
+    Speedscope,
+    /// The Firefox Profiler's processed format (https://profiler.firefox.com, `samply load`).
+    Firefox,
+    /// gzipped pprof protobuf (`go tool pprof`, Pyroscope, Parca).
+    Pprof,
+}
+
+impl Format {
+    /// The file name `perfpy report` writes to when `-o` isn't given (text and collapsed go
+    /// to standard output).
+    pub fn default_output(self) -> Option<&'static str> {
+        match self {
+            Format::Text | Format::Collapsed => None,
+            Format::Flamegraph => Some("flamegraph.svg"),
+            Format::Speedscope => Some("profile.speedscope.json"),
+            Format::Firefox => Some("profile.firefox.json"),
+            Format::Pprof => Some("profile.pb.gz"),
+        }
+    }
+}
+
+impl Format {
+    /// The writer for this format.
+    pub fn writer(self) -> &'static dyn Writer {
+        match self {
+            Format::Text => &text::Text,
+            Format::Collapsed => &collapsed::Collapsed,
+            Format::Flamegraph => &flamegraph::Flamegraph,
+            Format::Speedscope => &speedscope::Speedscope,
+            Format::Firefox => &firefox::Firefox,
+            Format::Pprof => &pprof::Pprof,
+        }
+    }
+}
+
+/// What a writer needs beyond the profile.
+pub struct Meta {
+    /// What was profiled (the recording's command line), for titles.
+    pub title: String,
+    /// Rows per table (text).
+    pub top: usize,
+}
+
+/// Writes `profile` in `format`.
+pub fn write(profile: &Profile, format: Format, meta: &Meta, out: &mut dyn Write) -> Result<()> {
+    format.writer().write(profile, meta, out)
+}
+
+/// The threads of a profile, busiest first: `(pid, tid)` and their samples in time order.
+pub(super) fn threads(profile: &Profile) -> Vec<((i32, i32), Vec<usize>)> {
+    let mut by: HashMap<(i32, i32), Vec<usize>> = HashMap::new();
+    for (i, s) in profile.samples.iter().enumerate() {
+        by.entry((s.pid, s.tid)).or_default().push(i);
+    }
+    let mut v: Vec<_> = by.into_iter().collect();
+    for (_, idx) in &mut v {
+        idx.sort_by_key(|&i| profile.samples[i].time);
+    }
+    v.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then(a.0.cmp(&b.0)));
+    v
+}
+
+pub(super) fn thread_label(profile: &Profile, pid: i32, tid: i32) -> String {
+    let name = profile
+        .thread_names
+        .get(&tid)
+        .or_else(|| profile.process_names.get(&pid))
+        .map(String::as_str)
+        .unwrap_or("?");
+    format!("{name} (pid {pid}, tid {tid})")
+}
+
+#[cfg(test)]
+mod tests;

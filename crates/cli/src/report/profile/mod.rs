@@ -1,0 +1,243 @@
+//! The report's model: interned frames, interned stacks (root first), and samples, with the
+//! views and tables every output format shares. Built by [`super::read`], written by
+//! [`super::output`].
+
+pub mod tables;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// What a frame is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    /// A Python function, named by its stub (`py::<qualname>:<file>`).
+    Python,
+    /// Native user-space code (a symbol, or the file name when there is none).
+    Native,
+    /// The kernel: its symbol from `/proc/kallsyms` when the recorded kernel is this
+    /// machine's running one, else one `[kernel]` frame for the kernel part of a sample.
+    Kernel,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Frame {
+    pub kind: Kind,
+    pub name: Arc<str>,
+    /// The binary for native frames.
+    pub module: Option<Arc<str>>,
+    /// For Python frames, the line the function is defined on, when known (jitdump).
+    pub line: Option<u32>,
+}
+
+impl Frame {
+    /// `(function, file)` of a Python frame: `py::foo:/x.py` → `("py::foo", "/x.py")`.
+    pub fn python_parts(&self) -> (&str, &str) {
+        let rest = self.name.strip_prefix("py::").unwrap_or(&self.name);
+        match rest.find(':') {
+            Some(i) => (&self.name[..4 + i], &rest[i + 1..]),
+            None => (&self.name, ""),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Sample {
+    pub time: u64,
+    pub pid: i32,
+    pub tid: i32,
+    pub stack: u32,
+}
+
+/// Counters about how the recording was read, for the report's footer.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub samples: u64,
+    /// Samples whose user stack couldn't be unwound past the first frame.
+    pub truncated: u64,
+    pub lost_events: u64,
+    /// Binaries mapped by the profiled processes that couldn't be read.
+    pub missing_binaries: Vec<String>,
+    /// pids with samples in Python stubs for which no perf map or jitdump was found.
+    pub pids_without_names: Vec<i32>,
+    /// The perf maps and jitdumps read.
+    pub jit_files: Vec<std::path::PathBuf>,
+    pub problems: Vec<String>,
+}
+
+/// A profile: interned frames, interned stacks (root first), samples.
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub frames: Vec<Frame>,
+    frame_ids: HashMap<Frame, u32>,
+    pub stacks: Vec<Vec<u32>>,
+    stack_ids: HashMap<Vec<u32>, u32>,
+    pub samples: Vec<Sample>,
+    /// Thread names (`comm`) by tid, and process names by pid.
+    pub thread_names: HashMap<i32, String>,
+    pub process_names: HashMap<i32, String>,
+    /// The sampling frequency, when the recording used one.
+    pub frequency: Option<u64>,
+    pub perf_version: Option<String>,
+    /// What was recorded: the command after `perf record ... --`, or perf's whole command line.
+    pub command: Option<String>,
+    /// Every process the recording saw start or exec.
+    pub pids: std::collections::BTreeSet<i32>,
+    pub stats: Stats,
+}
+
+impl Profile {
+    pub fn intern_frame(&mut self, frame: Frame) -> u32 {
+        if let Some(&id) = self.frame_ids.get(&frame) {
+            return id;
+        }
+        let id = self.frames.len() as u32;
+        self.frames.push(frame.clone());
+        self.frame_ids.insert(frame, id);
+        id
+    }
+
+    pub fn intern_stack(&mut self, stack: &[u32]) -> u32 {
+        if let Some(&id) = self.stack_ids.get(stack) {
+            return id;
+        }
+        let id = self.stacks.len() as u32;
+        self.stacks.push(stack.to_vec());
+        self.stack_ids.insert(stack.to_vec(), id);
+        id
+    }
+
+    /// Sample counts per distinct stack, in first-seen order.
+    pub fn stack_counts(&self) -> Vec<(u32, u64)> {
+        let mut counts = vec![0u64; self.stacks.len()];
+        for s in &self.samples {
+            counts[s.stack as usize] += 1;
+        }
+        counts
+            .into_iter()
+            .enumerate()
+            .filter(|&(_, c)| c > 0)
+            .map(|(i, c)| (i as u32, c))
+            .collect()
+    }
+
+    /// Keeps only the frames `view` asks for in every stack (see [`NativeView`]).
+    pub fn with_view(mut self, view: NativeView) -> Profile {
+        if view == NativeView::All {
+            return self;
+        }
+        let old_stacks = std::mem::take(&mut self.stacks);
+        self.stack_ids.clear();
+        let native_marker = self.intern_frame(Frame {
+            kind: Kind::Native,
+            name: Arc::from("[native]"),
+            module: None,
+            line: None,
+        });
+        let mut remap = Vec::with_capacity(old_stacks.len());
+        for stack in &old_stacks {
+            let is_py = |f: &u32| self.frames[*f as usize].kind == Kind::Python;
+            let innermost_py = stack.iter().rposition(is_py);
+            let kept: Vec<u32> = match (view, innermost_py) {
+                (NativeView::Leaf, None) => stack.clone(),
+                (_, None) => vec![native_marker],
+                (NativeView::Leaf, Some(i)) => stack[..i]
+                    .iter()
+                    .copied()
+                    .filter(|f| is_py(f))
+                    .chain(stack[i..].iter().copied())
+                    .collect(),
+                (_, Some(_)) => stack.iter().copied().filter(|f| is_py(f)).collect(),
+            };
+            remap.push(self.intern_stack(&kept));
+        }
+        for s in &mut self.samples {
+            s.stack = remap[s.stack as usize];
+        }
+        self
+    }
+}
+
+/// Which native frames a report keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NativeView {
+    /// Every frame, as perf shows them: the interpreter's own functions between Python
+    /// frames included.
+    All,
+    /// Python frames, plus the native code the innermost Python function is running
+    /// (an extension, the interpreter loop): the interpreter glue between Python frames
+    /// is dropped. Samples without Python frames keep their native stack.
+    Leaf,
+    /// Python frames only (samples without any become `[native]`).
+    None,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: Kind, name: &str) -> Frame {
+        Frame {
+            kind,
+            name: Arc::from(name),
+            module: None,
+            line: None,
+        }
+    }
+
+    #[test]
+    fn python_parts_split_at_the_first_colon_after_the_prefix() {
+        let f = frame(Kind::Python, "py::A.f.<locals>.g:/a:b/x.py");
+        assert_eq!(f.python_parts(), ("py::A.f.<locals>.g", "/a:b/x.py"));
+        let f = frame(Kind::Python, "py::f");
+        assert_eq!(f.python_parts(), ("py::f", ""));
+    }
+
+    #[test]
+    fn views_drop_the_interpreter_glue() {
+        let mut p = Profile::default();
+        let ids: Vec<u32> = [
+            frame(Kind::Native, "main"),
+            frame(Kind::Python, "py::a:x"),
+            frame(Kind::Native, "eval"),
+            frame(Kind::Python, "py::b:x"),
+            frame(Kind::Native, "eval"),
+            frame(Kind::Native, "memcpy"),
+        ]
+        .into_iter()
+        .map(|f| p.intern_frame(f))
+        .collect();
+        let st = p.intern_stack(&ids);
+        let native_only = p.intern_stack(&ids[..1]);
+        for stack in [st, st, native_only] {
+            p.samples.push(Sample {
+                time: 0,
+                pid: 1,
+                tid: 1,
+                stack,
+            });
+        }
+        let names = |p: &Profile, s: u32| -> Vec<String> {
+            p.stacks[s as usize]
+                .iter()
+                .map(|&f| p.frames[f as usize].name.to_string())
+                .collect()
+        };
+        let leaf = Profile {
+            frames: p.frames.clone(),
+            frame_ids: p.frame_ids.clone(),
+            stacks: p.stacks.clone(),
+            stack_ids: p.stack_ids.clone(),
+            samples: p.samples.clone(),
+            ..Default::default()
+        }
+        .with_view(NativeView::Leaf);
+        assert_eq!(
+            names(&leaf, leaf.samples[0].stack),
+            ["py::a:x", "py::b:x", "eval", "memcpy"]
+        );
+        assert_eq!(names(&leaf, leaf.samples[2].stack), ["main"]);
+        let none = p.with_view(NativeView::None);
+        assert_eq!(names(&none, none.samples[0].stack), ["py::a:x", "py::b:x"]);
+        assert_eq!(none.stack_counts().len(), 2);
+    }
+}

@@ -1,0 +1,236 @@
+//! `perf.data` → [`Profile`], in the order the data flows:
+//!
+//! ```text
+//! records (linux-perf-data, in file order)
+//!   COMM / FORK / MMAP2 ──► process: each pid's executable mappings and Python names
+//!   SAMPLE ──► kernel part: symbolize (kallsyms)
+//!              user part:   unwind (framehop: registers + stack copy), or the callchain (-g)
+//!              each frame:  symbolize (perf map / jitdump stub, ELF symbol)
+//!          ──► Profile: interned stack + sample
+//! ```
+//!
+//! [`process`] keeps the address spaces, [`unwind`] the per-architecture unwinding,
+//! [`symbolize`] the naming, [`progress`] the progress bar.
+
+pub mod process;
+pub mod progress;
+pub mod symbolize;
+pub mod unwind;
+
+use crate::report::{Profile, Sample};
+use anyhow::{bail, Context, Result};
+use linux_perf_data::linux_perf_event_reader::constants::{
+    PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER,
+};
+use linux_perf_data::linux_perf_event_reader::{
+    CpuMode, EventRecord, SampleRecord, SamplingPolicy,
+};
+use linux_perf_data::{PerfFileReader, PerfFileRecord};
+use process::Processes;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use symbolize::{frame_for, KernelNames};
+use unwind::{Arch, MAX_DEPTH};
+
+pub struct Options {
+    /// Directories searched first for `perf-<pid>.map` / `jit-<pid>.dump`.
+    pub jit_dirs: Vec<PathBuf>,
+    /// Show a progress bar (on a terminal, for large inputs).
+    pub progress: bool,
+}
+
+/// Reads `path` into a profile.
+pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let (counting, pos) = progress::Counting::new(file);
+    let PerfFileReader {
+        mut perf_file,
+        mut record_iter,
+    } = PerfFileReader::parse_file(BufReader::with_capacity(1 << 20, counting)).with_context(
+        || {
+            format!(
+                "{} is not a perf.data file perfpy can read (a pipe-mode or damaged recording?)",
+                path.display()
+            )
+        },
+    )?;
+    if let Ok(Some(arch)) = perf_file.arch() {
+        if arch != unwind::X86_64::NAME {
+            bail!(
+                "{} was recorded on {arch}; perfpy report unwinds x86_64 recordings only for now \
+                 (use perf inject --jit and perf report there)",
+                path.display()
+            );
+        }
+    }
+    let mut profile = Profile::default();
+    profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
+    profile.command = perf_file.cmdline().ok().flatten().map(|args| {
+        // `perf record ... -- python app.py` → `python app.py`.
+        let after = args.iter().position(|a| *a == "--").map_or(0, |i| i + 1);
+        args[after..].join(" ")
+    });
+    profile.frequency =
+        perf_file
+            .event_attributes()
+            .iter()
+            .find_map(|a| match a.attr.sampling_policy {
+                SamplingPolicy::Frequency(f) => Some(f),
+                _ => None,
+            });
+    let kernel = KernelNames::new(&mut profile);
+    let mut r: Reader<unwind::X86_64> = Reader {
+        profile,
+        procs: Processes::new(opts.jit_dirs.clone()),
+        kernel,
+    };
+    let bar = progress::bar(opts.progress, path, total);
+    let mut n = 0u64;
+    while let Some(record) = record_iter
+        .next_record(&mut perf_file)
+        .with_context(|| format!("reading {}", path.display()))?
+    {
+        n += 1;
+        if let Some(b) = bar.as_ref().filter(|_| n.is_multiple_of(4096)) {
+            b.set_position(pos.get());
+        }
+        let PerfFileRecord::EventRecord { record, .. } = record else {
+            continue;
+        };
+        if let Ok(parsed) = record.parse() {
+            r.on_record(parsed);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    r.profile.stats.pids_without_names = r.procs.without_names();
+    Ok(r.profile)
+}
+
+/// The state of one pass over the records.
+struct Reader<A: Arch> {
+    profile: Profile,
+    procs: Processes<A>,
+    kernel: KernelNames,
+}
+
+impl<A: Arch> Reader<A> {
+    fn on_record(&mut self, record: EventRecord<'_>) {
+        match record {
+            EventRecord::Sample(s) => self.on_sample(&s),
+            EventRecord::Mmap2(m) => {
+                let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
+                let exec = m.protection & libc::PROT_EXEC as u32 != 0;
+                self.on_mmap(m.pid, m.address, m.length, m.page_offset, exec, &path);
+            }
+            EventRecord::Mmap(m) => {
+                let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
+                self.on_mmap(
+                    m.pid,
+                    m.address,
+                    m.length,
+                    m.page_offset,
+                    m.is_executable,
+                    &path,
+                );
+            }
+            EventRecord::Comm(c) => {
+                self.profile.pids.insert(c.pid);
+                let name = String::from_utf8_lossy(&c.name.as_slice()).into_owned();
+                if c.is_execve {
+                    self.procs.exec(c.pid);
+                }
+                if c.pid == c.tid {
+                    self.profile.process_names.insert(c.pid, name.clone());
+                }
+                self.profile.thread_names.insert(c.tid, name);
+            }
+            EventRecord::Fork(f) => {
+                self.profile.pids.insert(f.pid);
+                self.procs.fork(f.pid, f.ppid);
+                if let Some(name) = self.profile.process_names.get(&f.ppid).cloned() {
+                    self.profile.thread_names.entry(f.tid).or_insert(name);
+                }
+            }
+            EventRecord::Lost(l) => self.profile.stats.lost_events += l.count,
+            _ => {}
+        }
+    }
+
+    fn on_mmap(&mut self, pid: i32, start: u64, len: u64, pgoff: u64, exec: bool, path: &str) {
+        if pid == -1 && path.starts_with("[kernel.kallsyms]") {
+            self.kernel.text = Some(start);
+        } else if pid > 0 && exec && len > 0 {
+            self.procs
+                .mmap(pid, start, len, pgoff, path, &mut self.profile.stats);
+        }
+    }
+
+    fn on_sample(&mut self, s: &SampleRecord<'_>) {
+        let (Some(pid), Some(tid)) = (s.pid, s.tid) else {
+            return;
+        };
+        self.profile.stats.samples += 1;
+        let (mut kernel, user) = split_callchain(s);
+        if kernel.is_empty() && s.cpu_mode == CpuMode::Kernel {
+            kernel.extend(s.ip);
+        }
+        // Leaf first.
+        let mut leaf_first = self.kernel.frames(&mut self.profile, &kernel);
+        let proc = self.procs.with_names(pid, &mut self.profile.stats);
+        let unwound = match (&s.user_regs, &s.user_stack) {
+            (Some(regs), Some((stack, dyn_size))) => {
+                let bytes = stack.as_slice();
+                let valid = (*dyn_size as usize).min(bytes.len());
+                unwind::unwind(proc, regs, &bytes[..valid])
+            }
+            _ => None,
+        };
+        let user: Vec<(u64, bool)> = match unwound {
+            Some(u) => {
+                self.profile.stats.truncated += u.truncated as u64;
+                u.frames
+            }
+            None if user.is_empty() => s.ip.map(|ip| (ip, false)).into_iter().collect(),
+            None => user
+                .into_iter()
+                .take(MAX_DEPTH)
+                .enumerate()
+                .map(|(i, a)| (a, i > 0))
+                .collect(),
+        };
+        for (addr, is_return) in user {
+            leaf_first.push(frame_for(proc, &mut self.profile, addr, is_return));
+        }
+        leaf_first.reverse();
+        let stack = self.profile.intern_stack(&leaf_first);
+        self.profile.samples.push(Sample {
+            time: s.timestamp.unwrap_or(0),
+            pid,
+            tid,
+            stack,
+        });
+    }
+}
+
+/// A sample's callchain (`-g`), split into its kernel and user addresses, leaf first.
+fn split_callchain(s: &SampleRecord<'_>) -> (Vec<u64>, Vec<u64>) {
+    let (mut kernel, mut user) = (Vec::new(), Vec::new());
+    if let Some(chain) = &s.callchain {
+        let mut ctx = 0u64;
+        for i in 0..chain.len() {
+            let Some(a) = chain.get(i) else { break };
+            if a >= PERF_CONTEXT_MAX {
+                ctx = a;
+            } else if ctx == PERF_CONTEXT_KERNEL {
+                kernel.push(a);
+            } else if ctx == PERF_CONTEXT_USER {
+                user.push(a);
+            }
+        }
+    }
+    (kernel, user)
+}

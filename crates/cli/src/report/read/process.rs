@@ -1,0 +1,233 @@
+//! The profiled processes as the recording describes them: each one's executable mappings
+//! (from `MMAP`/`MMAP2`; cloned on fork, reset on exec) and the Python names of its stubs
+//! (its perf map and jitdump, looked up on its first sample).
+
+use super::unwind::Arch;
+use crate::report::elf::Elf;
+use crate::report::jit::{self, JitInfo};
+use crate::report::Stats;
+use perfpy_format::files;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One executable file mapping.
+#[derive(Clone)]
+pub struct Mapping {
+    pub start: u64,
+    pub end: u64,
+    /// The address the file's first byte would have (`avma = svma + base`).
+    pub base: u64,
+    pub elf: Option<Arc<Elf>>,
+    pub path: Arc<str>,
+}
+
+/// A process's address space as far as naming and unwinding need it.
+#[derive(Clone, Default)]
+pub struct Space {
+    /// Executable file mappings, sorted by start, not overlapping.
+    pub mappings: Vec<Mapping>,
+    /// Its own names (`None`: not looked up yet) and those inherited from the parent at fork.
+    pub jit: Option<Arc<JitInfo>>,
+    pub inherited: Vec<Arc<JitInfo>>,
+    /// Where the process mapped its jitdump (its marker mapping), if it did.
+    pub marker: Option<PathBuf>,
+}
+
+impl Space {
+    /// A forked child's space: the parent's mappings, and the parent's names kept as
+    /// inherited (the child runs the parent's stubs until it makes its own).
+    fn forked(&self) -> Space {
+        let mut s = self.clone();
+        let own = s.jit.take();
+        s.inherited.splice(0..0, own);
+        s
+    }
+
+    pub fn jit_infos(&self) -> impl Iterator<Item = &Arc<JitInfo>> {
+        self.jit.iter().chain(self.inherited.iter())
+    }
+}
+
+/// One process: its space, and what is derived from it (rebuilt when the space changes).
+pub struct Proc<A: Arch> {
+    pub space: Space,
+    /// framehop's unwinder over the space (`None`: to be built).
+    pub unwinder: Option<A::Unwinder>,
+    pub cache: A::Cache,
+    /// Frame ids by (address, is return address).
+    pub names: HashMap<(u64, bool), u32>,
+    /// Whether a frame of this process fell outside every mapping and stub.
+    pub had_unnamed_anon: bool,
+}
+
+impl<A: Arch> Proc<A> {
+    fn new(space: Space) -> Proc<A> {
+        Proc {
+            space,
+            unwinder: None,
+            cache: A::Cache::default(),
+            names: HashMap::new(),
+            had_unnamed_anon: false,
+        }
+    }
+
+    /// Forgets what was derived from the space.
+    fn changed(&mut self) {
+        self.unwinder = None;
+        self.names.clear();
+    }
+
+    fn add_mapping(&mut self, m: Mapping) {
+        let maps = &mut self.space.mappings;
+        maps.retain(|o| o.end <= m.start || o.start >= m.end);
+        let at = maps.partition_point(|o| o.start < m.start);
+        maps.insert(at, m);
+        self.changed();
+    }
+}
+
+/// Every process of the recording, and the binaries they map (each read once).
+pub struct Processes<A: Arch> {
+    procs: HashMap<i32, Proc<A>>,
+    elves: HashMap<String, Option<Arc<Elf>>>,
+    /// Directories searched first for `perf-<pid>.map` / `jit-<pid>.dump`.
+    jit_dirs: Vec<PathBuf>,
+}
+
+fn is_jit_marker(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    matches!(
+        files::parse_file_name(name),
+        Some((files::Kind::Jitdump, _))
+    )
+}
+
+impl<A: Arch> Processes<A> {
+    pub fn new(jit_dirs: Vec<PathBuf>) -> Processes<A> {
+        Processes {
+            procs: HashMap::new(),
+            elves: HashMap::new(),
+            jit_dirs,
+        }
+    }
+
+    pub fn get(&mut self, pid: i32) -> &mut Proc<A> {
+        self.procs
+            .entry(pid)
+            .or_insert_with(|| Proc::new(Space::default()))
+    }
+
+    /// `COMM` with the exec flag: a new program, a new address space.
+    pub fn exec(&mut self, pid: i32) {
+        self.procs.insert(pid, Proc::new(Space::default()));
+    }
+
+    /// `FORK`: the child starts with a copy of its parent's space.
+    pub fn fork(&mut self, pid: i32, ppid: i32) {
+        if pid == ppid || self.procs.contains_key(&pid) {
+            return;
+        }
+        let space = self
+            .procs
+            .get(&ppid)
+            .map(|parent| parent.space.forked())
+            .unwrap_or_default();
+        self.procs.insert(pid, Proc::new(space));
+    }
+
+    /// `MMAP`/`MMAP2` of a user process: executable file mappings and the jitdump's marker.
+    pub fn mmap(
+        &mut self,
+        pid: i32,
+        start: u64,
+        len: u64,
+        pgoff: u64,
+        path: &str,
+        stats: &mut Stats,
+    ) {
+        if is_jit_marker(path) {
+            let p = self.get(pid);
+            p.space.marker = Some(PathBuf::from(path));
+            if p.space.jit.as_ref().is_some_and(|j| j.files.is_empty()) {
+                p.space.jit = None; // look again, now knowing where
+                p.changed();
+            }
+            return;
+        }
+        if !path.starts_with('/') || path.starts_with("//") {
+            return; // [vdso], //anon, [heap]: framehop falls back to frame pointers there
+        }
+        let elf = self.elf(pid, path, stats);
+        let base = elf
+            .as_ref()
+            .map_or(start.wrapping_sub(pgoff), |e| e.base_avma(start, pgoff));
+        self.get(pid).add_mapping(Mapping {
+            start,
+            end: start + len,
+            base,
+            elf,
+            path: Arc::from(path),
+        });
+    }
+
+    fn elf(&mut self, pid: i32, path: &str, stats: &mut Stats) -> Option<Arc<Elf>> {
+        if let Some(e) = self.elves.get(path) {
+            return e.clone();
+        }
+        let mut elf = Elf::load(Path::new(path));
+        if elf.is_none() {
+            // A binary inside a container's mount namespace, while the process runs.
+            elf = Elf::load(
+                &Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')),
+            );
+        }
+        let elf = elf.map(Arc::new);
+        if elf.is_none() && Path::new(path).is_absolute() {
+            stats.missing_binaries.push(path.to_string());
+        }
+        self.elves.insert(path.to_string(), elf.clone());
+        elf
+    }
+
+    /// The process of a sample, with its Python names looked up (once).
+    pub fn with_names(&mut self, pid: i32, stats: &mut Stats) -> &mut Proc<A> {
+        let dirs = &self.jit_dirs;
+        let p = self
+            .procs
+            .entry(pid)
+            .or_insert_with(|| Proc::new(Space::default()));
+        if p.space.jit.is_none() {
+            let info = Arc::new(jit::load(&jit::candidates(
+                pid,
+                dirs,
+                p.space.marker.as_deref(),
+            )));
+            for f in &info.files {
+                if !stats.jit_files.contains(f) {
+                    stats.jit_files.push(f.clone());
+                }
+            }
+            for problem in &info.problems {
+                if !stats.problems.contains(problem) {
+                    stats.problems.push(problem.clone());
+                }
+            }
+            p.space.jit = Some(info);
+            p.changed();
+        }
+        p
+    }
+
+    /// pids that had frames in anonymous code but no perf map or jitdump, sorted.
+    pub fn without_names(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = self
+            .procs
+            .iter()
+            .filter(|(_, p)| p.had_unnamed_anon && p.space.jit_infos().all(|j| j.files.is_empty()))
+            .map(|(&pid, _)| pid)
+            .collect();
+        pids.sort_unstable();
+        pids
+    }
+}

@@ -1,0 +1,201 @@
+//! Naming frames: a Python stub by its process's perf map or jitdump, native code by its
+//! binary's symbols (or its build-id debug file's), the kernel by `/proc/kallsyms` when the
+//! recorded kernel is the one running here.
+
+use super::process::Proc;
+use super::unwind::Arch;
+use crate::report::jit;
+use crate::report::{Frame, Kind, Profile};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The frame id for `addr` in `proc` (a return address is looked up one byte back, inside
+/// the call).
+pub fn frame_for<A: Arch>(
+    proc: &mut Proc<A>,
+    profile: &mut Profile,
+    addr: u64,
+    is_return: bool,
+) -> u32 {
+    if let Some(&id) = proc.names.get(&(addr, is_return)) {
+        return id;
+    }
+    let lookup = if is_return {
+        addr.wrapping_sub(1)
+    } else {
+        addr
+    };
+    let frame = python_frame(proc, lookup)
+        .or_else(|| native_frame(proc, lookup))
+        .unwrap_or_else(|| {
+            proc.had_unnamed_anon = true;
+            Frame {
+                kind: Kind::Native,
+                name: Arc::from("[unknown]"),
+                module: None,
+                line: None,
+            }
+        });
+    let id = profile.intern_frame(frame);
+    proc.names.insert((addr, is_return), id);
+    id
+}
+
+fn python_frame<A: Arch>(proc: &Proc<A>, addr: u64) -> Option<Frame> {
+    proc.space.jit_infos().find_map(|info| {
+        jit::find(&info.stubs, addr).map(|stub| Frame {
+            kind: Kind::Python,
+            name: stub.name.clone(),
+            module: None,
+            line: stub.line,
+        })
+    })
+}
+
+fn native_frame<A: Arch>(proc: &Proc<A>, addr: u64) -> Option<Frame> {
+    let maps = &proc.space.mappings;
+    let i = maps.partition_point(|m| m.start <= addr);
+    let m = maps.get(i.checked_sub(1)?).filter(|m| addr < m.end)?;
+    let module = m
+        .elf
+        .as_ref()
+        .map(|e| e.short_name.clone())
+        .unwrap_or_else(|| Arc::from(m.path.rsplit('/').next().unwrap_or(&m.path)));
+    let name = m
+        .elf
+        .as_ref()
+        .and_then(|e| e.symbol(addr.wrapping_sub(m.base)).cloned())
+        .unwrap_or_else(|| Arc::from(format!("[{module}]")));
+    Some(Frame {
+        kind: Kind::Native,
+        name,
+        module: Some(module),
+        line: None,
+    })
+}
+
+/// Kernel frames: by symbol when this machine's kernel is the recorded one, else one
+/// `[kernel]` frame for the whole kernel part of a sample.
+pub struct KernelNames {
+    /// Where the recording says the kernel's text starts (its `[kernel.kallsyms]` mapping).
+    pub text: Option<u64>,
+    /// This machine's kernel symbols, when they belong to the recorded kernel (`None`: not
+    /// looked at yet).
+    kallsyms: Option<Option<Kallsyms>>,
+    /// Frame ids by address.
+    names: HashMap<u64, u32>,
+    /// The `[kernel]` frame.
+    whole: u32,
+}
+
+impl KernelNames {
+    pub fn new(profile: &mut Profile) -> KernelNames {
+        let whole = profile.intern_frame(Frame {
+            kind: Kind::Kernel,
+            name: Arc::from("[kernel]"),
+            module: None,
+            line: None,
+        });
+        KernelNames {
+            text: None,
+            kallsyms: None,
+            names: HashMap::new(),
+            whole,
+        }
+    }
+
+    /// The frames of a sample's kernel part (leaf first): each named, or `[kernel]` alone.
+    pub fn frames(&mut self, profile: &mut Profile, addrs: &[u64]) -> Vec<u32> {
+        if addrs.is_empty() {
+            return Vec::new();
+        }
+        let named: Option<Vec<u32>> = addrs.iter().map(|&a| self.frame(profile, a)).collect();
+        named.unwrap_or_else(|| vec![self.whole])
+    }
+
+    fn frame(&mut self, profile: &mut Profile, addr: u64) -> Option<u32> {
+        if self.kallsyms.is_none() {
+            self.kallsyms = Some(self.text.and_then(Kallsyms::load));
+        }
+        let syms = self.kallsyms.as_ref().and_then(Option::as_ref)?;
+        if let Some(&id) = self.names.get(&addr) {
+            return Some(id);
+        }
+        let name = syms.name(addr)?.clone();
+        let id = profile.intern_frame(Frame {
+            kind: Kind::Kernel,
+            name,
+            module: Some(Arc::from("[kernel]")),
+            line: None,
+        });
+        self.names.insert(addr, id);
+        Some(id)
+    }
+}
+
+/// `/proc/kallsyms`' text symbols, sorted.
+struct Kallsyms {
+    symbols: Vec<(u64, Arc<str>)>,
+}
+
+impl Kallsyms {
+    /// This machine's kernel symbols, if readable (not hidden by `kptr_restrict`) and if the
+    /// kernel's text starts at `text` as in the recording: the same boot (KASLR moves it).
+    fn load(text: u64) -> Option<Kallsyms> {
+        let data = std::fs::read_to_string("/proc/kallsyms").ok()?;
+        let mut symbols = Vec::new();
+        let mut text_here = None;
+        for line in data.lines() {
+            let mut f = line.split_whitespace();
+            let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
+                continue;
+            };
+            if !matches!(kind, "t" | "T" | "w" | "W") {
+                continue;
+            }
+            let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                continue;
+            };
+            if name == "_text" {
+                text_here = Some(addr);
+            }
+            if addr != 0 {
+                symbols.push((addr, Arc::from(name)));
+            }
+        }
+        if text_here != Some(text) || symbols.is_empty() {
+            return None;
+        }
+        symbols.sort_by_key(|s| s.0);
+        Some(Kallsyms { symbols })
+    }
+
+    fn name(&self, addr: u64) -> Option<&Arc<str>> {
+        let i = self.symbols.partition_point(|s| s.0 <= addr);
+        Some(&self.symbols.get(i.checked_sub(1)?)?.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kallsyms_only_for_the_recorded_boot() {
+        // A kernel text address no boot of this machine has: never used.
+        assert!(Kallsyms::load(0x1234).is_none());
+        let text = std::fs::read_to_string("/proc/kallsyms")
+            .ok()
+            .and_then(|d| {
+                d.lines()
+                    .find(|l| l.ends_with(" _text"))
+                    .and_then(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
+            })
+            .filter(|&a| a != 0);
+        if let Some(text) = text {
+            let syms = Kallsyms::load(text).expect("this boot's symbols");
+            let name = syms.name(text + 1).expect("a symbol at the kernel's start");
+            assert!(name.starts_with('_'), "{name}");
+        }
+    }
+}
