@@ -16,6 +16,7 @@ import textwrap
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Workload scripts shared by the tests (the seed example stays in examples/).
 SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 SEED = os.path.join(ROOT, "examples", "seed.py")
 

@@ -105,18 +105,3 @@ def test_exec_after_fork_leaves_no_map(py, tmp_path):
     ''')
     r = run(py, [path], PERFPY_BACKEND="perf").check()
     assert not os.path.exists(map_path(int(r.stdout)))
-
-
-def test_map_is_complete_after_os_exit_and_sigkill(py, tmp_path):
-    path = script(tmp_path, '''
-        import os, signal
-        ns = {}
-        for i in range(300):
-            exec("def h%d(): pass" % i, ns)
-            ns["h%d" % i]()
-        os.kill(os.getpid(), signal.SIGKILL)
-    ''')
-    r = run(py, [path], PERFPY_BACKEND="perf")
-    assert r.returncode == -9
-    names = map_names(r.pid)
-    assert sum(1 for n in names if n.startswith("py::h") and n.endswith(":<string>")) == 300

@@ -178,62 +178,6 @@ def test_persist_after_fork_announces_parent_stubs_in_the_child(py, tmp_path):
     assert "py::child_only:" + path in kloads and "py::child_only:" + path not in parent
 
 
-def test_dump_is_complete_after_sigkill(py, tmp_path):
-    path = script(tmp_path, '''
-        import os, signal
-        ns = {}
-        for i in range(300):
-            exec("def h%d(): pass" % i, ns)
-            ns["h%d" % i]()
-        os.kill(os.getpid(), signal.SIGKILL)
-    ''')
-    r = run(py, [path], PERFPY_BACKEND="perf_jit")
-    assert r.returncode == -9
-    names = [l["name"] for l in Dump(dump_path(r.pid)).loads()]
-    assert sum(1 for n in names if n.startswith("py::h") and n.endswith(":<string>")) == 300
-
-
-def test_concurrent_first_calls_one_record_each(py, tmp_path):
-    path = script(tmp_path, '''
-        import sys, threading, perfpy
-        sys.setswitchinterval(1e-6)
-        ns = {}
-        for i in range(200):
-            exec("def fn%d(): return %d" % (i, i), ns)
-        funcs = [ns["fn%d" % i] for i in range(200)]
-        perfpy.activate_stack_trampoline("perf_jit")
-        barrier = threading.Barrier(8)
-        def worker():
-            barrier.wait()
-            for f in funcs: f()
-        ts = [threading.Thread(target=worker) for _ in range(8)]
-        for t in ts: t.start()
-        for t in ts: t.join()
-    ''')
-    r = run(py, [path]).check()
-    counts = collections.Counter(l["name"] for l in Dump(dump_path(r.pid)).loads()
-                                 if l["name"].startswith("py::fn"))
-    assert len(counts) == 200 and set(counts.values()) == {1}
-
-
-def test_symlinked_dump_is_refused(py, tmp_path):
-    path = script(tmp_path, '''
-        import os, warnings
-        target = %r
-        os.symlink(target, "/tmp/jit-%%d.dump" %% os.getpid())
-        try:
-            import perfpy
-            perfpy.activate_stack_trampoline("perf_jit")
-            print(perfpy.is_stack_trampoline_active())
-        finally:
-            os.unlink("/tmp/jit-%%d.dump" %% os.getpid())
-    ''' % str(tmp_path / "victim"))
-    (tmp_path / "victim").write_text("precious")
-    r = run(py, [path]).check()
-    assert r.stdout.strip() == "False"
-    assert "symbolic link" in r.stderr and (tmp_path / "victim").read_text() == "precious"
-
-
 CHECKER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "target", "debug", "examples", "jitdump_check")
 

@@ -7,35 +7,6 @@ import pytest
 from conftest import map_names, run, script
 
 
-def test_concurrent_first_calls_get_one_stub_each(py, tmp_path):
-    path = script(tmp_path, '''
-        import sys, threading, perfpy
-        sys.setswitchinterval(1e-6)   # switch threads as often as possible
-        ns = {}
-        for i in range(300):
-            exec("def fn%d(): return %d" % (i, i), ns)
-        funcs = [ns["fn%d" % i] for i in range(300)]
-        perfpy.activate_stack_trampoline("perf")
-        barrier = threading.Barrier(16)
-        def worker(k):
-            barrier.wait()
-            for f in funcs[k % 7:] + funcs[:k % 7]:
-                f()
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
-        for t in threads: t.start()
-        for t in threads: t.join()
-        s = perfpy.status()
-        assert s["stubs"] == s["map_lines"], s
-        print(s["stubs"])
-    ''')
-    r = run(py, [path]).check()
-    names = [n for n in map_names(r.pid) if n.startswith("py::fn")]
-    counts = collections.Counter(names)
-    assert len(counts) == 300
-    assert set(counts.values()) == {1}, [n for n, c in counts.items() if c > 1][:5]
-    assert int(r.stdout) <= len(map_names(r.pid))
-
-
 @pytest.mark.parametrize("backend", ["perf", "perf_jit"])
 def test_toggle_storm_with_running_threads_leaks_nothing(py, tmp_path, backend):
     """CPython runs out of co_extra indices after ~254 cycles and leaks an fd per cycle."""

@@ -1,0 +1,104 @@
+"""What the record, report and format tests share: running the built `perfpy` command,
+recording the seed example, and reading the report's text and folded output."""
+
+import os
+import re
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import PYTHONS, ROOT, SEED, child_env
+from test_perf_record import requires_perf
+
+PERFPY = os.path.join(ROOT, "target", "debug", "perfpy")
+
+#: Marks of every test that runs the perfpy command with the real perf.
+CLI_MARKS = [
+    requires_perf,
+    pytest.mark.skipif(not os.path.exists(PERFPY),
+                       reason="the perfpy command is not built: cargo build -p perfpy-cli "
+                              "(scripts/test.sh does)"),
+]
+
+#: Test tools scripts/test.sh installs: the speedscope file-format schema (npm package
+#: speedscope), profile.proto (Debian golang-github-google-pprof-dev), protoc, chromium.
+CACHE = os.path.expanduser(os.environ.get("PERFPY_TOOLS_CACHE", "~/.cache/perfpy"))
+SPEEDSCOPE_SCHEMA = os.path.join(CACHE, "speedscope", "package", "dist", "release",
+                                 "file-format-schema.json")
+PROFILE_PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
+
+SEED_CHAIN = ";".join("py::%s:%s" % (f, SEED) for f in ("<module>", "baz", "bar", "foo"))
+
+
+def perfpy(*args, cwd, env=None, **kw):
+    return subprocess.run([PERFPY] + list(args), cwd=str(cwd), capture_output=True, text=True,
+                          env=env or child_env(HOME=str(cwd / "home")), **kw)
+
+
+def record(tmp_path, python, *args, program=None, out="perf.data"):
+    (tmp_path / "home").mkdir(exist_ok=True)
+    program = program or [SEED, "3000000"]
+    r = perfpy("record", "-o", out, *args, "--", python, *program, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    return r
+
+
+def collapsed(tmp_path, *args, data="perf.data"):
+    r = perfpy("report", "-i", data, "--format", "collapsed", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    counts = {}
+    for line in r.stdout.splitlines():
+        stack, n = line.rsplit(" ", 1)
+        counts[stack] = counts.get(stack, 0) + int(n)
+    return counts
+
+
+def python_rows(text):
+    """The rows of the text report's Python table: [(self%, total%, samples, function,
+    file:line)]."""
+    rows, inside = [], False
+    for line in text.splitlines():
+        if line.startswith("Python functions"):
+            inside = True
+            continue
+        if inside and not line.strip():
+            break
+        m = re.match(r"^\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\S+)\s*(.*)$", line)
+        if inside and m:
+            rows.append((float(m.group(1)), float(m.group(2)), int(m.group(3)), m.group(4),
+                         m.group(5).strip()))
+    return rows
+
+
+def recorded_pids(tmp_path, data="perf.data"):
+    side = tmp_path / (data + ".perfpy")
+    return sorted({int(re.search(r"-(\d+)\.", p).group(1)) for p in os.listdir(side)})
+
+
+BACKENDS = ["perf", "perf-jit"]
+
+
+BUILTIN = [p for p in PYTHONS if p.has_builtin_perf]
+
+
+def wait_for_samples(path, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path) and os.path.getsize(path) > 200_000:
+            return
+        time.sleep(0.2)
+    raise AssertionError("no recording appeared at %s" % path)
+
+
+def shutil_which(name):
+    return shutil.which(name)
+
+
+def kallsyms_readable():
+    try:
+        with open("/proc/kallsyms") as f:
+            return int(f.readline().split()[0], 16) != 0
+    except (OSError, ValueError, IndexError):
+        return False

@@ -1,0 +1,6 @@
+import time
+def spin():
+    while True:
+        pass
+print("spinning", flush=True)
+spin()
