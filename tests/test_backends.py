@@ -1,15 +1,18 @@
 """What both backends promise, one test each, run with ``perf`` (the perf map) and
-``perf_jit`` (the jitdump): every announcement is in the file before its function first runs
-(so nothing is lost to SIGKILL), concurrent first calls announce a function once, and a
-symbolic link planted at the file's path is refused."""
+``perf_jit`` (the jitdump): parent and child after fork() never name each other's functions,
+every announcement is in the file before its function first runs (so nothing is lost to
+SIGKILL), concurrent first calls announce a function once, and a symbolic link planted at the
+file's path is refused. (Toggling and the MDWE fallback are parametrised where they live, in
+test_threads.py and test_robustness.py.)"""
 
 import collections
 import os
+import re
 
 import pytest
 
-from conftest import map_names, run, script
-from jitdump import Dump
+from conftest import SCRIPTS, map_names, run, script
+from jitdump import CODE_CLOSE, Dump
 
 BACKENDS = ["perf", "perf_jit"]
 
@@ -23,6 +26,36 @@ def announced_names(backend, pid):
 
 def file_of(backend, pid):
     return "/tmp/perf-%d.map" % pid if backend == "perf" else "/tmp/jit-%d.dump" % pid
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_parent_and_child_files_are_isolated(py, backend):
+    path = os.path.join(SCRIPTS, "fork_isolation.py")
+    r = run(py, [path], PERFPY_BACKEND=backend).check()
+    child = int(r.stdout)
+
+    def names(pid):
+        suffix = ":" + path
+        out = set()
+        for n in announced_names(backend, pid):
+            if n.endswith(suffix):
+                out.add(n[len("py::"):-len(suffix)])
+            elif re.fullmatch(r"py::[pq]\d+:<string>", n):
+                out.add(n[len("py::"):-len(":<string>")])
+        return out
+
+    parent, kid = names(r.pid), names(child)
+    forked = {"foo_fork", "bar_fork", "baz_fork"}
+    assert {"foo", "bar", "baz", "p0", "p199", "q0", "q199"} <= parent, sorted(parent)[:10]
+    assert forked <= kid, kid
+    assert not parent & forked
+    assert not kid & {"foo", "bar", "baz"}
+    assert not any(re.fullmatch(r"[pq]\d+", n) for n in kid), sorted(kid)[:10]
+    if backend == "perf_jit":
+        # Both dumps parse to the end; the child's records are its own.
+        pdump, kdump = Dump("/tmp/jit-%d.dump" % r.pid), Dump("/tmp/jit-%d.dump" % child)
+        assert kdump.pid == child and all(l["pid"] == child for l in kdump.loads())
+        assert pdump.records[-1]["id"] == CODE_CLOSE
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

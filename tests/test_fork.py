@@ -9,34 +9,6 @@ def names_for(pid, path):
     return {n[len("py::"):-len(":" + path)] for n in map_names(pid) if n.endswith(":" + path)}
 
 
-FORK = '''
-import os, sys
-def foo_fork(): pass
-def bar_fork(): foo_fork()
-def baz_fork(): bar_fork()
-def foo():
-    pid = os.fork()
-    if pid == 0:
-        print(os.getpid(), flush=True)
-        baz_fork()
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert status == 0
-def bar(): foo()
-def baz(): bar()
-baz()
-'''
-
-
-def test_parent_and_child_maps_are_isolated(py, tmp_path):
-    path = script(tmp_path, FORK)
-    r = run(py, [path], PERFPY_BACKEND="perf").check()
-    child = int(r.stdout)
-    parent_names, child_names = names_for(r.pid, path), names_for(child, path)
-    assert {"foo", "bar", "baz"} <= parent_names
-    assert {"foo_fork", "bar_fork", "baz_fork"} <= child_names
-    assert not parent_names & {"foo_fork", "bar_fork", "baz_fork"}
-    assert not child_names & {"foo", "bar", "baz"}
 
 
 def test_child_announces_functions_compiled_before_the_fork(py, tmp_path):

@@ -114,42 +114,6 @@ def test_perfpy_backend_perf_jit_everywhere(py, tmp_path):
     assert state(py, tmp_path, "-X", "perf", PERFPY_BACKEND="perf_jit") == expected
 
 
-FORK = '''
-import os
-def foo_fork(): pass
-def bar_fork(): foo_fork()
-def foo():
-    for i in range(200):
-        exec("def p%d(): pass" % i, globals())
-        globals()["p%d" % i]()
-    pid = os.fork()
-    if pid == 0:
-        print(os.getpid(), flush=True)
-        bar_fork()
-        os._exit(0)          # no CLOSE record, nothing buffered to lose
-    _, status = os.waitpid(pid, 0)
-    assert status == 0
-    for i in range(200):
-        exec("def q%d(): pass" % i, globals())
-        globals()["q%d" % i]()
-def bar(): foo()
-bar()
-'''
-
-
-def test_fork_keeps_both_dumps_intact(py, tmp_path):
-    path = script(tmp_path, FORK)
-    r = run(py, [path], PERFPY_BACKEND="perf_jit").check()
-    child = int(r.stdout)
-    parent, kid = Dump(dump_path(r.pid)), Dump(dump_path(child))  # both parse to the end
-    pnames = {l["name"] for l in parent.loads()}
-    cnames = {l["name"] for l in kid.loads()}
-    assert {"py::foo:" + path, "py::p199:<string>", "py::q199:<string>"} <= pnames
-    assert {"py::bar_fork:" + path, "py::foo_fork:" + path} <= cnames
-    assert not pnames & {"py::bar_fork:" + path, "py::foo_fork:" + path}
-    assert not any(re.fullmatch(r"py::[pq]\d+:<string>", n) for n in cnames)
-    assert kid.pid == child and all(l["pid"] == child for l in kid.loads())
-    assert parent.records[-1]["id"] == CODE_CLOSE
 
 
 def test_persist_after_fork_announces_parent_stubs_in_the_child(py, tmp_path):

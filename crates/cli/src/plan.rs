@@ -377,39 +377,27 @@ mod tests {
         }
     }
 
+    /// Why `plan` refuses, for backend `b` on `f` with or without frame pointers.
+    fn refusal(b: BackendArg, f: &PythonFacts, has_fp: bool) -> String {
+        plan(b, CallGraphArg::Auto, f, &fp(has_fp), None).unwrap_err()
+    }
+
     #[test]
     fn refusals_say_what_to_do() {
         for (v, builtin) in [("3.8.18", false), ("3.11.7", false), ("3.12.1", false)] {
-            let e = plan(
-                BackendArg::Auto,
-                CallGraphArg::Auto,
-                &facts(v, false, builtin, false),
-                &fp(false),
-                None,
-            )
-            .unwrap_err();
+            let e = refusal(BackendArg::Auto, &facts(v, false, builtin, false), false);
             assert!(e.contains("-m pip install perfpy"), "{e}");
         }
         // 3.12's built-in support has no jitdump.
-        let e = plan(
+        let e = refusal(
             BackendArg::PerfJit,
-            CallGraphArg::Auto,
             &facts("3.12.1", false, true, false),
-            &fp(false),
-            None,
-        )
-        .unwrap_err();
+            false,
+        );
         assert!(e.contains("--backend perf-jit"), "{e}");
         // CPython's JIT, whatever else holds.
         for perfpy in [false, true] {
-            let e = plan(
-                BackendArg::Auto,
-                CallGraphArg::Auto,
-                &facts("3.13.0", perfpy, true, true),
-                &fp(true),
-                None,
-            )
-            .unwrap_err();
+            let e = refusal(BackendArg::Auto, &facts("3.13.0", perfpy, true, true), true);
             assert!(e.contains("PYTHON_JIT=0"), "{e}");
         }
     }

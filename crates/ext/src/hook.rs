@@ -1,21 +1,22 @@
 //! The evaluator's hot and cold paths.
 //!
 //! Every Python call made while the hook is installed arrives in a version family's
-//! `eval_hook`, which finds the frame's code object and calls [`dispatch`]:
+//! `eval_hook::<Hook>`, which finds the frame's code object and calls [`Hook`]'s dispatch:
 //!
 //! ```text
 //! eval_hook(ts, frame, throw)
 //!   code = frame's code object                       (cpython::<family>)
-//!   entry = co_extra[EXTRA_INDEX]                    (hot: one call into libpython)
+//!   entry = co_extra[EXTRA_INDEX]                    (hot: a read of the code object)
 //!   entry current?  yes -> stub(ts, frame, throw, prev_eval)   -> prev_eval(ts, frame, throw)
-//!                   no  -> cold path: stub from the pool, map line written, entry stored
+//!                   no  -> cold path: a stub from the backend's pool, announced through
+//!                          the backend interface, entry stored
 //! ```
 //!
 //! The hot path allocates nothing and touches no Python object beyond the `co_extra` read.
 //! The cold path runs once per code object per process. It may run with an exception set
 //! (a generator's `throw()`), so it saves and restores the exception around its work, and it
 //! never lets a failure escape into the program: on any error perfpy turns itself off, warns
-//! once, and the call proceeds through the previous evaluator.
+//! once (a `perfpy.PerfpyWarning`), and the call proceeds through the previous evaluator.
 
 use crate::backend::Announcement;
 use crate::entry::{self, Entry};
@@ -39,6 +40,7 @@ type EvalFn = unsafe extern "C" fn(*mut c_void, *mut c_void, isize) -> *mut ffi:
 pub(crate) struct Hook;
 
 impl cpython::Dispatch for Hook {
+    /// Runs a call through its function's stub, or straight through the previous evaluator.
     #[inline(always)]
     unsafe fn dispatch(
         a0: *mut c_void,
@@ -47,8 +49,18 @@ impl cpython::Dispatch for Hook {
         frame: *mut c_void,
         code: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
-        // SAFETY: forwarded (the family's hook calls this with its own arguments).
-        unsafe { dispatch(a0, a1, a2, frame, code) }
+        let mode = MODE.load(Ordering::Relaxed);
+        let prev = PREV_EVAL.load(Ordering::Relaxed) as *const c_void;
+        if mode == MODE_ACTIVE {
+            // SAFETY: the family's hook passes its own arguments and the frame's code.
+            return unsafe { run_through(a0, a1, a2, code, prev) };
+        }
+        if mode == 0 {
+            // SAFETY: forwarding the evaluator's own arguments to the previous evaluator.
+            return unsafe { call_eval(prev, a0, a1, a2) };
+        }
+        // SAFETY: as for `run_through`.
+        unsafe { dispatch_guarded(a0, a1, a2, frame, code, mode & MODE_ACTIVE != 0) }
     }
 }
 
@@ -60,38 +72,10 @@ pub(crate) fn hook_ptr() -> *const c_void {
     cpython::hook_ptr::<Hook>()
 }
 
-/// Runs a call through its function's stub, or straight through the previous evaluator.
-///
-/// # Safety
-/// Called only from a version family's hook with the evaluator's own arguments (`a0..a2`),
-/// the frame they carry, and the frame's code object (or any other object pointer, which is
-/// ignored).
-#[inline(always)]
-unsafe fn dispatch(
-    a0: *mut c_void,
-    a1: *mut c_void,
-    a2: isize,
-    frame: *mut c_void,
-    code: *mut ffi::PyObject,
-) -> *mut ffi::PyObject {
-    let mode = MODE.load(Ordering::Relaxed);
-    let prev = PREV_EVAL.load(Ordering::Relaxed) as *const c_void;
-    if mode == MODE_ACTIVE {
-        // SAFETY: forwarded.
-        return unsafe { run_through(a0, a1, a2, code, prev) };
-    }
-    if mode == 0 {
-        // SAFETY: forwarding the evaluator's own arguments to the previous evaluator.
-        return unsafe { call_eval(prev, a0, a1, a2) };
-    }
-    // SAFETY: forwarded.
-    unsafe { dispatch_guarded(a0, a1, a2, frame, code, mode & MODE_ACTIVE != 0) }
-}
-
 /// Calls `next` for the frame, through the frame's stub.
 ///
 /// # Safety
-/// As for [`dispatch`]; `next` is an evaluator with this version's signature.
+/// As for [`cpython::Dispatch::dispatch`]; `next` is an evaluator with this version's signature.
 #[inline(always)]
 unsafe fn run_through(
     a0: *mut c_void,
@@ -130,7 +114,7 @@ thread_local! {
     static DISPATCHING: Cell<usize> = const { Cell::new(0) };
 }
 
-/// [`dispatch`] when our hook may appear twice in the evaluator chain.
+/// [`Hook`]'s dispatch when our hook may appear twice in the evaluator chain.
 ///
 /// The first copy to see a frame runs it through its stub and passes it on: to
 /// [`PREV_EVAL`] if that copy is the installed evaluator (the top of the chain), else to
