@@ -182,74 +182,84 @@ fn warn(warning: Option<&str>) {
     }
 }
 
-pub fn run(args: &RecordArgs) -> Result<ExitCode> {
-    let perf = perf::locate().context(
-        "perf is not on PATH; install it (Debian: apt-get install linux-perf; Ubuntu: \
-         linux-tools-$(uname -r); Fedora: perf), then check with `perfpy doctor`",
-    )?;
-    let perf_version = perf::version_text(&perf)
-        .ok()
-        .and_then(|t| perf::Version::parse(&t));
-    let mut cmd = Command::new(&perf);
-    // What runs (None when attaching to a running process: its switches were set when it
-    // started), and why.
-    let planned: Option<Plan>;
-    let reasons: Vec<String>;
-    let call_graph;
-    if let Some(pid) = args.pid {
-        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-            .with_context(|| format!("no process {pid} (or not allowed to see it)"))?;
-        let facts = PythonFacts {
-            binary: exe.display().to_string(),
-            ..Default::default()
-        };
-        let fp = python::frame_pointers(&facts);
-        let (cg, warning) = plan::call_graph(args.call_graph, &fp);
-        warn(warning.as_deref());
-        call_graph = cg;
-        planned = None;
-        reasons = vec![format!(
+/// What `record` will do: perf's command line, and what to tell the user about it.
+struct Setup {
+    cmd: Command,
+    /// `None` when attaching to a running process (its switches were set when it started).
+    plan: Option<Plan>,
+    call_graph: CallGraph,
+    reasons: Vec<String>,
+}
+
+/// perf attached to a running process: only the call graphs are ours to choose.
+fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .with_context(|| format!("no process {pid} (or not allowed to see it)"))?;
+    let facts = PythonFacts {
+        binary: exe.display().to_string(),
+        ..Default::default()
+    };
+    let fp = python::frame_pointers(&facts);
+    let (call_graph, warning) = plan::call_graph(args.call_graph, &fp);
+    warn(warning.as_deref());
+    let mut cmd = Command::new(perf);
+    cmd.args(perf_args(args, call_graph))
+        .arg("-p")
+        .arg(pid.to_string());
+    if let Some(d) = args.duration {
+        cmd.args(["--", "sleep", &format!("{d}")]);
+    }
+    Ok(Setup {
+        cmd,
+        plan: None,
+        call_graph,
+        reasons: vec![format!(
             "{} frame pointers ({})",
             if fp.present { "has" } else { "no" },
             fp.evidence
-        )];
-        cmd.args(perf_args(args, call_graph))
-            .arg("-p")
-            .arg(pid.to_string());
-        if let Some(d) = args.duration {
-            cmd.args(["--", "sleep", &format!("{d}")]);
-        }
-    } else {
-        let program = PathBuf::from(&args.command[0]);
-        let interpreter = match &args.python {
-            Some(p) => p.clone(),
-            None => python::interpreter_of(&program).with_context(|| {
-                format!(
-                    "can't tell which Python {} runs (not a python executable, no python \
-                     shebang); pass --python PATH",
-                    program.display()
-                )
-            })?,
-        };
-        let facts = python::probe(&interpreter).map_err(anyhow::Error::msg)?;
-        let fp = python::frame_pointers(&facts);
-        let p = plan::plan(args.backend, args.call_graph, &facts, &fp, perf_version)
-            .map_err(anyhow::Error::msg)?;
-        for w in &p.warnings {
-            warn(Some(w));
-        }
-        call_graph = p.call_graph;
-        reasons = p.reasons.clone();
-        cmd.args(perf_args(args, call_graph))
-            .arg("--")
-            .args(&args.command);
-        for var in plan::SWITCHES {
-            cmd.env_remove(var);
-        }
-        let (k, v) = p.env();
-        cmd.env(k, v);
-        planned = Some(p);
+        )],
+    })
+}
+
+/// perf running the command, with the plan's switch in its environment.
+fn launch(args: &RecordArgs, perf: &Path, perf_version: Option<perf::Version>) -> Result<Setup> {
+    let program = PathBuf::from(&args.command[0]);
+    let interpreter = match &args.python {
+        Some(p) => p.clone(),
+        None => python::interpreter_of(&program).with_context(|| {
+            format!(
+                "can't tell which Python {} runs (not a python executable, no python \
+                 shebang); pass --python PATH",
+                program.display()
+            )
+        })?,
+    };
+    let facts = python::probe(&interpreter).map_err(anyhow::Error::msg)?;
+    let fp = python::frame_pointers(&facts);
+    let p = plan::plan(args.backend, args.call_graph, &facts, &fp, perf_version)
+        .map_err(anyhow::Error::msg)?;
+    for w in &p.warnings {
+        warn(Some(w));
     }
+    let mut cmd = Command::new(perf);
+    cmd.args(perf_args(args, p.call_graph))
+        .arg("--")
+        .args(&args.command);
+    for var in plan::SWITCHES {
+        cmd.env_remove(var);
+    }
+    let (k, v) = p.env();
+    cmd.env(k, v);
+    Ok(Setup {
+        cmd,
+        call_graph: p.call_graph,
+        reasons: p.reasons.clone(),
+        plan: Some(p),
+    })
+}
+
+/// Tells the user what is recorded, how, and why.
+fn announce(args: &RecordArgs, setup: &Setup) {
     let what = match args.pid {
         Some(pid) => format!("pid {pid}"),
         None => args
@@ -261,22 +271,21 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     };
     eprintln!(
         "perfpy: recording {what}{}, {} call graphs, {} Hz",
-        match planned.as_ref().map(|p| p.backend) {
+        match setup.plan.as_ref().map(|p| p.backend) {
             Some(Backend::PerfMap) => ", perf map",
             Some(Backend::Jitdump) => ", jitdump",
             None => "",
         },
-        if call_graph == CallGraph::FramePointers {
-            "frame-pointer"
-        } else {
-            "DWARF"
+        match setup.call_graph {
+            CallGraph::FramePointers => "frame-pointer",
+            CallGraph::Dwarf => "DWARF",
         },
         args.frequency
     );
-    for r in &reasons {
+    for r in &setup.reasons {
         eprintln!("perfpy:   because: {r}");
     }
-    if let Some((k, v)) = planned.as_ref().map(Plan::env) {
+    if let Some((k, v)) = setup.plan.as_ref().map(Plan::env) {
         eprintln!("perfpy:   switched on with {k}={v}");
     }
     eprintln!(
@@ -287,6 +296,10 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
             "program"
         }
     );
+}
+
+/// Runs perf to the end, forwarding signals; perf's exit status.
+fn record(mut cmd: Command, perf: &Path, output: &Path) -> Result<std::process::ExitStatus> {
     let started = Instant::now();
     let mut child = cmd
         .spawn()
@@ -295,13 +308,10 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         let _forwarding = Forwarding::install(child.id());
         let _progress = std::io::stderr()
             .is_terminal()
-            .then(|| Progress::start(args.output.clone()));
+            .then(|| Progress::start(output.to_path_buf()));
         child.wait().context("waiting for perf")?
     };
-    let elapsed = started.elapsed();
-    let size = std::fs::metadata(&args.output)
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
     if size == 0 {
         bail!(
             "perf record wrote no recording ({}); its messages are above. `perfpy doctor` \
@@ -315,29 +325,50 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     eprintln!(
         "perfpy: recorded {:.1} MB in {:.1} s",
         size as f64 / 1e6,
-        elapsed.as_secs_f64()
+        started.elapsed().as_secs_f64()
     );
+    Ok(status)
+}
 
-    let progress = std::io::stderr().is_terminal();
-    let profile = recording::load(&args.output, &[], progress)?;
-    let pids: Vec<i32> = profile.pids.iter().copied().collect();
-    let side = side_dir(&args.output);
+/// Moves the program's perf maps and jitdumps next to the recording, replacing a previous
+/// recording's (whose names must not name this one's addresses).
+fn keep_names(pids: &[i32], output: &Path) -> Result<()> {
+    let side = side_dir(output);
+    if side.is_dir() {
+        for e in std::fs::read_dir(&side)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let moved = collect_jit_files(pids, &side)?;
+    if !moved.is_empty() {
+        eprintln!(
+            "perfpy: moved {} perf map/jitdump file{} into {}",
+            moved.len(),
+            if moved.len() == 1 { "" } else { "s" },
+            side.display()
+        );
+    }
+    Ok(())
+}
+
+pub fn run(args: &RecordArgs) -> Result<ExitCode> {
+    let perf = perf::locate().context(
+        "perf is not on PATH; install it (Debian: apt-get install linux-perf; Ubuntu: \
+         linux-tools-$(uname -r); Fedora: perf), then check with `perfpy doctor`",
+    )?;
+    let perf_version = perf::version_text(&perf)
+        .ok()
+        .and_then(|t| perf::Version::parse(&t));
+    let setup = match args.pid {
+        Some(pid) => attach(args, &perf, pid)?,
+        None => launch(args, &perf, perf_version)?,
+    };
+    announce(args, &setup);
+    let status = record(setup.cmd, &perf, &args.output)?;
+    let profile = recording::load(&args.output, &[], std::io::stderr().is_terminal())?;
     if !args.keep_jit_files {
-        // A previous recording's names must not name this one's addresses.
-        if side.is_dir() {
-            for e in std::fs::read_dir(&side)?.flatten() {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-        let moved = collect_jit_files(&pids, &side)?;
-        if !moved.is_empty() {
-            eprintln!(
-                "perfpy: moved {} perf map/jitdump file{} into {}",
-                moved.len(),
-                if moved.len() == 1 { "" } else { "s" },
-                side.display()
-            );
-        }
+        let pids: Vec<i32> = profile.pids.iter().copied().collect();
+        keep_names(&pids, &args.output)?;
     }
     let profile = profile.with_view(NativeView::Leaf);
     recording::warn_about(&profile);
