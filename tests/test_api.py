@@ -236,3 +236,20 @@ def test_pre_fork_compile_with_persist_after_fork(py, tmp_path):
     assert names_for(child_pid, path).count("bar_fork") == 1
     assert "child_only" in names_for(child_pid, path)
     assert "child_only" not in names_for(r.pid, path)
+
+
+def test_type_stubs_ship_and_match_the_extension(py, tmp_path):
+    """The wheel carries ``py.typed`` and ``_native.pyi``, and the stub declares exactly what
+    the extension defines."""
+    path = script(tmp_path, '''
+        import ast, os
+        import perfpy, perfpy._native as native
+        here = os.path.dirname(perfpy.__file__)
+        stub = ast.parse(open(os.path.join(here, "_native.pyi")).read())
+        declared = {n.name for n in stub.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        public = {k for k in dir(native) if not k.startswith("__")}
+        print(os.path.exists(os.path.join(here, "py.typed")))
+        print(sorted(public - declared), sorted(declared - public))
+    ''')
+    r = run(py, [path]).check()
+    assert r.stdout.split("\n")[:2] == ["True", "[] []"], r.stdout

@@ -218,17 +218,26 @@ pub fn python(f: &PythonFacts) -> Check {
     )
 }
 
-/// Frame pointers in the interpreter's machine code.
-pub fn frame_pointers(fp: &FramePointers) -> Check {
+/// Frame pointers in the interpreter's machine code (and what its build flags say).
+pub fn frame_pointers(fp: &FramePointers, f: &PythonFacts) -> Check {
+    let evidence = if fp.evidence.contains("CFLAGS") {
+        fp.evidence.clone()
+    } else {
+        format!(
+            "{}; CFLAGS {} -fno-omit-frame-pointer",
+            fp.evidence,
+            if f.cflags_fp { "have" } else { "lack" }
+        )
+    };
     if fp.present {
         check(
             Level::Pass,
             "frame pointers",
-            format!("yes: {}", fp.evidence),
+            format!("yes: {evidence}"),
             None,
         )
     } else {
-        check(Level::Warn, "frame pointers", format!("no: {}", fp.evidence), Some("perf record -g can't walk this interpreter's stack: use the perf_jit backend (PYTHON_PERF_JIT_SUPPORT=1, perf record -k 1 --call-graph dwarf, perf inject --jit)".into()))
+        check(Level::Warn, "frame pointers", format!("no: {evidence}"), Some("perf record -g can't walk this interpreter's stack: use the perf_jit backend (PYTHON_PERF_JIT_SUPPORT=1, perf record -k 1 --call-graph dwarf, perf inject --jit)".into()))
     }
 }
 
@@ -369,14 +378,22 @@ mod tests {
             present: false,
             evidence: "0 of 400".into(),
         };
-        let c = frame_pointers(&no);
+        let c = frame_pointers(&no, &facts("3.11.7", true, false));
         assert_eq!(c.level, Level::Warn);
         assert!(c.found.starts_with("no: 0 of 400") && c.fix.is_some());
+        assert!(
+            c.found.ends_with("; CFLAGS lack -fno-omit-frame-pointer"),
+            "{}",
+            c.found
+        );
         let yes = FramePointers {
             present: true,
             evidence: "242 of 400".into(),
         };
-        assert_eq!(frame_pointers(&yes).level, Level::Pass);
+        assert_eq!(
+            frame_pointers(&yes, &facts("3.11.7", true, false)).level,
+            Level::Pass
+        );
         assert!(cpython_jit(&facts("3.13.0", true, true)).is_none());
     }
 

@@ -47,7 +47,7 @@ fn run_checks(args: &DoctorArgs) -> Findings {
         Ok(facts) => {
             let fp = python::frame_pointers(&facts);
             out.push(checks::python(&facts));
-            out.push(checks::frame_pointers(&fp));
+            out.push(checks::frame_pointers(&fp, &facts));
             out.push(checks::support(&facts));
             out.extend(checks::cpython_jit(&facts));
             Some((facts, fp))
