@@ -39,7 +39,8 @@ pub(crate) unsafe fn get(code: *mut ffi::PyObject) -> Option<*mut Entry> {
     if index < 0 {
         return None;
     }
-    // SAFETY: forwarded from our caller; the index was requested in this interpreter.
+    // SAFETY: the GIL is held and `code` is a code object (our contract); the index was
+    // requested in this interpreter.
     let extra = unsafe { crate::cpython::code_extra(code, index) };
     (!extra.is_null()).then_some(extra.cast::<Entry>())
 }

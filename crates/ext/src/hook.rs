@@ -175,7 +175,8 @@ unsafe fn stub_for(code: *mut ffi::PyObject) -> Option<StubFn> {
             return Some(unsafe { std::mem::transmute::<usize, StubFn>(e.stub) });
         }
     }
-    // SAFETY: as above.
+    // SAFETY: the GIL is held and `code` is a code object (checked above where the family's
+    // frame may hold something else).
     unsafe { cold_path(code) }
 }
 
@@ -227,7 +228,8 @@ impl Drop for SavedException {
 unsafe fn cold_path(code: *mut ffi::PyObject) -> Option<StubFn> {
     // SAFETY: GIL held.
     let _saved = unsafe { SavedException::fetch() };
-    // SAFETY: forwarded from our caller.
+    // SAFETY: the GIL is held, `code` is a code object (our caller's contract), and the
+    // pending exception, if any, was just saved.
     let result = std::panic::catch_unwind(|| unsafe { compile(code) });
     let stub = match result {
         Ok(Ok(stub)) => stub,
@@ -257,7 +259,7 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
     }
     let kind = inner.kind;
     let generation = GENERATION.load(Ordering::Relaxed);
-    // SAFETY: forwarded.
+    // SAFETY: the GIL is held and `code` is a code object (this function's contract).
     let existing = unsafe { entry::get(code) };
     // SAFETY: entries live as long as their code object, which the running frame holds.
     if let Some(e) = existing.map(|p| unsafe { &mut *p }) {
@@ -265,7 +267,8 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
             if e.generation != generation {
                 // A stub made before fork() (or before a backend switch back): announce it
                 // in this process's own file.
-                // SAFETY: forwarded.
+                // SAFETY: the GIL is held, `code` is a code object, and no exception is set
+                // (the cold path saved it; `compile_code` runs without one).
                 let stub = unsafe { announcement(code, e.stub, e.qualname.as_deref()) };
                 inner.backend().announce(&stub)?;
                 inner.announced += 1;
@@ -275,10 +278,10 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
         }
     }
     let addr = inner.backend().pool()?.alloc()?.addr;
-    // SAFETY: as above.
+    // SAFETY: an entry lives as long as its code object, which the running frame holds.
     let hint = existing.and_then(|p| unsafe { (*p).qualname.clone() });
     // The announcement is in the file before the function first runs.
-    // SAFETY: forwarded.
+    // SAFETY: as for the re-announcement above: GIL held, a code object, no exception set.
     let stub = unsafe { announcement(code, addr, hint.as_deref()) };
     inner.backend().announce(&stub)?;
     inner.announced += 1;
@@ -316,7 +319,7 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
                 unsafe { entry::store(child, entry) };
             }
         };
-        // SAFETY: forwarded.
+        // SAFETY: GIL held, `code` is a code object, no exception set (as above).
         unsafe { names::name_nested_code(code, hint.as_deref(), &mut name_child) };
     }
     Ok(Some(addr))
@@ -325,13 +328,13 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
 /// What perf is told about the stub at `addr` for `code`.
 ///
 /// # Safety
-/// The GIL is held and `code` is a code object.
+/// The GIL is held, no exception is set, and `code` is a code object.
 unsafe fn announcement(
     code: *mut ffi::PyObject,
     addr: usize,
     qualname: Option<&str>,
 ) -> Announcement {
-    // SAFETY: forwarded.
+    // SAFETY: this function's contract is theirs: GIL held, no exception set, a code object.
     let (name, location) = unsafe { (names::symbol(code, qualname), names::location(code)) };
     Announcement {
         addr,

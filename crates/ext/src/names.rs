@@ -21,10 +21,10 @@ const CO_NEWLOCALS: i64 = 0x0002;
 pub(crate) unsafe fn symbol(code: *mut ffi::PyObject, qualname: Option<&str>) -> String {
     let qual = match qualname {
         Some(q) => q.to_string(),
-        // SAFETY: forwarded.
+        // SAFETY: this function's contract (GIL, no exception, a code object) is its own.
         None => unsafe { own_qualname(code) },
     };
-    // SAFETY: forwarded.
+    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
     let file = unsafe { str_attr(code, c"co_filename") }.unwrap_or_default();
     format!("py::{qual}:{file}")
 }
@@ -34,9 +34,9 @@ pub(crate) unsafe fn symbol(code: *mut ffi::PyObject, qualname: Option<&str>) ->
 /// # Safety
 /// As for [`symbol`].
 pub(crate) unsafe fn location(code: *mut ffi::PyObject) -> Option<(String, i32)> {
-    // SAFETY: forwarded.
+    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
     let file = unsafe { str_attr(code, c"co_filename") }?;
-    // SAFETY: forwarded.
+    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
     let line = unsafe { int_attr(code, c"co_firstlineno") }?;
     Some((file, i32::try_from(line).unwrap_or(0)))
 }
@@ -51,7 +51,7 @@ unsafe fn own_qualname(code: *mut ffi::PyObject) -> String {
     } else {
         c"co_name"
     };
-    // SAFETY: forwarded.
+    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
     unsafe { str_attr(code, attr) }.unwrap_or_default()
 }
 
@@ -64,10 +64,10 @@ pub(crate) unsafe fn name_nested_code(
     qualname: Option<&str>,
     found: &mut dyn FnMut(*mut ffi::PyObject, Box<str>),
 ) {
-    // SAFETY: forwarded.
+    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
     let name = unsafe { str_attr(code, c"co_name") }.unwrap_or_default();
     let parent = qualname.map(str::to_string).unwrap_or_else(|| name.clone());
-    // SAFETY: forwarded.
+    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
     let flags = unsafe { int_attr(code, c"co_flags") }.unwrap_or(0);
     let prefix = if flags & CO_NEWLOCALS != 0 {
         format!("{parent}.<locals>.")
