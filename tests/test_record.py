@@ -30,7 +30,9 @@ def test_record_then_report_gives_whole_python_stacks(py, backend, tmp_path):
     """Both backends on every stock interpreter (no frame pointers): perf's own unwinder names
     only the innermost Python frame of a perf-map recording here; perfpy report gives the
     whole stack, and record leaves nothing in /tmp or ~/.debug."""
-    r = record(tmp_path, py.path, "--backend", backend)
+    # Twice the default run: start-up and shutdown (no seed frames) are a fixed ~20-35 samples,
+    # which at the default length sometimes left the seed's chain just under 80%.
+    r = record(tmp_path, py.path, "--backend", backend, program=[SEED, "6000000"])
     assert ("jitdump" if backend == "perf-jit" else "perf map") in r.stderr
     assert "switched on with PERFPY_BACKEND=%s" % backend.replace("-", "_") in r.stderr
     assert "DWARF call graphs" in r.stderr
