@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: builds what it needs, then runs the Rust unit
-# tests and the pytest suite against every CPython 3.8-3.14 found (pyenv), plus a CPython 3.11
-# built with frame pointers for the end-to-end `perf record -g` tests.
+# tests and the pytest suite against every CPython 3.8-3.13 found (pyenv) and a CPython 3.11
+# built with frame pointers, with this machine's perf; then the same pytest suite inside a
+# Debian sid root against the CPython 3.14 and 3.15 Debian ships, with its perf 7.
 #
 #   scripts/test.sh                 everything
-#   scripts/test.sh -k fork         extra arguments go to pytest
+#   scripts/test.sh -k fork         extra arguments go to both pytest runs
 #   PERFPY_SKIP_FP_BUILD=1 ...      don't build the frame-pointer interpreter (its tests skip)
+#   PERFPY_SKIP_ROOT=1 ...          don't build or use the sid root (3.14 and 3.15 untested)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "== $*" >&2; }
@@ -45,16 +47,29 @@ fi
 
 log "wheels and venvs for every interpreter"
 scripts/setup-pythons.sh >/dev/null
+if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
+    log "Debian sid root with CPython 3.14, 3.15 and perf 7 (cached), and their wheels"
+    root_pythons="$(scripts/setup-root-pythons.sh | tr '\n' ' ')"
+fi
 
 log "cargo test"
 cargo test --workspace --exclude perfpy-ext --quiet
 cargo build --quiet -p perfpy-format --example jitdump_check
 cargo build --quiet -p perfpy-cli
 
-log "pytest"
+log "pytest: CPython 3.8-3.13 and the frame-pointer 3.11, $(perf version)"
 set +e
 .venv-tools/bin/pytest tests -q -ra "$@"
 rc=$?
 set -e
+if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
+    log "pytest in the sid root: CPython 3.14 and 3.15, $(scripts/in-root.sh perf version)"
+    set +e
+    scripts/in-root.sh env PERFPY_FORMAT_READERS=host PERFPY_TEST_PYTHONS="$root_pythons" \
+        "$PWD/.venv-root-tools/bin/pytest" tests -q -ra -p no:cacheprovider "$@"
+    root_rc=$?
+    set -e
+    [ "$rc" -ne 0 ] || rc=$root_rc
+fi
 # pytest exits 5 when it collected nothing: a broken setup, not a pass.
 exit "$rc"

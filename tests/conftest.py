@@ -61,14 +61,20 @@ def _discover():
         paths = env.split()
     else:
         paths = sorted(glob.glob(os.path.join(ROOT, ".venvs", "py3.*", "bin", "python")))
-    found = [Python(p) for p in paths]
-    stock = [p for p in found if not p.frame_pointers]
+    found = sorted((Python(p) for p in paths), key=lambda p: (p.version, p.frame_pointers))
+    # One interpreter per version runs the whole suite, the distribution's build where there
+    # are two (the frame-pointer 3.11 built here only serves the tests that need frame
+    # pointers). 3.15 keeps frame pointers by default, so it is in both lists.
+    by_version = {}
+    for p in found:
+        by_version.setdefault(p.version, p)
     fp = [p for p in found if p.frame_pointers]
-    stock.sort(key=lambda p: p.version)
-    return stock, fp
+    return list(by_version.values()), fp
 
 
 PYTHONS, FP_PYTHONS = _discover()
+#: The interpreters without frame pointers (perf's own unwinder needs DWARF there).
+NO_FP_PYTHONS = [p for p in PYTHONS if not p.frame_pointers]
 
 
 def pytest_report_header(config):

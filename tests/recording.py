@@ -102,3 +102,23 @@ def kallsyms_readable():
             return int(f.readline().split()[0], 16) != 0
     except (OSError, ValueError, IndexError):
         return False
+
+
+def running_binary(py):
+    """The binary an interpreter's code runs from: its mapped libpython, else the executable."""
+    out = subprocess.run([py.path, "-c", """if 1:
+        import os, sys
+        lib = [l.split()[5] for l in open("/proc/self/maps")
+               if len(l.split()) >= 6 and "x" in l.split()[1] and "/libpython" in l.split()[5]]
+        print(lib[0] if lib else os.path.realpath(sys.executable))"""],
+        capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def has_symbols(py, *names):
+    """Whether the interpreter's binary names all of `names` in its symbol tables (Debian's
+    are stripped, and their debug-symbol packages are not reachable here)."""
+    binary = running_binary(py)
+    out = subprocess.run(["readelf", "-Ws", binary], capture_output=True, text=True).stdout
+    found = {line.split()[-1] for line in out.splitlines() if line.split()}
+    return all(n in found for n in names)

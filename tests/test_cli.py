@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FP_PYTHONS, PYTHONS, ROOT
+from conftest import FP_PYTHONS, NO_FP_PYTHONS, PYTHONS, ROOT
 
 PERFPY = os.path.join(ROOT, "target", "debug", "perfpy")
 pytestmark = pytest.mark.skipif(
@@ -37,7 +37,7 @@ def test_help_has_examples():
 
 
 def test_doctor_tells_the_truth_about_this_machine():
-    stock = PYTHONS[-1]
+    stock = NO_FP_PYTHONS[-1]
     r = perfpy("doctor", "--python", stock.path)
     assert r.returncode == 0, r.stdout + r.stderr
     checks = lines_of(r.stdout)
@@ -75,7 +75,7 @@ def test_doctor_without_perf_fails(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = dict(os.environ, PATH=str(empty))
-    r = perfpy("doctor", "--python", PYTHONS[-1].path, env=env)
+    r = perfpy("doctor", "--python", NO_FP_PYTHONS[-1].path, env=env)
     assert r.returncode == 1
     checks = lines_of(r.stdout)
     assert checks["perf"] == ("FAIL", "perf is not on PATH")
@@ -85,7 +85,7 @@ def test_doctor_without_perf_fails(tmp_path):
 def test_doctor_with_an_old_perf_warns_about_perf_jit(tmp_path):
     real = shutil.which("perf")
     env = fake_perf(tmp_path, 'if [ "$1" = version ]; then echo "perf version 5.10.0"; else exec %s "$@"; fi\n' % real)
-    r = perfpy("doctor", "--python", PYTHONS[-1].path, env=env)
+    r = perfpy("doctor", "--python", NO_FP_PYTHONS[-1].path, env=env)
     checks = lines_of(r.stdout)
     assert checks["perf"][0] == "pass" and "perf 5.10.0" in checks["perf"][1]
     assert checks["perf_jit"][0] == "warn" and "can't unwind" in checks["perf_jit"][1]
@@ -95,7 +95,7 @@ def test_doctor_with_an_old_perf_warns_about_perf_jit(tmp_path):
 def test_doctor_with_a_perf_that_cannot_record_fails(tmp_path):
     env = fake_perf(tmp_path, 'if [ "$1" = version ]; then echo "perf version 6.8.0"; exit 0; fi\n'
                               'echo "Error: perf_event_open failed: Operation not permitted" >&2; exit 1\n')
-    r = perfpy("doctor", "--python", PYTHONS[-1].path, env=env)
+    r = perfpy("doctor", "--python", NO_FP_PYTHONS[-1].path, env=env)
     assert r.returncode == 1
     checks = lines_of(r.stdout)
     assert checks["recording"][0] == "FAIL" and "Operation not permitted" in checks["recording"][1]

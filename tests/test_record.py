@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import FP_PYTHONS, PYTHONS, ROOT, SCRIPTS, SEED, child_env, script
+from conftest import FP_PYTHONS, NO_FP_PYTHONS, PYTHONS, ROOT, SCRIPTS, SEED, child_env, script
 from test_perf_record import PERF, perf_problem, requires_perf, script_samples
 from recording import (BACKENDS, BUILTIN, CLI_MARKS, PERFPY, PROFILE_PROTO_DIR, SEED_CHAIN,
                        SPEEDSCOPE_SCHEMA, collapsed, kallsyms_readable, perfpy, python_rows,
@@ -35,7 +35,8 @@ def test_record_then_report_gives_whole_python_stacks(py, backend, tmp_path):
     r = record(tmp_path, py.path, "--backend", backend, program=[SEED, "6000000"])
     assert ("jitdump" if backend == "perf-jit" else "perf map") in r.stderr
     assert "switched on with PERFPY_BACKEND=%s" % backend.replace("-", "_") in r.stderr
-    assert "DWARF call graphs" in r.stderr
+    # 3.15 keeps frame pointers: its call graphs are perf's -g.
+    assert ("frame-pointer call graphs" if py.frame_pointers else "DWARF call graphs") in r.stderr
     # The summary names foo hottest.
     summary = r.stderr[r.stderr.index("hottest Python functions"):]
     assert summary.splitlines()[2].split()[2] == "py::foo", summary
@@ -102,9 +103,9 @@ def test_auto_picks_frame_pointers_where_the_interpreter_has_them(tmp_path):
 
 
 def test_auto_picks_the_jitdump_and_dwarf_without_frame_pointers(tmp_path):
-    r = record(tmp_path, PYTHONS[0].path)
+    r = record(tmp_path, NO_FP_PYTHONS[0].path)
     assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
-    assert "interpreter lacks frame pointers (0 of" in r.stderr
+    assert re.search(r"interpreter lacks frame pointers \(\d+ of 400 functions in ", r.stderr)
 
 
 @pytest.mark.parametrize("how", ["sigterm-to-perfpy", "ctrl-c-to-the-group"])
@@ -276,3 +277,32 @@ def test_a_process_in_its_own_pid_and_mount_namespace(tmp_path):
                                                          capture_output=True).returncode == 0:
             time.sleep(0.1)
         assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode != 0
+
+
+def jit_built_in(py):
+    out = subprocess.run([py.path, "-c", "import sys; j = getattr(sys, '_jit', None); "
+                          "print(bool(j and j.is_available()))"], capture_output=True, text=True)
+    return out.stdout.strip() == "True"
+
+
+JIT_PYTHONS = [p for p in PYTHONS if jit_built_in(p)]
+
+
+@pytest.mark.skipif(not JIT_PYTHONS, reason="no interpreter here has CPython's JIT built in "
+                    "(Debian's 3.14 and 3.15 do: scripts/test.sh runs them in the sid root)")
+@pytest.mark.parametrize("py", JIT_PYTHONS, ids=lambda p: p.minor)
+def test_cpython_jit_is_judged_by_what_the_interpreter_runs(py, tmp_path):
+    """Debian builds the JIT in and off: record and doctor go ahead. Switched on with
+    PYTHON_JIT=1, the same interpreter is refused, and doctor says why."""
+    (tmp_path / "home").mkdir()
+    r = record(tmp_path, py.path, program=[SEED, "300000"])
+    assert "hottest Python functions" in r.stderr
+    doctor = perfpy("doctor", "--no-record", "--python", py.path, cwd=tmp_path)
+    assert "CPython's JIT is built in but off (sys._jit.is_enabled())" in doctor.stdout
+    on = child_env(HOME=str(tmp_path / "home"), PYTHON_JIT="1")
+    refused = perfpy("record", "--", py.path, SEED, "1000", cwd=tmp_path, env=on)
+    assert refused.returncode == 2
+    assert "CPython's JIT is enabled" in refused.stderr and "PYTHON_JIT=0" in refused.stderr
+    doctor = perfpy("doctor", "--no-record", "--python", py.path, cwd=tmp_path, env=on)
+    assert "warn  cpython jit     CPython's JIT is enabled (sys._jit.is_enabled())" in doctor.stdout
+    assert "perfpy record would refuse this interpreter" in doctor.stdout

@@ -4,7 +4,9 @@
 #include <Python.h>
 #include <stddef.h>
 #include <stdio.h>
-#if PY_VERSION_HEX >= 0x030B0000
+#if PY_VERSION_HEX >= 0x030E0000
+#include "internal/pycore_interpframe_structs.h"
+#elif PY_VERSION_HEX >= 0x030B0000
 #include "internal/pycore_frame.h"
 #else
 #include "frameobject.h"
@@ -20,9 +22,7 @@ int main(void) {
 #else
     printf("frame_code_offset %zu\n", offsetof(PyFrameObject, f_code));
 #endif
-#if PY_VERSION_HEX < 0x030E0000
     printf("code_extra_offset %zu\n", offsetof(PyCodeObject, co_extra));
-#endif
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
     printf("tstate_recursion_remaining_offset %zu\n", offsetof(PyThreadState, recursion_remaining));
     printf("tstate_recursion_limit_offset %zu\n", offsetof(PyThreadState, recursion_limit));

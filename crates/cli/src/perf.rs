@@ -85,6 +85,10 @@ mod tests {
 
     #[test]
     fn parses_distribution_version_strings() {
+        // perf 7 (Debian sid's linux-perf 7.2.13-1 prints "perf version 7.2.13").
+        let v = Version::parse("perf version 7.2.13").unwrap();
+        assert_eq!((v.major, v.minor, v.patch), (7, 2, Some(13)));
+        assert_eq!(v.dwarf_jit_unwinding(), Some(true));
         let v = |s| Version::parse(s).unwrap();
         assert_eq!(
             v("perf version 6.1.187"),

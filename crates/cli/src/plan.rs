@@ -101,9 +101,9 @@ pub fn plan(
 ) -> Result<Plan, String> {
     if facts.cpython_jit {
         return Err(format!(
-            "CPython's JIT is enabled in {}: JIT-compiled code has no perf names. \
+            "CPython's JIT is enabled in {} ({}): JIT-compiled code has no perf names. \
              Run with PYTHON_JIT=0.",
-            facts.executable
+            facts.executable, facts.cpython_jit_how
         ));
     }
     let perfpy = facts.perfpy.is_some();
@@ -128,7 +128,8 @@ pub fn plan(
         {
             reasons.push(
                 "frame-pointer call graphs with the perf map: the smallest recordings, and \
-                 perf report reads them as they are"
+                 perf report reads them as they are (time inside a library built without \
+                 frame pointers has no stack there: --call-graph dwarf records those too)"
                     .into(),
             );
             Backend::PerfMap

@@ -1,4 +1,4 @@
-//! `perfpy._native`: per-function perf trampolines for CPython 3.8–3.14.
+//! `perfpy._native`: per-function perf trampolines for CPython 3.8–3.15.
 //!
 //! This file only declares the Python module: each function is a thin wrapper over
 //! [`lifecycle`], and [`error`] maps failures to Python exceptions. The Python package

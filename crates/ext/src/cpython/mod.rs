@@ -7,7 +7,7 @@
 //! | `v3_9_10`  | `(tstate, PyFrameObject*, int)`         | `f->f_code`                              |
 //! | `v3_11`    | `(tstate, _PyInterpreterFrame*, int)`   | `f->f_code` (offset 32)                  |
 //! | `v3_12_13` | same                                    | `f->f_code` / `f->f_executable` (offset 0) |
-//! | `v3_14`    | same                                    | `f->f_executable`, a tagged `_PyStackRef` |
+//! | `v3_14_15` | same                                    | `f->f_executable`, a tagged `_PyStackRef` |
 //!
 //! Each family provides:
 //! * `FAMILY`: its name, for `status()`;
@@ -47,15 +47,15 @@ mod v3_12_13;
 #[cfg(all(Py_3_12, not(Py_3_14)))]
 use v3_12_13 as family;
 
-#[cfg(all(Py_3_14, not(Py_3_15)))]
-mod v3_14;
-#[cfg(all(Py_3_14, not(Py_3_15)))]
-use v3_14 as family;
+#[cfg(all(Py_3_14, not(Py_3_16)))]
+mod v3_14_15;
+#[cfg(all(Py_3_14, not(Py_3_16)))]
+use v3_14_15 as family;
 
-#[cfg(Py_3_15)]
+#[cfg(Py_3_16)]
 compile_error!(
-    "perfpy does not know the frame layout of CPython 3.15 or newer; \
-     supported versions are 3.8 to 3.14"
+    "perfpy does not know the frame layout of CPython 3.16 or newer; \
+     supported versions are 3.8 to 3.15"
 );
 
 /// Whether `obj` is exactly a code object.

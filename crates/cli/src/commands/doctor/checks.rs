@@ -288,9 +288,32 @@ pub fn support(f: &PythonFacts) -> Check {
     }
 }
 
-/// CPython's JIT, whose code has no perf names.
+/// CPython's JIT, whose code has no perf names: said when it is built in, on or off.
 pub fn cpython_jit(f: &PythonFacts) -> Option<Check> {
-    f.cpython_jit.then(|| check(Level::Warn, "cpython jit", "CPython's JIT is enabled: JIT-compiled code has no perf names, and CPython refuses perf trampolines with it", Some("run with PYTHON_JIT=0".into())))
+    if f.cpython_jit {
+        Some(check(
+            Level::Warn,
+            "cpython jit",
+            format!(
+                "CPython's JIT is enabled ({}): JIT-compiled code has no perf names, and \
+                 perfpy record refuses to record it",
+                f.cpython_jit_how
+            ),
+            Some("run with PYTHON_JIT=0".into()),
+        ))
+    } else if f.cpython_jit_available {
+        Some(check(
+            Level::Pass,
+            "cpython jit",
+            format!(
+                "CPython's JIT is built in but off ({}): perf sees every function",
+                f.cpython_jit_how
+            ),
+            None,
+        ))
+    } else {
+        None
+    }
 }
 
 /// A real one-second recording of the interpreter.
@@ -395,6 +418,13 @@ mod tests {
             Level::Pass
         );
         assert!(cpython_jit(&facts("3.13.0", true, true)).is_none());
+        let mut off = facts("3.14.10", true, true);
+        off.cpython_jit_available = true;
+        off.cpython_jit_how = "sys._jit.is_enabled()".into();
+        assert_eq!(cpython_jit(&off).map(|c| c.level), Some(Level::Pass));
+        off.cpython_jit = true;
+        let on = cpython_jit(&off).unwrap();
+        assert!(on.level == Level::Warn && on.found.contains("sys._jit.is_enabled()"));
     }
 
     #[test]
