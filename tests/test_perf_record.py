@@ -141,13 +141,15 @@ def test_perf_jit_whole_stacks_without_frame_pointers(py, tmp_path):
                                              [python_frames(s) for s in samples[:5]])
 
 
-ORACLE_313 = [p for p in PYTHONS if p.version == (3, 13)]
+ORACLES = [p for p in PYTHONS if p.version >= (3, 13)]
 
 
 @requires_perf
-@pytest.mark.skipif(not ORACLE_313, reason="CPython 3.13 (the -X perf_jit oracle) is not installed")
-def test_cpython_313_perf_jit_oracle_gives_the_same_stacks(tmp_path):
-    oracle = ORACLE_313[0]
+@pytest.mark.skipif(not ORACLES, reason="no CPython 3.13+ (the -X perf_jit oracle) here")
+@pytest.mark.parametrize("oracle", ORACLES, ids=lambda p: p.minor)
+def test_cpython_perf_jit_oracle_gives_the_same_stacks(oracle, tmp_path):
+    """CPython's own -X perf_jit (3.13+) and perfpy's perf_jit, through perf inject --jit and
+    perf script: both give whole stacks."""
     theirs = record_jit(oracle.base, [SEED, "3000000"], tmp_path, opts=["-X", "perf_jit"])
     ours = record_jit(oracle.path, [SEED, "3000000"], tmp_path, PERFPY_BACKEND="perf_jit")
     assert len(whole_stacks(theirs)) >= 0.8 * len(theirs)
