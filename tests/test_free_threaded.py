@@ -80,3 +80,12 @@ def test_first_calls_toggles_and_fork_under_parallel_threads(py, backend, tmp_pa
         for pid in (r.pid, int(child)):
             if os.path.exists(f % pid):
                 os.unlink(f % pid)
+
+
+@pytest.mark.parametrize("py", FT_PYTHONS, ids=lambda p: p.minor + "t")
+def test_importing_perfpy_says_what_it_did_to_the_gil(py):
+    r = run(py, ["-c", "import perfpy, sys; print(sys._is_gil_enabled())"]).check()
+    assert r.stdout.strip() == "True"
+    assert "PerfpyWarning" in r.stderr and "now runs with the GIL" in r.stderr, r.stderr
+    r = run(py, ["-X", "gil=0", "-c", "import perfpy"]).check()
+    assert "the GIL is off" in r.stderr, r.stderr

@@ -178,3 +178,20 @@ class trampoline:
 
 
 _os.register_at_fork(after_in_child=_native._after_fork_child)
+
+if "t" in getattr(_sys, "abiflags", ""):
+    # A free-threaded build (3.13t+): the extension declares that it needs the GIL.
+    if _sys._is_gil_enabled():
+        _warnings.warn(
+            "perfpy: this free-threaded interpreter now runs with the GIL, which perfpy "
+            "needs for now (importing it turned the GIL on)",
+            PerfpyWarning,
+            stacklevel=2,
+        )
+    else:
+        _warnings.warn(
+            "perfpy: the GIL is off (-X gil=0 or PYTHON_GIL=0), and perfpy is not yet safe "
+            "without it on free-threaded builds: profile with the GIL on",
+            PerfpyWarning,
+            stacklevel=2,
+        )
