@@ -306,3 +306,11 @@ def test_cpython_jit_is_judged_by_what_the_interpreter_runs(py, tmp_path):
     doctor = perfpy("doctor", "--no-record", "--python", py.path, cwd=tmp_path, env=on)
     assert "warn  cpython jit     CPython's JIT is enabled (sys._jit.is_enabled())" in doctor.stdout
     assert "perfpy record would refuse this interpreter" in doctor.stdout
+
+
+def test_backend_accepts_cpythons_spelling(tmp_path):
+    """`--backend perf_jit` (CPython's name for it) means what `--backend perf-jit` does."""
+    r = record(tmp_path, NO_FP_PYTHONS[0].path, "--backend", "perf_jit", program=[SEED, "300000"])
+    assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
+    assert "switched on with PERFPY_BACKEND=perf_jit" in r.stderr
+    assert "hottest Python functions" in r.stderr

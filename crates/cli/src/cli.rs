@@ -59,7 +59,9 @@ pub enum Backend {
     Auto,
     /// /tmp/perf-<pid>.map (PYTHONPERFSUPPORT=1).
     Perf,
-    /// /tmp/jit-<pid>.dump with unwind info (PYTHON_PERF_JIT_SUPPORT=1).
+    /// /tmp/jit-<pid>.dump with unwind info (PYTHON_PERF_JIT_SUPPORT=1). Also spelt
+    /// perf_jit, as CPython spells it.
+    #[value(alias = "perf_jit")]
     PerfJit,
 }
 
@@ -190,6 +192,18 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn backend_takes_cpythons_spelling_too() {
+        for spelling in ["perf-jit", "perf_jit"] {
+            let cli = Cli::parse_from(["perfpy", "record", "--backend", spelling, "--", "python"]);
+            let Command::Record(a) = cli.command else {
+                panic!("not record")
+            };
+            assert_eq!(a.backend, Backend::PerfJit, "{spelling}");
+        }
+        assert!(Cli::try_parse_from(["perfpy", "record", "--backend", "jit", "--", "x"]).is_err());
     }
 
     #[test]
