@@ -13,8 +13,8 @@
 //! * 3.15 adds `_PyInterpreterState_SetEvalFrameAllowSpecialization`, which keeps the adaptive
 //!   specializer on under a custom evaluator. perfpy leaves it at its default (off). Turned on
 //!   under perfpy's hook, Python-to-Python calls still went through the hook (no frame lost)
-//!   but `fib` ran no faster: the calls, where a hook's cost is, stay unspecialized under a
-//!   hook (README, "Compatibility").
+//!   but `fib` ran no faster (81.4 M against 81.0 M instructions): the calls, where a hook's
+//!   cost is, stay unspecialized under a hook (README, "Compatibility").
 
 pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
 use super::common::Dispatch;
