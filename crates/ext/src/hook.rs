@@ -269,9 +269,7 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
                 // in this process's own file.
                 // SAFETY: the GIL is held, `code` is a code object, and no exception is set
                 // (the cold path saved it; `compile_code` runs without one).
-                let stub = unsafe { announcement(code, e.stub, e.qualname.as_deref()) };
-                inner.backend().announce(&stub)?;
-                inner.announced += 1;
+                unsafe { announce(&mut inner, code, e.stub, e.qualname.as_deref()) }?;
                 e.generation = generation;
             }
             return Ok(Some(e.stub));
@@ -282,9 +280,7 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
     let hint = existing.and_then(|p| unsafe { (*p).qualname.clone() });
     // The announcement is in the file before the function first runs.
     // SAFETY: as for the re-announcement above: GIL held, a code object, no exception set.
-    let stub = unsafe { announcement(code, addr, hint.as_deref()) };
-    inner.backend().announce(&stub)?;
-    inner.announced += 1;
+    unsafe { announce(&mut inner, code, addr, hint.as_deref()) }?;
     inner.compiled += 1;
     match existing {
         Some(p) => {
@@ -325,22 +321,26 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
     Ok(Some(addr))
 }
 
-/// What perf is told about the stub at `addr` for `code`.
+/// Tells perf, through the active backend, that the stub at `addr` runs `code`.
 ///
 /// # Safety
 /// The GIL is held, no exception is set, and `code` is a code object.
-unsafe fn announcement(
+unsafe fn announce(
+    inner: &mut state::Inner,
     code: *mut ffi::PyObject,
     addr: usize,
     qualname: Option<&str>,
-) -> Announcement {
-    // SAFETY: this function's contract is theirs: GIL held, no exception set, a code object.
-    let (name, location) = unsafe { (names::symbol(code, qualname), names::location(code)) };
-    Announcement {
+) -> Result<(), Error> {
+    // SAFETY: this function's contract is describe's: GIL held, no exception set, a code object.
+    let (name, location) = unsafe { names::describe(code, qualname) };
+    let stub = Announcement {
         addr,
         name: name.into_boxed_str(),
         location: location.map(|(f, l)| (f.into_boxed_str(), l)),
-    }
+    };
+    inner.backend().announce(&stub)?;
+    inner.announced += 1;
+    Ok(())
 }
 
 /// Turns perfpy off after a failure and says so once, as a [`error::PerfpyWarning`].

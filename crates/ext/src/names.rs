@@ -13,38 +13,36 @@ use std::ffi::CStr;
 /// `CO_NEWLOCALS`: set on function-like code, clear on module and class bodies.
 const CO_NEWLOCALS: i64 = 0x0002;
 
-/// The perf symbol for `code`, using `qualname` when the caller knows better than the code
-/// object itself (3.8–3.10).
+/// What perf is told about `code`: its symbol `py::<qualname>:<filename>` (using `qualname`
+/// when the caller knows better than the code object itself, 3.8–3.10) and its file and first
+/// line, where both are known (the jitdump's line table). `co_filename` is read once.
 ///
 /// # Safety
 /// The GIL is held, no exception is set, and `code` is a code object.
-pub(crate) unsafe fn symbol(code: *mut ffi::PyObject, qualname: Option<&str>) -> String {
+pub(crate) unsafe fn describe(
+    code: *mut ffi::PyObject,
+    qualname: Option<&str>,
+) -> (String, Option<(String, i32)>) {
     let qual = match qualname {
         Some(q) => q.to_string(),
         // SAFETY: this function's contract (GIL, no exception, a code object) is its own.
         None => unsafe { own_qualname(code) },
     };
     // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
-    let file = unsafe { str_attr(code, c"co_filename") }.unwrap_or_default();
-    format!("py::{qual}:{file}")
-}
-
-/// The file and first line of `code` (for the jitdump's line table).
-///
-/// # Safety
-/// As for [`symbol`].
-pub(crate) unsafe fn location(code: *mut ffi::PyObject) -> Option<(String, i32)> {
-    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
-    let file = unsafe { str_attr(code, c"co_filename") }?;
-    // SAFETY: GIL held, no exception set, `code` a code object (this function's contract).
-    let line = unsafe { int_attr(code, c"co_firstlineno") }?;
-    Some((file, i32::try_from(line).unwrap_or(0)))
+    let file = unsafe { str_attr(code, c"co_filename") };
+    let symbol = format!("py::{qual}:{}", file.as_deref().unwrap_or(""));
+    // SAFETY: as above.
+    let line = unsafe { int_attr(code, c"co_firstlineno") };
+    let location = file
+        .zip(line)
+        .map(|(f, l)| (f, i32::try_from(l).unwrap_or(0)));
+    (symbol, location)
 }
 
 /// `co_qualname` on 3.11+, `co_name` before.
 ///
 /// # Safety
-/// As for [`symbol`].
+/// As for [`describe`].
 unsafe fn own_qualname(code: *mut ffi::PyObject) -> String {
     let attr = if crate::cpython::HAS_CO_QUALNAME {
         c"co_qualname"
@@ -58,7 +56,7 @@ unsafe fn own_qualname(code: *mut ffi::PyObject) -> String {
 /// Calls `found(child, qualname)` for every code object among `code`'s constants.
 ///
 /// # Safety
-/// As for [`symbol`].
+/// As for [`describe`].
 pub(crate) unsafe fn name_nested_code(
     code: *mut ffi::PyObject,
     qualname: Option<&str>,
