@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Quick start: builds perfpy for one interpreter and the perfpy command, profiles the bundled
+# Quick start: builds perfpy's wheel for one interpreter (the extension and the perfpy
+# command), installs it, profiles the bundled
 # example (examples/seed.py: baz -> bar -> foo) with `perfpy record`, and prints what
 # `perfpy report` shows: the hottest Python functions and the hottest whole stacks. It also
 # writes flamegraph.svg into the current directory.
@@ -29,16 +30,12 @@ case "${1:-}" in
     --frame-pointers) minor=3.11-fp ;;
     *) echo "usage: scripts/quickstart.sh [--map | --frame-pointers]" >&2; exit 2 ;;
 esac
-if [ "$minor" = "3.11-fp" ]; then
-    scripts/build-fp-python.sh >/dev/null
-    PERFPY_ONLY=3.11 scripts/setup-pythons.sh >/dev/null
-else
-    echo "== building perfpy for CPython $minor" >&2
-    PERFPY_ONLY="$minor" scripts/setup-pythons.sh >/dev/null
-fi
-echo "== building the perfpy command" >&2
-cargo build --quiet -p perfpy-cli
-perfpy="$PWD/target/debug/perfpy"
+only="${minor%-fp}"
+[ "$minor" = "3.11-fp" ] && scripts/build-fp-python.sh >/dev/null
+echo "== building perfpy's wheel for CPython $only (the extension and the perfpy command)" >&2
+PERFPY_ONLY="$only" PERFPY_SKIP_ROOT=1 scripts/build-wheels.sh >/dev/null
+PERFPY_ONLY="$only" scripts/setup-pythons.sh >/dev/null
+perfpy="$PWD/.venv-tools/bin/perfpy"
 python="$PWD/.venvs/py$minor/bin/python"
 
 out="$(mktemp -d)"

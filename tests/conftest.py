@@ -19,6 +19,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #: Workload scripts shared by the tests (the seed example stays in examples/).
 SCRIPTS = os.path.join(ROOT, "tests", "scripts")
 SEED = os.path.join(ROOT, "examples", "seed.py")
+#: The perfpy command under test: the one the wheel installed next to pytest's interpreter
+#: (what ships), or $PERFPY_CLI.
+PERFPY = os.environ.get("PERFPY_CLI") or os.path.join(sys.prefix, "bin", "perfpy")
+NO_PERFPY = "no perfpy command at %s: scripts/test.sh installs the wheel into the tools venv " \
+            "(or set PERFPY_CLI)" % PERFPY
 
 #: Environment variables that switch a perf trampoline on; removed from every child's
 #: environment unless a test sets them.

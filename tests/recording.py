@@ -9,17 +9,13 @@ import time
 
 import pytest
 
-from conftest import PYTHONS, ROOT, SEED, child_env
+from conftest import NO_PERFPY, PERFPY, PYTHONS, ROOT, SEED, child_env
 from test_perf_record import requires_perf
-
-PERFPY = os.path.join(ROOT, "target", "debug", "perfpy")
 
 #: Marks of every test that runs the perfpy command with the real perf.
 CLI_MARKS = [
     requires_perf,
-    pytest.mark.skipif(not os.path.exists(PERFPY),
-                       reason="the perfpy command is not built: cargo build -p perfpy-cli "
-                              "(scripts/test.sh does)"),
+    pytest.mark.skipif(not os.path.exists(PERFPY), reason=NO_PERFPY),
 ]
 
 #: Test tools scripts/test.sh installs: the speedscope file-format schema (npm package

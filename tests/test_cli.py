@@ -8,12 +8,9 @@ import sys
 
 import pytest
 
-from conftest import FP_PYTHONS, NO_FP_PYTHONS, PYTHONS, ROOT
+from conftest import FP_PYTHONS, NO_FP_PYTHONS, NO_PERFPY, PERFPY, PYTHONS, ROOT
 
-PERFPY = os.path.join(ROOT, "target", "debug", "perfpy")
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(PERFPY),
-    reason="the perfpy command is not built: cargo build -p perfpy-cli (scripts/test.sh does)")
+pytestmark = pytest.mark.skipif(not os.path.exists(PERFPY), reason=NO_PERFPY)
 
 
 def perfpy(*args, env=None):

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import FP_PYTHONS, PYTHONS, ROOT, SEED, child_env
+from conftest import FP_PYTHONS, PERFPY, PYTHONS, ROOT, SEED, child_env
 
 PERF = shutil.which("perf")
 
@@ -101,8 +101,7 @@ def test_dwarf_names_the_innermost_function_on_stock_builds(py, tmp_path):
     named = [s for s in samples if "foo" in python_frames(s)[:1]]
     assert len(samples) >= 50
     if not named and perf_unwinds_with_libdw_only():
-        perfpy = os.path.join(ROOT, "target", "debug", "perfpy")
-        out = subprocess.run([perfpy, "report", "-i", str(tmp_path / "perf.data"), "--format",
+        out = subprocess.run([PERFPY, "report", "-i", str(tmp_path / "perf.data"), "--format",
                               "collapsed", "--native", "none"],
                              capture_output=True, text=True, check=True).stdout
         counts = [(stack, int(n)) for stack, n in (l.rsplit(" ", 1) for l in out.splitlines())]

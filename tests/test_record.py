@@ -71,7 +71,7 @@ def test_cpython_builtin_perf_map_gives_whole_stacks_too(py, tmp_path):
     """The interpreter without perfpy: CPython's own perf-map trampoline keeps no frame record,
     and perf's DWARF unwinder stops at it; perfpy report derives its CFI from the template in
     libpython and unwinds through it."""
-    r = record(tmp_path, py.base, "--backend", "perf")
+    r = record(tmp_path, py.base, "--backend", "perf", "--trampoline", "cpython")
     assert "perf map" in r.stderr and "switched on with PYTHONPERFSUPPORT=1" in r.stderr
     counts = collapsed(tmp_path)
     total = sum(counts.values())
@@ -83,10 +83,11 @@ def test_cpython_builtin_perf_map_gives_whole_stacks_too(py, tmp_path):
 
 
 @pytest.mark.skipif(not [p for p in PYTHONS if p.version >= (3, 13)], reason="no CPython 3.13+ here")
-def test_auto_uses_cpython_313_own_jitdump_without_perfpy(tmp_path):
+def test_trampoline_cpython_uses_cpython_313_own_jitdump(tmp_path):
     py = [p for p in PYTHONS if p.version >= (3, 13)][0]
-    r = record(tmp_path, py.base)
+    r = record(tmp_path, py.base, "--trampoline", "cpython")
     assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
+    assert "switched on with PYTHON_PERF_JIT_SUPPORT=1" in r.stderr, r.stderr
     counts = collapsed(tmp_path)
     total = sum(counts.values())
     assert sum(n for s, n in counts.items() if SEED_CHAIN in s) >= 0.8 * total
@@ -202,9 +203,15 @@ def test_record_and_report_errors_are_actionable(tmp_path):
     assert r.returncode == 2 and "not a perf.data file" in r.stderr
     old = [p for p in PYTHONS if p.version < (3, 12)]
     if old:
-        # The interpreter outside its venv: no perfpy there, and no built-in support.
-        r = perfpy("record", "--", old[0].base, SEED, cwd=tmp_path)
+        # The interpreter outside its venv: no perfpy there, and no built-in support; with
+        # nothing to lend it either (a command not installed from the wheel), or CPython's
+        # trampoline asked for.
+        r = perfpy("record", "--", old[0].base, SEED, cwd=tmp_path,
+                   env=child_env(PERFPY_PACKAGE_DIR=str(tmp_path)))
         assert r.returncode == 2 and "pip install perfpy" in r.stderr, r.stderr
+        assert "is not a perfpy package" in r.stderr, r.stderr
+        r = perfpy("record", "--trampoline", "cpython", "--", old[0].base, SEED, cwd=tmp_path)
+        assert r.returncode == 2 and "no built-in perf support" in r.stderr, r.stderr
     r = perfpy("record", "--help", cwd=tmp_path)
     assert r.returncode == 0 and "EXAMPLES" in r.stdout
     # No perf on PATH.

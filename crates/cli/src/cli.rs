@@ -20,9 +20,10 @@ use std::path::PathBuf;
         perfpy doctor --python ~/venv/bin/python\n  \
         perfpy clean                           list maps, dumps and jitted-*.so of dead processes\n  \
         perfpy clean --delete                  and delete them\n\n\
-        Switch profiling on in a program with PYTHONPERFSUPPORT=1 (perf map) or\n\
-        PYTHON_PERF_JIT_SUPPORT=1 (jitdump), as with CPython 3.12+; the perfpy package\n\
-        brings both to CPython 3.8-3.14."
+        perfpy record needs nothing installed in the program's interpreter (CPython\n\
+        3.8-3.15): it lends it perfpy for the run. Or switch profiling on yourself with\n\
+        PYTHONPERFSUPPORT=1 (perf map) or PYTHON_PERF_JIT_SUPPORT=1 (jitdump), as with\n\
+        CPython 3.12+; the perfpy package brings both to CPython 3.8-3.15."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -66,6 +67,17 @@ pub enum Backend {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Trampoline {
+    /// perfpy's: installed in the interpreter, or else lent to it for the run; CPython's
+    /// own (3.12+) where perfpy can be neither.
+    Auto,
+    /// perfpy's, installed or lent.
+    Perfpy,
+    /// CPython's built-in one (3.12+: PYTHONPERFSUPPORT / PYTHON_PERF_JIT_SUPPORT).
+    Cpython,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CallGraph {
     /// fp where the interpreter has frame pointers, else dwarf.
     Auto,
@@ -87,6 +99,11 @@ pub struct RecordArgs {
     /// Which file tells perf the Python names.
     #[arg(long, value_enum, default_value_t = Backend::Auto)]
     pub backend: Backend,
+    /// Whose trampoline names the functions. An interpreter without perfpy installed gets
+    /// it lent for the run (from the package this command came with, through PYTHONPATH;
+    /// nothing is written into its environment).
+    #[arg(long, value_enum, default_value_t = Trampoline::Auto)]
+    pub trampoline: Trampoline,
     /// How perf records call stacks.
     #[arg(long, value_enum, default_value_t = CallGraph::Auto)]
     pub call_graph: CallGraph,

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod lend;
 mod perf;
 mod plan;
 mod procfs;

@@ -10,8 +10,14 @@
 //! | no frame pointers, 3.12         | perf map  | DWARF       | `PYTHONPERFSUPPORT=1` (perfpy report unwinds CPython's stubs) |
 //! | 3.8–3.11 without perfpy         | refused: install perfpy                                 |
 //! | CPython's JIT on                | refused: `PYTHON_JIT=0`                                 |
+//!
+//! "perfpy" is perfpy's trampoline, installed in the interpreter or else lent to it by this
+//! command for the run ([`crate::lend`]): with a wheel-installed `perfpy` command, even
+//! 3.8–3.11 without perfpy are recorded. `--trampoline cpython` picks CPython's own (3.12+)
+//! where both could serve; by default perfpy's does, whose stubs keep a frame record.
 
-use crate::cli::{Backend as BackendArg, CallGraph as CallGraphArg};
+use crate::cli::{Backend as BackendArg, CallGraph as CallGraphArg, Trampoline as TrampolineArg};
+use crate::lend::Lend;
 use crate::perf;
 use crate::python::{FramePointers, PythonFacts};
 
@@ -36,8 +42,10 @@ pub enum CallGraph {
 /// Whose trampoline runs in the program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trampoline {
-    /// perfpy's (installed in the interpreter).
+    /// perfpy's, installed in the interpreter.
     Perfpy,
+    /// perfpy's, lent to the interpreter for the run through `PYTHONPATH`.
+    PerfpyLent,
     /// CPython's built-in one (3.12+).
     Cpython,
 }
@@ -66,8 +74,12 @@ impl Plan {
     /// The switch for the program's environment.
     pub fn env(&self) -> (&'static str, &'static str) {
         match (self.trampoline, self.backend) {
-            (Trampoline::Perfpy, Backend::PerfMap) => ("PERFPY_BACKEND", "perf"),
-            (Trampoline::Perfpy, Backend::Jitdump) => ("PERFPY_BACKEND", "perf_jit"),
+            (Trampoline::Perfpy | Trampoline::PerfpyLent, Backend::PerfMap) => {
+                ("PERFPY_BACKEND", "perf")
+            }
+            (Trampoline::Perfpy | Trampoline::PerfpyLent, Backend::Jitdump) => {
+                ("PERFPY_BACKEND", "perf_jit")
+            }
             (Trampoline::Cpython, Backend::PerfMap) => ("PYTHONPERFSUPPORT", "1"),
             (Trampoline::Cpython, Backend::Jitdump) => ("PYTHON_PERF_JIT_SUPPORT", "1"),
         }
@@ -91,14 +103,68 @@ pub fn call_graph(asked: CallGraphArg, fp: &FramePointers) -> (CallGraph, Option
     }
 }
 
-/// The plan for recording `facts`' interpreter with the backend and call graphs asked for.
-pub fn plan(
-    backend: BackendArg,
-    asked_call_graph: CallGraphArg,
+/// What the user asked `record` for.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub backend: BackendArg,
+    pub trampoline: TrampolineArg,
+    pub call_graph: CallGraphArg,
+}
+
+impl Default for Asked {
+    fn default() -> Asked {
+        Asked {
+            backend: BackendArg::Auto,
+            trampoline: TrampolineArg::Auto,
+            call_graph: CallGraphArg::Auto,
+        }
+    }
+}
+
+/// Whose trampoline `asked` gets in `facts`' interpreter, if perfpy's (installed, or lent).
+fn perfpys(
+    asked: TrampolineArg,
     facts: &PythonFacts,
+    lend: &Lend,
+) -> Result<Option<Trampoline>, String> {
+    let ours = if facts.perfpy.is_some() {
+        Some(Trampoline::Perfpy)
+    } else if lend.is_yes() {
+        Some(Trampoline::PerfpyLent)
+    } else {
+        None
+    };
+    match (asked, ours, lend) {
+        (TrampolineArg::Cpython, ..) => {
+            if !facts.builtin_perf || !facts.at_least(3, 12) {
+                return Err(format!(
+                    "--trampoline cpython: {} (Python {}) has no built-in perf support \
+                     (CPython 3.12+ built with it); leave --trampoline at auto",
+                    facts.executable, facts.version
+                ));
+            }
+            Ok(None)
+        }
+        (TrampolineArg::Perfpy, None, Lend::No(why)) => Err(format!(
+            "--trampoline perfpy: perfpy isn't importable in {} (Python {}), and {why}. \
+             Install perfpy into it ({} -m pip install perfpy), or run a perfpy command \
+             installed from the wheel (pipx install perfpy)",
+            facts.executable, facts.version, facts.executable
+        )),
+        _ => Ok(ours),
+    }
+}
+
+/// The plan for recording `facts`' interpreter as `asked`; `lend` says whether this command
+/// can lend perfpy to an interpreter that doesn't have it.
+pub fn plan(
+    asked: Asked,
+    facts: &PythonFacts,
+    lend: &Lend,
     fp: &FramePointers,
     perf_version: Option<perf::Version>,
 ) -> Result<Plan, String> {
+    let (backend, asked_call_graph) = (asked.backend, asked.call_graph);
     if facts.cpython_jit {
         return Err(format!(
             "CPython's JIT is enabled in {} ({}): JIT-compiled code has no perf names. \
@@ -106,10 +172,14 @@ pub fn plan(
             facts.executable, facts.cpython_jit_how
         ));
     }
-    let perfpy = facts.perfpy.is_some();
-    let builtin = |b: Backend| match b {
-        Backend::PerfMap => facts.builtin_perf && facts.at_least(3, 12),
-        Backend::Jitdump => facts.builtin_perf && facts.at_least(3, 13),
+    let ours = perfpys(asked.trampoline, facts, lend)?;
+    let perfpy = ours.is_some();
+    let builtin = |b: Backend| {
+        asked.trampoline != TrampolineArg::Perfpy
+            && match b {
+                Backend::PerfMap => facts.builtin_perf && facts.at_least(3, 12),
+                Backend::Jitdump => facts.builtin_perf && facts.at_least(3, 13),
+            }
     };
     let available = |b: Backend| perfpy || builtin(b);
     let mut reasons = vec![format!(
@@ -164,22 +234,35 @@ pub fn plan(
         }
         BackendArg::Auto => {
             return Err(format!(
-                "{} (Python {}) has neither perfpy nor built-in perf support (CPython 3.12+). \
-                 Install perfpy into it: {} -m pip install perfpy",
-                facts.executable, facts.version, facts.executable
+                "{} (Python {}) has neither perfpy nor built-in perf support (CPython 3.12+), \
+                 and {}. Install perfpy into it ({} -m pip install perfpy), or run a perfpy \
+                 command installed from the wheel (pipx install perfpy), which lends it \
+                 perfpy for the run",
+                facts.executable,
+                facts.version,
+                lend_why(lend),
+                facts.executable
             ))
         }
-        asked => {
-            let (b, name) = match asked {
+        explicit => {
+            let (b, name) = match explicit {
                 BackendArg::Perf => (Backend::PerfMap, "perf"),
                 _ => (Backend::Jitdump, "perf-jit"),
             };
             if !available(b) {
                 return Err(format!(
-                    "{} (Python {}) can't do --backend {name}: perfpy isn't importable there \
-                     and the interpreter has no built-in support for it. Install perfpy into \
-                     it: {} -m pip install perfpy",
-                    facts.executable, facts.version, facts.executable
+                    "{} (Python {}) can't do --backend {name}{}: perfpy isn't importable there \
+                     ({}) and the interpreter has no built-in support for it. Install perfpy \
+                     into it: {} -m pip install perfpy",
+                    facts.executable,
+                    facts.version,
+                    if asked.trampoline == TrampolineArg::Cpython {
+                        " --trampoline cpython"
+                    } else {
+                        ""
+                    },
+                    lend_why(lend),
+                    facts.executable
                 ));
             }
             reasons.push("backend chosen on the command line".into());
@@ -189,16 +272,34 @@ pub fn plan(
     Ok(Plan {
         backend: chosen,
         call_graph,
-        // perfpy's implementation wherever it is installed (its stubs keep a frame record,
-        // so perfpy report unwinds through them); CPython's own where it isn't.
-        trampoline: if perfpy {
-            Trampoline::Perfpy
-        } else {
-            Trampoline::Cpython
+        // perfpy's implementation wherever it is installed or can be lent (its stubs keep a
+        // frame record, so perfpy report unwinds through them); CPython's own elsewhere.
+        trampoline: ours.unwrap_or(Trampoline::Cpython),
+        reasons: {
+            match (ours, lend) {
+                (Some(Trampoline::PerfpyLent), Lend::Yes(pkg)) => reasons.push(format!(
+                    "perfpy isn't installed in {}: lent for this run from {} through \
+                     PYTHONPATH (nothing is written into the program's environment)",
+                    facts.executable,
+                    pkg.display()
+                )),
+                (None, _) if asked.trampoline == TrampolineArg::Cpython => {
+                    reasons.push("CPython's own trampoline, as asked (--trampoline cpython)".into())
+                }
+                _ => {}
+            }
+            reasons
         },
-        reasons,
         warnings: warning.into_iter().collect(),
     })
+}
+
+/// Why perfpy can't be lent, for messages.
+fn lend_why(lend: &Lend) -> &str {
+    match lend {
+        Lend::Yes(_) => "perfpy could be lent to it",
+        Lend::No(why) => why,
+    }
 }
 
 #[cfg(test)]
@@ -206,7 +307,7 @@ mod tests {
     use super::*;
     use Backend::{Jitdump, PerfMap};
     use CallGraph::{Dwarf, FramePointers as Fp};
-    use Trampoline::{Cpython, Perfpy};
+    use Trampoline::{Cpython, Perfpy, PerfpyLent};
 
     fn facts(version: &str, perfpy: bool, builtin: bool, jit: bool) -> PythonFacts {
         PythonFacts {
@@ -217,6 +318,18 @@ mod tests {
             cpython_jit: jit,
             ..Default::default()
         }
+    }
+
+    fn asked(backend: BackendArg, call_graph: CallGraphArg) -> Asked {
+        Asked {
+            backend,
+            call_graph,
+            ..Asked::default()
+        }
+    }
+
+    fn no_lend() -> Lend {
+        Lend::No("this command has no builds to lend".into())
     }
 
     fn fp(present: bool) -> FramePointers {
@@ -366,8 +479,14 @@ mod tests {
         ];
         for &(v, perfpy, builtin, has_fp, backend, cg, whose, env) in table {
             let f = facts(v, perfpy, builtin, false);
-            let p = plan(BackendArg::Auto, CallGraphArg::Auto, &f, &fp(has_fp), fixed)
-                .unwrap_or_else(|e| panic!("{v} perfpy={perfpy} fp={has_fp}: {e}"));
+            let p = plan(
+                asked(BackendArg::Auto, CallGraphArg::Auto),
+                &f,
+                &no_lend(),
+                &fp(has_fp),
+                fixed,
+            )
+            .unwrap_or_else(|e| panic!("{v} perfpy={perfpy} fp={has_fp}: {e}"));
             let got = (p.backend, p.call_graph, p.trampoline, p.env());
             assert_eq!(
                 got,
@@ -380,7 +499,14 @@ mod tests {
 
     /// Why `plan` refuses, for backend `b` on `f` with or without frame pointers.
     fn refusal(b: BackendArg, f: &PythonFacts, has_fp: bool) -> String {
-        plan(b, CallGraphArg::Auto, f, &fp(has_fp), None).unwrap_err()
+        plan(
+            asked(b, CallGraphArg::Auto),
+            f,
+            &no_lend(),
+            &fp(has_fp),
+            None,
+        )
+        .unwrap_err()
     }
 
     #[test]
@@ -406,16 +532,37 @@ mod tests {
     #[test]
     fn the_command_line_wins_and_is_warned_about() {
         let f = facts("3.11.7", true, false, false);
-        let p = plan(BackendArg::Perf, CallGraphArg::Fp, &f, &fp(false), None).unwrap();
+        let p = plan(
+            asked(BackendArg::Perf, CallGraphArg::Fp),
+            &f,
+            &no_lend(),
+            &fp(false),
+            None,
+        )
+        .unwrap();
         assert_eq!((p.backend, p.call_graph), (PerfMap, Fp));
         assert_eq!(p.warnings.len(), 1, "{p:?}");
         assert!(p.reasons.iter().any(|r| r.contains("command line")));
-        let p = plan(BackendArg::PerfJit, CallGraphArg::Auto, &f, &fp(true), None).unwrap();
+        let p = plan(
+            asked(BackendArg::PerfJit, CallGraphArg::Auto),
+            &f,
+            &no_lend(),
+            &fp(true),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             (p.backend, p.call_graph, p.env()),
             (Jitdump, Fp, ("PERFPY_BACKEND", "perf_jit"))
         );
-        let p = plan(BackendArg::Auto, CallGraphArg::Dwarf, &f, &fp(true), None).unwrap();
+        let p = plan(
+            asked(BackendArg::Auto, CallGraphArg::Dwarf),
+            &f,
+            &no_lend(),
+            &fp(true),
+            None,
+        )
+        .unwrap();
         assert_eq!((p.backend, p.call_graph), (Jitdump, Dwarf));
     }
 
@@ -423,10 +570,79 @@ mod tests {
     fn reasons_mention_what_perf_itself_can_do() {
         let f = facts("3.11.7", true, false, false);
         let old = perf::Version::parse("perf version 5.10.0");
-        let p = plan(BackendArg::Auto, CallGraphArg::Auto, &f, &fp(false), old).unwrap();
+        let p = plan(
+            asked(BackendArg::Auto, CallGraphArg::Auto),
+            &f,
+            &no_lend(),
+            &fp(false),
+            old,
+        )
+        .unwrap();
         let text = p.reasons.join("\n");
         assert!(text.contains("lacks frame pointers (test)"), "{text}");
         assert!(text.contains("perf 5.10.0's own unwinder"), "{text}");
         assert!(text.contains("perfpy report doesn't need it"), "{text}");
+    }
+
+    #[test]
+    fn perfpy_is_lent_where_it_is_not_installed_and_cpythons_can_be_chosen() {
+        let lend = Lend::Yes("/opt/perfpy".into());
+        // 3.8-3.11 without perfpy: recorded with the lent perfpy, not refused.
+        for v in ["3.8.18", "3.11.7"] {
+            let f = facts(v, false, false, false);
+            let p = plan(Asked::default(), &f, &lend, &fp(false), None).unwrap();
+            assert_eq!(
+                (p.backend, p.trampoline, p.env()),
+                (Jitdump, PerfpyLent, ("PERFPY_BACKEND", "perf_jit"))
+            );
+            assert!(p
+                .reasons
+                .iter()
+                .any(|r| r.contains("lent for this run from /opt/perfpy")));
+            let asked_cpython = Asked {
+                trampoline: TrampolineArg::Cpython,
+                ..Asked::default()
+            };
+            let e = plan(asked_cpython, &f, &lend, &fp(false), None).unwrap_err();
+            assert!(
+                e.contains("--trampoline cpython") && e.contains("no built-in"),
+                "{e}"
+            );
+        }
+        // 3.12+ without perfpy: perfpy's by default, CPython's when asked.
+        let f = facts("3.13.0", false, true, false);
+        let p = plan(Asked::default(), &f, &lend, &fp(false), None).unwrap();
+        assert_eq!(p.trampoline, PerfpyLent);
+        let asked_cpython = Asked {
+            trampoline: TrampolineArg::Cpython,
+            ..Asked::default()
+        };
+        let p = plan(asked_cpython, &f, &lend, &fp(false), None).unwrap();
+        assert_eq!(
+            (p.backend, p.trampoline, p.env()),
+            (Jitdump, Cpython, ("PYTHON_PERF_JIT_SUPPORT", "1"))
+        );
+        // Installed perfpy wins over lending.
+        let f = facts("3.13.0", true, true, false);
+        let p = plan(Asked::default(), &f, &lend, &fp(false), None).unwrap();
+        assert_eq!(p.trampoline, Perfpy);
+        // --trampoline perfpy where it can't be had says why.
+        let asked_perfpy = Asked {
+            trampoline: TrampolineArg::Perfpy,
+            ..Asked::default()
+        };
+        let f = facts("3.13.0", false, true, false);
+        let e = plan(asked_perfpy, &f, &no_lend(), &fp(false), None).unwrap_err();
+        assert!(
+            e.contains("no builds to lend") && e.contains("pipx install perfpy"),
+            "{e}"
+        );
+        // And without anything to lend, the refusal says how to get it.
+        let f = facts("3.9.18", false, false, false);
+        let e = plan(Asked::default(), &f, &no_lend(), &fp(false), None).unwrap_err();
+        assert!(
+            e.contains("no builds to lend") && e.contains("lends it perfpy"),
+            "{e}"
+        );
     }
 }

@@ -22,6 +22,9 @@ pub struct PythonFacts {
     pub cpython_jit_available: bool,
     /// How `cpython_jit` was decided, for messages.
     pub cpython_jit_how: String,
+    /// The file-name suffix of the extension builds it imports
+    /// (`.cpython-311-x86_64-linux-gnu.so`).
+    pub ext_suffix: String,
 }
 
 impl PythonFacts {
@@ -43,6 +46,7 @@ v = sys.version_info
 print("version=%d.%d.%d" % v[:3])
 print("executable=" + sys.executable)
 print("cflags_fp=%d" % ("no-omit-frame-pointer" in (sysconfig.get_config_var("CFLAGS") or "")))
+print("ext_suffix=" + (sysconfig.get_config_var("EXT_SUFFIX") or ""))
 print("builtin_perf=%d" % (sysconfig.get_config_var("PY_HAVE_PERF_TRAMPOLINE") == 1))
 # The binary the interpreter's code runs from: the libpython this process has mapped, else the
 # executable (Debian configures --enable-shared but links python3.X statically).
@@ -114,6 +118,7 @@ pub fn probe(python: &Path) -> Result<PythonFacts, String> {
             "cpython_jit" => f.cpython_jit = v == "1",
             "cpython_jit_available" => f.cpython_jit_available = v == "1",
             "cpython_jit_how" => f.cpython_jit_how = v.into(),
+            "ext_suffix" => f.ext_suffix = v.into(),
             _ => {}
         }
     }

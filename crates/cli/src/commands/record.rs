@@ -11,8 +11,9 @@
 //! 4. Read the recording and print the hottest Python functions.
 
 use crate::cli::RecordArgs;
+use crate::lend::{self, Lend};
 use crate::perf;
-use crate::plan::{self, Backend, CallGraph, Plan};
+use crate::plan::{self, Backend, CallGraph, Plan, Trampoline};
 use crate::python::{self, PythonFacts};
 use crate::recording::{self, collect_jit_files, side_dir};
 use crate::report::profile::tables::{pct, python_table};
@@ -189,6 +190,8 @@ struct Setup {
     plan: Option<Plan>,
     call_graph: CallGraph,
     reasons: Vec<String>,
+    /// The start-up hook lending perfpy to the program, removed after the recording.
+    hook: Option<lend::HookDir>,
 }
 
 /// perf attached to a running process: only the call graphs are ours to choose.
@@ -212,6 +215,7 @@ fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
     Ok(Setup {
         cmd,
         plan: None,
+        hook: None,
         call_graph,
         reasons: vec![format!(
             "{} frame pointers ({})",
@@ -236,8 +240,13 @@ fn launch(args: &RecordArgs, perf: &Path, perf_version: Option<perf::Version>) -
     };
     let facts = python::probe(&interpreter).map_err(anyhow::Error::msg)?;
     let fp = python::frame_pointers(&facts);
-    let p = plan::plan(args.backend, args.call_graph, &facts, &fp, perf_version)
-        .map_err(anyhow::Error::msg)?;
+    let lend = lend::lend_to(&facts);
+    let asked = plan::Asked {
+        backend: args.backend,
+        trampoline: args.trampoline,
+        call_graph: args.call_graph,
+    };
+    let p = plan::plan(asked, &facts, &lend, &fp, perf_version).map_err(anyhow::Error::msg)?;
     for w in &p.warnings {
         warn(Some(w));
     }
@@ -250,11 +259,43 @@ fn launch(args: &RecordArgs, perf: &Path, perf_version: Option<perf::Version>) -
     }
     let (k, v) = p.env();
     cmd.env(k, v);
+    let hook = match (p.trampoline, &lend) {
+        (Trampoline::PerfpyLent, Lend::Yes(package)) => {
+            let skipped = lend::options_skipping_the_hook(&args.command[1..]);
+            let runs_python = program
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("python"));
+            if runs_python && !skipped.is_empty() {
+                let opts: Vec<String> = skipped.iter().map(|c| format!("-{c}")).collect();
+                bail!(
+                    "{} starts the interpreter with {}, so it would skip the start-up hook \
+                     perfpy lends it perfpy through (-E and -I ignore PYTHONPATH, -S skips \
+                     sitecustomize): drop {}, or install perfpy into {} ({} -m pip install \
+                     perfpy)",
+                    program.display(),
+                    opts.join(" "),
+                    if opts.len() == 1 { "it" } else { "them" },
+                    facts.executable,
+                    facts.executable
+                );
+            }
+            let dir = lend::HookDir::create(package).with_context(|| {
+                format!(
+                    "cannot make the start-up hook directory in {}",
+                    std::env::temp_dir().display()
+                )
+            })?;
+            cmd.env("PYTHONPATH", dir.pythonpath(std::env::var_os("PYTHONPATH")));
+            Some(dir)
+        }
+        _ => None,
+    };
     Ok(Setup {
         cmd,
         call_graph: p.call_graph,
         reasons: p.reasons.clone(),
         plan: Some(p),
+        hook,
     })
 }
 
@@ -286,7 +327,13 @@ fn announce(args: &RecordArgs, setup: &Setup) {
         eprintln!("perfpy:   because: {r}");
     }
     if let Some((k, v)) = setup.plan.as_ref().map(Plan::env) {
-        eprintln!("perfpy:   switched on with {k}={v}");
+        match &setup.hook {
+            Some(dir) => eprintln!(
+                "perfpy:   switched on with {k}={v}, and PYTHONPATH={} for perfpy",
+                dir.path().display()
+            ),
+            None => eprintln!("perfpy:   switched on with {k}={v}"),
+        }
     }
     eprintln!(
         "perfpy: Ctrl-C stops the {} and keeps the profile",
@@ -365,6 +412,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     };
     announce(args, &setup);
     let status = record(setup.cmd, &perf, &args.output)?;
+    drop(setup.hook);
     let profile = recording::load(&args.output, &[], std::io::stderr().is_terminal())?;
     if !args.keep_jit_files {
         let pids: Vec<i32> = profile.pids.iter().copied().collect();

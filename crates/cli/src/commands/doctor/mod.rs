@@ -7,7 +7,8 @@
 
 pub mod checks;
 
-use crate::cli::{Backend, CallGraph, DoctorArgs};
+use crate::cli::DoctorArgs;
+use crate::lend;
 use crate::perf;
 use crate::plan::{self, Plan};
 use crate::python::{self, FramePointers, PythonFacts};
@@ -111,13 +112,8 @@ pub fn run(args: &DoctorArgs) -> Result<ExitCode> {
     let Some((facts, fp)) = &found.python else {
         return Ok(ExitCode::SUCCESS);
     };
-    match plan::plan(
-        Backend::Auto,
-        CallGraph::Auto,
-        facts,
-        fp,
-        found.perf_version,
-    ) {
+    let lend = lend::lend_to(facts);
+    match plan::plan(plan::Asked::default(), facts, &lend, fp, found.perf_version) {
         Ok(p) => {
             let picks = match (p.backend, p.call_graph) {
                 (plan::Backend::PerfMap, plan::CallGraph::FramePointers) => {

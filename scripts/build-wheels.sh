@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Builds the wheel perfpy ships: one file for Linux x86_64 with glibc 2.17 or newer
+# (manylinux_2_17 / manylinux2014), holding the extension built for each CPython found (host
+# 3.8-3.13 through pyenv, 3.14 and 3.15 in the Debian sid root) and the perfpy command:
+#
+#   dist/perfpy-<version>-cp38.cp39...cp315-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl
+#
+# No C toolchain of the right age is needed: zig (PyPI's ziglang) links against glibc 2.17's
+# symbol versions, through maturin --zig for the extension and cargo-zigbuild for the command.
+# auditwheel then checks the result and the script fails unless it says manylinux_2_17 or older.
+# Cargo's target directories (target/wheel/<tag>, target/sid/<tag>) keep each build warm.
+#
+#   PERFPY_SKIP_ROOT=1   host interpreters only (no 3.14 / 3.15 builds)
+#   PERFPY_PYTHONS, PERFPY_ONLY: as for scripts/pythons.sh
+#
+# Prints nothing on stdout but the wheel's path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here="$PWD"
+log() { echo "build-wheels: $*" >&2; }
+export CARGO_TERM_COLOR=never
+
+# The build tools, in the host's tools venv (the tests' tools live there too).
+tools="$here/.venv-tools"
+mapfile -t pythons < <(scripts/pythons.sh)
+[ "${#pythons[@]}" -gt 0 ] || { log "no CPython 3.8-3.13 found (set PERFPY_PYTHONS)"; exit 1; }
+host_python="${pythons[-1]}"
+for py in "${pythons[@]}"; do case "$py" in *3.11*) host_python="$py" ;; esac; done
+build_tools=("maturin>=1.16,<2" "ziglang==0.17.0" "cargo-zigbuild==0.24.0" "auditwheel==6.8.2")
+if ! "$tools/bin/python" -c "import maturin, ziglang, auditwheel" 2>/dev/null \
+        || [ ! -x "$tools/bin/cargo-zigbuild" ]; then
+    log "installing the build tools into $tools"
+    [ -x "$tools/bin/python" ] || "$host_python" -m venv "$tools"
+    "$tools/bin/pip" install -q --disable-pip-version-check "${build_tools[@]}" >&2
+fi
+export PATH="$tools/bin:$PATH"
+
+parts="$here/target/wheel-parts"
+rm -rf "$parts"
+mkdir -p "$parts"
+
+# One cargo target directory per interpreter: pyo3 is built for one interpreter at a time, so a
+# shared directory would rebuild it for each on every run.
+for py in "${pythons[@]}"; do
+    tag="$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+    log "the extension for $py (maturin --zig, manylinux2014)"
+    CARGO_TARGET_DIR="$here/target/wheel/$tag" maturin build --release --quiet --zig \
+        --compatibility manylinux2014 -o "$parts" -i "$py" >&2
+done
+
+if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
+    scripts/build-sid-root.sh >/dev/null
+    root_tools="$here/.venv-root-tools"
+    if ! scripts/in-root.sh "$root_tools/bin/python" -c "import maturin, ziglang" 2>/dev/null; then
+        log "installing the build tools into the root's $root_tools"
+        scripts/in-root.sh bash -c "[ -x '$root_tools/bin/python' ] || python3.14 -m venv '$root_tools'"
+        scripts/in-root.sh "$root_tools/bin/pip" install -q --disable-pip-version-check \
+            "maturin>=1.16,<2" "ziglang==0.17.0" >&2
+    fi
+    for minor in ${PERFPY_ROOT_MINORS:-3.14 3.15}; do
+        log "the extension for CPython $minor inside the sid root"
+        scripts/in-root.sh env PATH="$root_tools/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" \
+            CARGO_TARGET_DIR="$here/target/sid/cp${minor/./}" "$root_tools/bin/maturin" build \
+            --release --quiet --zig --compatibility manylinux2014 -o "$parts" -i "python$minor" >&2
+    done
+fi
+
+log "the perfpy command (cargo zigbuild, glibc 2.17)"
+CARGO_TARGET_DIR="$here/target/wheel/cli" cargo zigbuild --release --quiet -p perfpy-cli \
+    --target x86_64-unknown-linux-gnu.2.17 >&2
+cli="$here/target/wheel/cli/x86_64-unknown-linux-gnu/release/perfpy"
+
+rm -rf "$here/dist"
+wheel="$(python3 scripts/assemble-wheel.py --cli "$cli" --out "$here/dist" "$parts"/*.whl)"
+
+log "auditwheel show $(basename "$wheel")"
+report="$(auditwheel show "$wheel")"
+echo "$report" | sed 's/^/    /' >&2
+tag="$(echo "$report" | tr -s ' \n' ' ' | grep -o 'consistent with the following platform tag: "[^"]*"' \
+    | grep -o '"[^"]*"' | tr -d '"' || true)"
+case "$tag" in
+    manylinux_2_5_*|manylinux_2_12_*|manylinux_2_17_*|manylinux1_*|manylinux2010_*|manylinux2014_*) ;;
+    *) log "auditwheel says the wheel is ${tag:-of no manylinux tag}, not manylinux_2_17 or older"; exit 1 ;;
+esac
+log "$(basename "$wheel"): $tag, $(( $(stat -c %s "$wheel") / 1024 )) KiB"
+echo "$wheel"
