@@ -35,8 +35,8 @@ only="${minor%-fp}"
 echo "== building perfpy's wheel for CPython $only (the extension and the perfpy command)" >&2
 PERFPY_ONLY="$only" PERFPY_SKIP_ROOT=1 scripts/build-wheels.sh >/dev/null
 PERFPY_ONLY="$only" scripts/setup-pythons.sh >/dev/null
-perfpy="$PWD/.venv-tools/bin/perfpy"
 python="$PWD/.venvs/py$minor/bin/python"
+perfpy="$PWD/.venvs/py$minor/bin/perfpy"
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT

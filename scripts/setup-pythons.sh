@@ -18,8 +18,8 @@ wheel="$(ls "$root"/dist/perfpy-*.whl 2>/dev/null | head -n1 || true)"
 mapfile -t pythons < <(scripts/pythons.sh)
 
 tools="$root/.venv-tools"
-if ! "$tools/bin/python" -c "import pytest, jsonschema, PIL" 2>/dev/null \
-        || [ ! -x "$tools/bin/pipx" ] || [ ! -x "$tools/bin/uv" ]; then
+if ! "$tools/bin/python" -c "import pytest, jsonschema, PIL, pipx" 2>/dev/null \
+        || [ ! -x "$tools/bin/uv" ]; then
     log "installing the test tools into $tools"
     "$tools/bin/pip" install -q --disable-pip-version-check pytest "jsonschema>=4,<5" \
         "pillow>=10" "pipx==1.18.4" "uv==0.13.8" >&2
@@ -33,7 +33,11 @@ install_into() {  # interpreter, venv dir
     echo "$venv/bin/python"
 }
 mkdir -p "$root/.venvs"
-install_into "$tools/bin/python" "$tools" >/dev/null
+tools_tag="$("$tools/bin/python" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
+case "$(basename "$wheel")" in
+    *-"$tools_tag"[.-]*|*."$tools_tag"[.-]*) install_into "$tools/bin/python" "$tools" >/dev/null ;;
+    *) log "the wheel has no $tools_tag build: the tools venv gets no perfpy command" ;;
+esac
 for py in "${pythons[@]}"; do
     minor="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
     install_into "$py" "$root/.venvs/py$minor"

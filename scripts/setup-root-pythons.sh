@@ -2,7 +2,7 @@
 # Installs perfpy's wheel (dist/, from scripts/build-wheels.sh, which builds its 3.14 and 3.15
 # extensions inside the Debian sid root) into a venv for the root's CPython 3.14 and 3.15
 # (.venvs-root/py3.X), and into the root's tools venv (.venv-root-tools: pytest, the readers
-# the tests use, and the `perfpy` command the tests run there).
+# the tests use, pipx, uv and auditwheel, and the `perfpy` command the tests run there).
 #
 # Prints nothing on stdout but the venv interpreters, one per line (paths inside the root,
 # which are the same as outside for the checkout).
@@ -17,11 +17,12 @@ wheel="$(ls "$root_dir"/dist/perfpy-*.whl 2>/dev/null | head -n1 || true)"
 [ -n "$wheel" ] || { log "no wheel in dist/: run scripts/build-wheels.sh first"; exit 1; }
 
 tools="$root_dir/.venv-root-tools"
-if ! in_root "$tools/bin/python" -c "import pytest, jsonschema, PIL" 2>/dev/null; then
+if ! in_root "$tools/bin/python" -c "import pytest, jsonschema, PIL, pipx, auditwheel" 2>/dev/null \
+        || [ ! -x "$tools/bin/uv" ]; then
     log "installing the test tools into the root's $tools"
     in_root bash -c "[ -x '$tools/bin/python' ] || python3.14 -m venv '$tools'"
     in_root "$tools/bin/pip" install -q --disable-pip-version-check pytest \
-        "jsonschema>=4,<5" "pillow>=10" >&2
+        "jsonschema>=4,<5" "pillow>=10" "pipx==1.18.4" "uv==0.13.8" "auditwheel==6.8.2" >&2
 fi
 
 install_into() {  # interpreter, venv dir

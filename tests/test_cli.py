@@ -119,18 +119,25 @@ def test_clean_lists_then_deletes_only_dead_processes_files(tmp_path):
             (tmp_path / (n % pid)).write_text("x" * 10)
     (tmp_path / "perf.data").write_text("keep")
     (tmp_path / ("perf-%d.map.bak" % dead)).write_text("keep")
+    # A killed perfpy record's start-up hook directory (it holds symlinks and byte code).
+    hook = tmp_path / ("perfpy-lend-%d-0" % dead)
+    hook.mkdir()
+    (hook / "__pycache__").mkdir()
+    (hook / "__pycache__" / "sitecustomize.cpython-311.pyc").write_bytes(b"x")
+    os.symlink("/nonexistent/perfpy", str(hook / "perfpy"))
+    (tmp_path / ("perfpy-lend-%d-0" % alive)).mkdir()
     r = perfpy("clean", "--dir", str(tmp_path))
     assert r.returncode == 0
-    for n in names:
+    for n in names + ["perfpy-lend-%d-0"]:
         assert str(tmp_path / (n % dead)) in r.stdout
         assert str(tmp_path / (n % alive)) not in r.stdout
-    assert "4 files, 40 bytes, from 1 processes" in r.stdout
+    assert "5 files, " in r.stdout and "from 1 processes" in r.stdout
     assert all((tmp_path / (n % dead)).exists() for n in names)  # listing deletes nothing
 
     r = perfpy("clean", "--dir", str(tmp_path), "--delete")
-    assert r.returncode == 0 and "removed 4 files" in r.stdout
-    assert not any((tmp_path / (n % dead)).exists() for n in names)
-    assert all((tmp_path / (n % alive)).exists() for n in names)
+    assert r.returncode == 0 and "removed 5 files" in r.stdout
+    assert not any((tmp_path / (n % dead)).exists() for n in names) and not hook.exists()
+    assert all((tmp_path / (n % alive)).exists() for n in names + ["perfpy-lend-%d-0"])
     assert (tmp_path / "perf.data").exists() and (tmp_path / ("perf-%d.map.bak" % dead)).exists()
     assert "nothing to clean" in perfpy("clean", "--dir", str(tmp_path)).stdout
 

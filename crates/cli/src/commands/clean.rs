@@ -3,9 +3,12 @@
 //! `perf-<pid>.map` and `jit-<pid>.dump` are written by the profiled process; `jitted-<pid>-<n>.so`
 //! by `perf inject --jit`, one per function (and copied into perf's build-id cache under
 //! `~/.debug`). None is removed when the process exits, since perf needs them afterwards.
-//! A file is listed only if its pid is not running.
+//! `perfpy-lend-<pid>-<n>/` is the start-up hook directory `perfpy record` lends perfpy
+//! through, left only if that command was killed. A file is listed only if its pid is not
+//! running.
 
 use crate::cli::CleanArgs;
+use crate::lend;
 use crate::procfs::running;
 use anyhow::{Context, Result};
 use perfpy_format::files;
@@ -26,8 +29,12 @@ pub fn pid_of(name: &str) -> Option<u32> {
     if let Some((_, pid)) = files::parse_file_name(name) {
         return Some(pid);
     }
-    // perf inject --jit's own files.
-    let digits = if let Some(rest) = name.strip_prefix("jitted-") {
+    // perf inject --jit's own files, and perfpy record's hook directories.
+    let digits = if let Some(rest) = name.strip_prefix(lend::HOOK_PREFIX) {
+        let (pid, n) = rest.split_once('-')?;
+        n.parse::<u32>().ok()?;
+        pid
+    } else if let Some(rest) = name.strip_prefix("jitted-") {
         let rest = rest.strip_suffix(".so")?;
         let (pid, n) = rest.split_once('-')?;
         n.parse::<u64>().ok()?;
@@ -50,7 +57,8 @@ pub fn find(dir: &Path) -> Result<Vec<Leftover>> {
         let Ok(meta) = entry.path().symlink_metadata() else {
             continue;
         };
-        if !meta.file_type().is_file() || running(pid) {
+        let hook_dir = meta.is_dir() && name.to_string_lossy().starts_with(lend::HOOK_PREFIX);
+        if !(meta.file_type().is_file() || hook_dir) || running(pid) {
             continue;
         }
         out.push(Leftover {
@@ -129,7 +137,12 @@ pub fn run(args: &CleanArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for f in &files {
-        fs::remove_file(&f.path).with_context(|| format!("cannot remove {}", f.path.display()))?;
+        if f.path.is_dir() {
+            fs::remove_dir_all(&f.path)
+        } else {
+            fs::remove_file(&f.path)
+        }
+        .with_context(|| format!("cannot remove {}", f.path.display()))?;
     }
     for c in &caches {
         fs::remove_dir_all(c).with_context(|| format!("cannot remove {}", c.display()))?;
@@ -147,6 +160,7 @@ mod tests {
         assert_eq!(pid_of("perf-123.map"), Some(123));
         assert_eq!(pid_of("jit-77.dump"), Some(77));
         assert_eq!(pid_of("jitted-77-12.so"), Some(77));
+        assert_eq!(pid_of("perfpy-lend-4242-0"), Some(4242));
         for other in [
             "perf-abc.map",
             "perf-1.map.bak",
@@ -154,6 +168,8 @@ mod tests {
             "jitted-1.so",
             "x-1.map",
             "perf.data",
+            "perfpy-lend-4242",
+            "perfpy-lend-x-0",
         ] {
             assert_eq!(pid_of(other), None, "{other}");
         }

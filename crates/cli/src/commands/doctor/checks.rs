@@ -1,6 +1,7 @@
 //! The checks of `perfpy doctor`, one function each: what it found and, for anything but a
 //! pass, the fix.
 
+use crate::lend::Lend;
 use crate::perf;
 use crate::python::{FramePointers, PythonFacts};
 use std::path::Path;
@@ -241,9 +242,27 @@ pub fn frame_pointers(fp: &FramePointers, f: &PythonFacts) -> Check {
     }
 }
 
-/// Who can make the trampolines: perfpy, CPython's built-in support, or nobody.
-pub fn support(f: &PythonFacts) -> Check {
+/// Who can make the trampolines: perfpy (installed, or lent by this command), CPython's
+/// built-in support, or nobody.
+pub fn support(f: &PythonFacts, lend: &Lend) -> Check {
     let builtin_jit = f.at_least(3, 13) && f.builtin_perf;
+    if let (None, Lend::Yes(package)) = (&f.perfpy, lend) {
+        return check(
+            Level::Pass,
+            "support",
+            format!(
+                "perfpy is not installed there; perfpy record lends it this command's perfpy \
+                 ({}) for each run: perf and perf_jit backends{}",
+                package.display(),
+                if f.builtin_perf {
+                    " (CPython's own also available: --trampoline cpython)"
+                } else {
+                    ""
+                }
+            ),
+            None,
+        );
+    }
     match (&f.perfpy, f.builtin_perf) {
         (Some(v), _) => check(
             Level::Pass,
@@ -379,11 +398,23 @@ mod tests {
             ),
         ];
         for (v, perfpy, builtin, level, text) in table {
-            let c = support(&facts(v, perfpy, builtin));
+            let c = support(&facts(v, perfpy, builtin), &Lend::No("test".into()));
             assert_eq!(c.level, level, "{v}: {}", c.found);
             assert!(c.found.contains(text), "{v}: {}", c.found);
             assert_eq!(c.fix.is_some(), level != Level::Pass, "{v}");
         }
+        // What this command can lend serves where nothing is installed.
+        let lend = Lend::Yes("/opt/perfpy".into());
+        let c = support(&facts("3.8.18", false, false), &lend);
+        assert_eq!(c.level, Level::Pass);
+        assert!(
+            c.found
+                .contains("lends it this command's perfpy (/opt/perfpy)"),
+            "{}",
+            c.found
+        );
+        let c = support(&facts("3.11.7", true, false), &lend);
+        assert!(c.found.contains("is installed"), "{}", c.found);
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn run_checks(args: &DoctorArgs) -> Findings {
             let fp = python::frame_pointers(&facts);
             out.push(checks::python(&facts));
             out.push(checks::frame_pointers(&fp, &facts));
-            out.push(checks::support(&facts));
+            out.push(checks::support(&facts, &lend::lend_to(&facts)));
             out.extend(checks::cpython_jit(&facts));
             Some((facts, fp))
         }
