@@ -178,11 +178,7 @@ pub fn options_skipping_the_hook(args: &[OsString]) -> Vec<char> {
         }
         for (i, c) in arg[1..].char_indices() {
             match c {
-                'E' | 'I' | 'S' => {
-                    if !found.contains(&c) {
-                        found.push(c)
-                    }
-                }
+                'E' | 'I' | 'S' if !found.contains(&c) => found.push(c),
                 // Options that take a value: the rest of the argument, or the next one.
                 'X' | 'W' => {
                     if i + 2 == arg.len() {
