@@ -8,7 +8,7 @@
 # No C toolchain of the right age is needed: zig (PyPI's ziglang) links against glibc 2.17's
 # symbol versions, through maturin --zig for the extension and cargo-zigbuild for the command.
 # auditwheel then checks the result and the script fails unless it says manylinux_2_17 or older.
-# Cargo's target directories (target/wheel/<tag>, target/sid/<tag>) keep each build warm.
+# Cargo's target directories (<target>/wheel/<tag>, <target>/sid/<tag>) keep each build warm.
 #
 #   PERFPY_SKIP_ROOT=1   host interpreters only (no 3.14 / 3.15 builds)
 #   PERFPY_PYTHONS, PERFPY_ONLY: as for scripts/pythons.sh
@@ -35,7 +35,11 @@ if ! "$tools/bin/python" -c "import maturin, ziglang, auditwheel" 2>/dev/null \
 fi
 export PATH="$tools/bin:$PATH"
 
-parts="$here/target/wheel-parts"
+# Cargo's target directory: $CARGO_TARGET_DIR (CI shares one under ~/.cache/perfpy), else ./target.
+target="${CARGO_TARGET_DIR:-$here/target}"
+mkdir -p "$target"
+target="$(cd "$target" && pwd)"
+parts="$target/wheel-parts"
 rm -rf "$parts"
 mkdir -p "$parts"
 
@@ -44,7 +48,7 @@ mkdir -p "$parts"
 for py in "${pythons[@]}"; do
     tag="$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
     log "the extension for $py (maturin --zig, manylinux2014)"
-    CARGO_TARGET_DIR="$here/target/wheel/$tag" maturin build --release --quiet --zig \
+    CARGO_TARGET_DIR="$target/wheel/$tag" maturin build --release --quiet --zig \
         --compatibility manylinux2014 -o "$parts" -i "$py" >&2
 done
 
@@ -60,15 +64,15 @@ if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
     for minor in ${PERFPY_ROOT_MINORS:-3.14 3.15}; do
         log "the extension for CPython $minor inside the sid root"
         scripts/in-root.sh env PATH="$root_tools/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" \
-            CARGO_TARGET_DIR="$here/target/sid/cp${minor/./}" "$root_tools/bin/maturin" build \
+            CARGO_TARGET_DIR="$target/sid/cp${minor/./}" "$root_tools/bin/maturin" build \
             --release --quiet --zig --compatibility manylinux2014 -o "$parts" -i "python$minor" >&2
     done
 fi
 
 log "the perfpy command (cargo zigbuild, glibc 2.17)"
-CARGO_TARGET_DIR="$here/target/wheel/cli" cargo zigbuild --release --quiet -p perfpy-cli \
+CARGO_TARGET_DIR="$target/wheel/cli" cargo zigbuild --release --quiet -p perfpy-cli \
     --target x86_64-unknown-linux-gnu.2.17 >&2
-cli="$here/target/wheel/cli/x86_64-unknown-linux-gnu/release/perfpy"
+cli="$target/wheel/cli/x86_64-unknown-linux-gnu/release/perfpy"
 
 rm -rf "$here/dist"
 wheel="$(python3 scripts/assemble-wheel.py --cli "$cli" --out "$here/dist" "$parts"/*.whl)"

@@ -5,7 +5,7 @@
 # * a private mount namespace (nothing stays mounted when the command ends) with /proc, /sys,
 #   /dev, /tmp and the checkout bind-mounted at the same paths, so pids, perf maps, jitdumps
 #   and file names are the same inside and out;
-# * ~/.cargo and ~/.rustup bind-mounted, for maturin;
+# * ~/.cargo, ~/.rustup and $CARGO_TARGET_DIR (if set) bind-mounted, for maturin;
 # * the host's CA bundle and pip configuration, so the package registries answer.
 #
 #   scripts/in-root.sh python3.14 -c 'import sys; print(sys.version)'
@@ -31,7 +31,9 @@ bind /sys /sys
 bind /dev /dev
 bind /tmp /tmp
 bind "$here" "$here"
-for d in "$HOME/.cargo" "$HOME/.rustup"; do [ -d "$d" ] && bind "$d" "$d"; done
+for d in "$HOME/.cargo" "$HOME/.rustup" "${CARGO_TARGET_DIR:-}"; do
+    [ -n "$d" ] && [ -d "$d" ] && bind "$d" "$d"
+done
 cd "$PWD" 2>/dev/null || cd "$here"
 exec chroot "$root" /usr/bin/env -C "$PWD" \
     PATH="$HOME/.cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \

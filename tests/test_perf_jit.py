@@ -142,8 +142,10 @@ def test_persist_after_fork_announces_parent_stubs_in_the_child(py, tmp_path):
     assert "py::child_only:" + path in kloads and "py::child_only:" + path not in parent
 
 
-CHECKER = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                       "target", "debug", "examples", "jitdump_check")
+CHECKER = os.path.join(os.environ.get("CARGO_TARGET_DIR")
+                       or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                       "target"),
+                       "debug", "examples", "jitdump_check")
 
 
 @pytest.mark.skipif(not os.path.exists(CHECKER),
