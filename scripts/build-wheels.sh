@@ -10,7 +10,10 @@
 # auditwheel then checks the result and the script fails unless it says manylinux_2_17 or older.
 # Cargo's target directories (<target>/wheel/<tag>, <target>/sid/<tag>) keep each build warm.
 #
-#   PERFPY_SKIP_ROOT=1   host interpreters only (no 3.14 / 3.15 builds)
+#   PERFPY_SKIP_ROOT=1          host interpreters only (no 3.14 / 3.15 builds)
+#   PERFPY_WHEEL_ARCH=aarch64   cross-compile the aarch64 wheel instead, into dist-aarch64/
+#                               (manylinux_2_17_aarch64; built and checked by auditwheel, but
+#                               not tested here: no aarch64 machine runs the suite)
 #   PERFPY_PYTHONS, PERFPY_ONLY: as for scripts/pythons.sh
 #
 # Prints nothing on stdout but the wheel's path.
@@ -39,7 +42,16 @@ export PATH="$tools/bin:$PATH"
 target="${CARGO_TARGET_DIR:-$here/target}"
 mkdir -p "$target"
 target="$(cd "$target" && pwd)"
-parts="$target/wheel-parts"
+arch="${PERFPY_WHEEL_ARCH:-x86_64}"
+case "$arch" in x86_64|aarch64) ;; *) log "PERFPY_WHEEL_ARCH=$arch: x86_64 or aarch64"; exit 2 ;; esac
+triple="$arch-unknown-linux-gnu"
+if ! rustup target list --installed 2>/dev/null | grep -qx "$triple"; then
+    log "adding the Rust standard library for $triple (rustup target add)"
+    rustup target add "$triple" >&2
+fi
+dist="$here/dist"
+[ "$arch" = x86_64 ] || dist="$here/dist-$arch"
+parts="$target/wheel-parts-$arch"
 rm -rf "$parts"
 mkdir -p "$parts"
 
@@ -49,7 +61,7 @@ for py in "${pythons[@]}"; do
     tag="$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
     log "the extension for $py (maturin --zig, manylinux2014)"
     CARGO_TARGET_DIR="$target/wheel/$tag" maturin build --release --quiet --zig \
-        --compatibility manylinux2014 -o "$parts" -i "$py" >&2
+        --target "$triple" --compatibility manylinux2014 -o "$parts" -i "$py" >&2
 done
 
 if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
@@ -65,17 +77,18 @@ if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
         log "the extension for CPython $minor inside the sid root"
         scripts/in-root.sh env PATH="$root_tools/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" \
             CARGO_TARGET_DIR="$target/sid/cp${minor/./}" "$root_tools/bin/maturin" build \
-            --release --quiet --zig --compatibility manylinux2014 -o "$parts" -i "python$minor" >&2
+            --release --quiet --zig --target "$triple" --compatibility manylinux2014 -o "$parts" \
+            -i "python$minor" >&2
     done
 fi
 
 log "the perfpy command (cargo zigbuild, glibc 2.17)"
 CARGO_TARGET_DIR="$target/wheel/cli" cargo zigbuild --release --quiet -p perfpy-cli \
-    --target x86_64-unknown-linux-gnu.2.17 >&2
-cli="$target/wheel/cli/x86_64-unknown-linux-gnu/release/perfpy"
+    --target "$triple.2.17" >&2
+cli="$target/wheel/cli/$triple/release/perfpy"
 
-rm -rf "$here/dist"
-wheel="$(python3 scripts/assemble-wheel.py --cli "$cli" --out "$here/dist" "$parts"/*.whl)"
+rm -rf "$dist"
+wheel="$(python3 scripts/assemble-wheel.py --cli "$cli" --out "$dist" "$parts"/*.whl)"
 
 log "auditwheel show $(basename "$wheel")"
 report="$(auditwheel show "$wheel")"
@@ -83,7 +96,7 @@ echo "$report" | sed 's/^/    /' >&2
 tag="$(echo "$report" | tr -s ' \n' ' ' | grep -o 'consistent with the following platform tag: "[^"]*"' \
     | grep -o '"[^"]*"' | tr -d '"' || true)"
 case "$tag" in
-    manylinux_2_5_*|manylinux_2_12_*|manylinux_2_17_*|manylinux1_*|manylinux2010_*|manylinux2014_*) ;;
+    manylinux_2_5_"$arch"|manylinux_2_12_"$arch"|manylinux_2_17_"$arch"|manylinux1_"$arch"|manylinux2010_"$arch"|manylinux2014_"$arch") ;;
     *) log "auditwheel says the wheel is ${tag:-of no manylinux tag}, not manylinux_2_17 or older"; exit 1 ;;
 esac
 log "$(basename "$wheel"): $tag, $(( $(stat -c %s "$wheel") / 1024 )) KiB"
