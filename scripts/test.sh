@@ -8,6 +8,7 @@
 #   scripts/test.sh -k fork         extra arguments go to both pytest runs
 #   PERFPY_SKIP_FP_BUILD=1 ...      don't build the frame-pointer interpreter (its tests skip)
 #   PERFPY_SKIP_ROOT=1 ...          don't build or use the sid root (3.14 and 3.15 untested)
+#   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel (its tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 log() { echo "== $*" >&2; }
@@ -50,6 +51,11 @@ fi
 # and into the tools venvs whose `perfpy` command the tests run.
 log "the wheel (scripts/build-wheels.sh; the sid root with CPython 3.14, 3.15 and perf 7 is cached)"
 scripts/build-wheels.sh >/dev/null
+if [ -z "${PERFPY_SKIP_AARCH64:-}" ]; then
+    log "the aarch64 wheel (cross-compiled) and an arm64 CPython 3.11 to run it under qemu-user"
+    PERFPY_WHEEL_ARCH=aarch64 scripts/build-wheels.sh >/dev/null
+    scripts/build-arm64-root.sh >/dev/null
+fi
 log "venvs for every interpreter, from the wheel"
 scripts/setup-pythons.sh >/dev/null
 if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# An aarch64 CPython to run the aarch64 wheel on, under qemu-user: Debian bookworm's arm64
+# python3.11 and the libraries it needs, unpacked (debootstrap --foreign, then dpkg -x; no
+# second stage, since that would need binfmt_misc). Cached; a second run does nothing. Run
+# its interpreter with:
+#
+#   qemu-aarch64-static -L "$root" "$root/usr/bin/python3.11" ...
+#
+#   PERFPY_ARM64_ROOT   where (default: ~/.cache/perfpy/arm64-root)
+#
+# Prints the root's path on stdout.
+set -euo pipefail
+root="${PERFPY_ARM64_ROOT:-$HOME/.cache/perfpy/arm64-root}"
+stamp="$root/.perfpy-arm64-root"
+log() { echo "build-arm64-root: $*" >&2; }
+missing=()
+command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+fi
+if [ ! -f "$stamp" ]; then
+    log "unpacking Debian bookworm's arm64 python3.11 into $root (once; about 30 s)"
+    rm -rf "$root.partial"
+    debootstrap --arch=arm64 --foreign --variant=minbase \
+        --include=python3.11-minimal,libpython3.11-stdlib bookworm "$root.partial" \
+        http://deb.debian.org/debian > "$root.log" 2>&1 \
+        || { tail -n 20 "$root.log" >&2; exit 1; }
+    for deb in "$root.partial"/var/cache/apt/archives/*.deb; do dpkg -x "$deb" "$root.partial"; done
+    qemu-aarch64-static -L "$root.partial" "$root.partial/usr/bin/python3.11" -c 'import platform; assert platform.machine() == "aarch64"'
+    touch "$root.partial/.perfpy-arm64-root"
+    rm -rf "$root"
+    mv "$root.partial" "$root"
+fi
+echo "$root"
