@@ -104,7 +104,8 @@ def test_the_wheel_is_manylinux_2_17_and_holds_every_build_and_the_command():
 
 @pytest.mark.parametrize("py", PYTHONS, ids=lambda p: p.minor)
 def test_pip_install_into_a_fresh_venv_then_two_commands_to_a_profile(py, tmp_path):
-    """pip install the wheel, then `perfpy record` and `perfpy report`: with no Rust on PATH."""
+    """pip install the wheel, then `perfpy record --flamegraph`: two commands to a flamegraph,
+    with no Rust on PATH."""
     venv = tmp_path / "venv"
     assert run([py.base, "-m", "venv", str(venv)]).returncode == 0
     env = child_env(PATH=no_rust_path())
@@ -115,10 +116,14 @@ def test_pip_install_into_a_fresh_venv_then_two_commands_to_a_profile(py, tmp_pa
     for cmd in ([perfpy, "--version"], [str(venv / "bin" / "python"), "-m", "perfpy", "--version"]):
         r = run(cmd, env=env)
         assert r.returncode == 0 and re.match(r"perfpy \d+\.\d+\.\d+", r.stdout), (cmd, r.stderr)
-    r = run([perfpy, "record", "--", str(venv / "bin" / "python"), SEED, "20000000"],
-            env=env, cwd=str(tmp_path))
+    # The second command: record, with the flamegraph written at the end.
+    r = run([perfpy, "record", "--flamegraph", "--", str(venv / "bin" / "python"), SEED,
+             "20000000"], env=env, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "lent" not in r.stderr, "perfpy is installed there: no lending"
+    assert "wrote flamegraph.svg" in r.stderr, r.stderr
+    svg = (tmp_path / "flamegraph.svg").read_text()
+    assert svg.startswith("<?xml") and "py::foo" in svg and "py::baz" in svg
     assert whole_stack_share(perfpy, "perf.data", str(tmp_path), env) >= 0.8
 
 

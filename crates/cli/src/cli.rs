@@ -90,6 +90,7 @@ pub enum CallGraph {
 #[derive(Args, Debug)]
 #[command(after_help = "EXAMPLES:\n  \
     perfpy record -- python app.py --app-arg\n  \
+    perfpy record --flamegraph -- python app.py        and write flamegraph.svg\n  \
     perfpy record -F 499 -o slow.data -- ./venv/bin/python -m mypkg\n  \
     perfpy record --pid 4242 --duration 10     a running program (started with PYTHONPERFSUPPORT=1)")]
 pub struct RecordArgs {
@@ -131,6 +132,11 @@ pub struct RecordArgs {
     /// How many functions the summary lists.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub top: usize,
+    /// Also write a flamegraph of the recording (default file: flamegraph.svg), as
+    /// `perfpy report --format flamegraph` would.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true,
+          default_missing_value = "flamegraph.svg")]
+    pub flamegraph: Option<PathBuf>,
     /// The program to run: `-- python app.py args...`.
     #[arg(
         value_name = "COMMAND",

@@ -16,6 +16,7 @@ use crate::perf;
 use crate::plan::{self, Backend, CallGraph, Plan, Trampoline};
 use crate::python::{self, PythonFacts};
 use crate::recording::{self, collect_jit_files, side_dir};
+use crate::report::output::{self, Format};
 use crate::report::profile::tables::{pct, python_table};
 use crate::report::NativeView;
 use anyhow::{bail, Context, Result};
@@ -421,6 +422,13 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     let profile = profile.with_view(NativeView::Leaf);
     recording::warn_about(&profile);
     summary(&profile, args.top, &args.output);
+    if let Some(svg) = &args.flamegraph {
+        if profile.samples.is_empty() {
+            eprintln!("perfpy: no samples, so no flamegraph");
+        } else {
+            output::save(&profile, Format::Flamegraph, Some(svg.clone()), args.top)?;
+        }
+    }
     Ok(match status.code() {
         Some(0) | None => ExitCode::SUCCESS,
         Some(c) => ExitCode::from(c.clamp(1, 255) as u8),

@@ -17,9 +17,10 @@ pub mod speedscope;
 pub mod text;
 
 use super::Profile;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 /// One output format.
 pub trait Writer {
@@ -106,6 +107,52 @@ pub(super) fn thread_label(profile: &Profile, pid: i32, tid: i32) -> String {
         .map(String::as_str)
         .unwrap_or("?");
     format!("{name} (pid {pid}, tid {tid})")
+}
+
+/// Writes `profile` as `format` to `output` (`-` or none: standard output, unless the
+/// format has a default file).
+pub fn save(profile: &Profile, format: Format, output: Option<PathBuf>, top: usize) -> Result<()> {
+    let meta = Meta {
+        title: profile.command.clone().unwrap_or_default(),
+        top,
+    };
+    let output = output.or_else(|| format.default_output().map(PathBuf::from));
+    match output {
+        Some(path) if path.as_os_str() != "-" => {
+            let file = std::fs::File::create(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            write(profile, format, &meta, &mut w)?;
+            w.flush()
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "perfpy: wrote {} ({} samples){}",
+                path.display(),
+                profile.samples.len(),
+                open_hint(format, &path)
+            );
+        }
+        _ => {
+            let stdout = std::io::stdout();
+            let mut w = std::io::BufWriter::new(stdout.lock());
+            write(profile, format, &meta, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(())
+}
+
+fn open_hint(format: Format, path: &Path) -> String {
+    match format {
+        Format::Flamegraph => "; open it in a browser".into(),
+        Format::Speedscope => "; load it at https://www.speedscope.app".into(),
+        Format::Firefox => format!(
+            "; load it at https://profiler.firefox.com or with `samply load {}`",
+            path.display()
+        ),
+        Format::Pprof => format!("; view it with `go tool pprof -http=: {}`", path.display()),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
