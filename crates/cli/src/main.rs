@@ -12,7 +12,9 @@ mod plan;
 mod procfs;
 mod python;
 mod recording;
+mod remote;
 mod report;
+mod switch;
 
 use clap::Parser;
 use std::process::ExitCode;

@@ -3,7 +3,8 @@
 //! `perf-<pid>.map` and `jit-<pid>.dump` are written by the profiled process; `jitted-<pid>-<n>.so`
 //! by `perf inject --jit`, one per function (and copied into perf's build-id cache under
 //! `~/.debug`). None is removed when the process exits, since perf needs them afterwards.
-//! `perfpy-lend-<pid>-<n>/` is the start-up hook directory `perfpy record` lends perfpy
+//! `perfpy-switch-<perfpy pid>-<pid>-<n>.py` is a switch `perfpy record --pid` sent a process
+//! that ended before running it. `perfpy-lend-<pid>-<n>/` is the start-up hook directory `perfpy record` lends perfpy
 //! through, left only if that command was killed. A file is listed only if its pid is not
 //! running.
 
@@ -30,7 +31,17 @@ pub fn pid_of(name: &str) -> Option<u32> {
         return Some(pid);
     }
     // perf inject --jit's own files, and perfpy record's hook directories.
-    let digits = if let Some(rest) = name.strip_prefix(lend::HOOK_PREFIX) {
+    let digits = if let Some(rest) = name.strip_prefix("perfpy-switch-") {
+        // perfpy-switch-<perfpy's pid>-<target pid>-<n>.py: the target's pid counts.
+        let rest = rest
+            .strip_suffix(".py")
+            .or_else(|| rest.strip_suffix(".json"))?;
+        let mut parts = rest.split('-');
+        parts.next()?.parse::<u32>().ok()?;
+        let pid = parts.next()?;
+        parts.next()?.parse::<u32>().ok()?;
+        pid
+    } else if let Some(rest) = name.strip_prefix(lend::HOOK_PREFIX) {
         let (pid, n) = rest.split_once('-')?;
         n.parse::<u32>().ok()?;
         pid
@@ -161,6 +172,7 @@ mod tests {
         assert_eq!(pid_of("jit-77.dump"), Some(77));
         assert_eq!(pid_of("jitted-77-12.so"), Some(77));
         assert_eq!(pid_of("perfpy-lend-4242-0"), Some(4242));
+        assert_eq!(pid_of("perfpy-switch-10-4242-0.py"), Some(4242));
         for other in [
             "perf-abc.map",
             "perf-1.map.bak",

@@ -14,19 +14,23 @@ use crate::cli::RecordArgs;
 use crate::lend::{self, Lend};
 use crate::perf;
 use crate::plan::{self, Backend, CallGraph, Plan, Trampoline};
+use crate::procfs;
 use crate::python::{self, PythonFacts};
 use crate::recording::{self, collect_jit_files, side_dir};
+use crate::remote::{self, Refusal};
 use crate::report::output::{self, Format};
 use crate::report::profile::tables::{pct, python_table};
 use crate::report::NativeView;
+use crate::switch;
 use anyhow::{bail, Context, Result};
+use perfpy_format::files;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// perf's pid while it runs, for the signal handler.
 static PERF_PID: AtomicI32 = AtomicI32::new(0);
@@ -193,12 +197,20 @@ struct Setup {
     reasons: Vec<String>,
     /// The start-up hook lending perfpy to the program, removed after the recording.
     hook: Option<lend::HookDir>,
+    /// Names switched on in a running process, to switch off after the recording.
+    switched: Option<Switched>,
 }
 
 /// perf attached to a running process: only the call graphs are ours to choose.
 fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
-        .with_context(|| format!("no process {pid} (or not allowed to see it)"))?;
+    let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(exe) => exe,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "not allowed to look into process {pid} ({e}). {}",
+            remote::ptrace_fix()
+        ),
+        Err(e) => bail!("no process {pid} ({e})"),
+    };
     let facts = PythonFacts {
         binary: exe.display().to_string(),
         ..Default::default()
@@ -206,6 +218,16 @@ fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
     let fp = python::frame_pointers(&facts);
     let (call_graph, warning) = plan::call_graph(args.call_graph, &fp);
     warn(warning.as_deref());
+    let mut reasons = vec![format!(
+        "{} frame pointers ({})",
+        if fp.present { "has" } else { "no" },
+        fp.evidence
+    )];
+    let backend = match call_graph {
+        CallGraph::FramePointers => "perf",
+        CallGraph::Dwarf => "perf_jit",
+    };
+    let switched = switch_on(pid, backend, &mut reasons)?;
     let mut cmd = Command::new(perf);
     cmd.args(perf_args(args, call_graph))
         .arg("-p")
@@ -217,13 +239,149 @@ fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
         cmd,
         plan: None,
         hook: None,
+        switched,
         call_graph,
-        reasons: vec![format!(
-            "{} frame pointers ({})",
-            if fp.present { "has" } else { "no" },
-            fp.evidence
-        )],
+        reasons,
     })
+}
+
+/// How long a running process gets to reach a safe point and run a switch.
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether process `pid` already announces Python names (a perf map or jitdump of its own).
+fn names_on(pid: u32) -> bool {
+    let inner = procfs::namespace_pid(pid as i32).unwrap_or(pid as i32) as u32;
+    let root = PathBuf::from(format!("/proc/{pid}/root{}", files::DIR));
+    [files::Kind::PerfMap, files::Kind::Jitdump]
+        .iter()
+        .any(|k| root.join(k.file_name(inner)).exists())
+}
+
+/// Switches Python names on in a running CPython 3.14+ (PEP 768); says what it did in
+/// `reasons`. `Some` when they must be switched off again after the recording.
+fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Option<Switched>> {
+    let rt = match remote::locate(pid) {
+        Ok(rt) if rt.at_least(3, 14) => rt,
+        Ok(rt) => {
+            reasons.push(format!(
+                "pid {pid} runs {}: perfpy switches names on by itself in 3.14+ only, so its \
+                 Python frames are named only if it was started with them on \
+                 (PYTHONPERFSUPPORT=1, PERFPY_BACKEND=perf_jit, activate_stack_trampoline())",
+                remote::describe(&rt)
+            ));
+            return Ok(None);
+        }
+        Err(why) => {
+            reasons.push(format!(
+                "can't switch names on in pid {pid} ({why}); recording it as it is"
+            ));
+            return Ok(None);
+        }
+    };
+    let sent = match switch::Switch::send(&rt, true, backend) {
+        Ok(s) => s,
+        Err(Refusal::Disabled) if names_on(pid) => {
+            reasons.push(format!(
+                "pid {pid} ({}) has remote debugging disabled, but already writes Python names",
+                remote::describe(&rt)
+            ));
+            return Ok(None);
+        }
+        Err(Refusal::Disabled) => bail!(
+            "cannot switch Python names on in pid {pid} ({}): {}. Restart it without that \
+             setting, or with names on from the start (PYTHONPERFSUPPORT=1, or \
+             PYTHON_PERF_JIT_SUPPORT=1 without frame pointers); it was left untouched",
+            remote::describe(&rt),
+            Refusal::Disabled
+        ),
+        Err(why) => bail!("cannot switch Python names on in pid {pid}: {why}"),
+    };
+    match sent.wait(SWITCH_TIMEOUT) {
+        Some(o) if o.error.is_some() => bail!(
+            "pid {pid} could not switch Python names on: {}",
+            o.error.unwrap_or_default()
+        ),
+        Some(o) if o.already => {
+            reasons.push(format!(
+                "pid {pid} ({}) had Python names on already ({}'s trampoline); left as it was",
+                remote::describe(&rt),
+                o.trampoline
+            ));
+            Ok(None)
+        }
+        Some(o) if !o.active => bail!(
+            "pid {pid} ran the switch, but its trampoline did not come on (it printed a \
+             warning to its own stderr)"
+        ),
+        Some(o) => {
+            reasons.push(format!(
+                "switched Python names on in pid {pid} ({}, {}'s {backend} trampoline); \
+                 functions already running are named from their next call",
+                remote::describe(&rt),
+                o.trampoline
+            ));
+            Ok(Some(Switched {
+                rt,
+                backend: backend.to_string(),
+                pending: None,
+            }))
+        }
+        None => {
+            warn(Some(&format!(
+                "pid {pid} has not reached a safe point in {} s: its main thread is not \
+                 running Python code (blocked in C: a sleep, a lock, a socket read). Names come \
+                 on when it does; recording anyway",
+                SWITCH_TIMEOUT.as_secs()
+            )));
+            Ok(Some(Switched {
+                rt,
+                backend: backend.to_string(),
+                pending: Some(sent),
+            }))
+        }
+    }
+}
+
+/// Names perfpy switched on in a running process, to switch off after the recording.
+struct Switched {
+    rt: remote::Runtime,
+    backend: String,
+    /// The switch-on, if it had not run yet.
+    pending: Option<switch::Switch>,
+}
+
+impl Switched {
+    /// Switches the names off again (or cancels a switch-on that never ran).
+    fn off(self) {
+        let pid = self.rt.pid;
+        let on_ran = self
+            .pending
+            .as_ref()
+            .is_none_or(|p| p.wait(Duration::ZERO).is_some());
+        match switch::Switch::send(&self.rt, false, &self.backend) {
+            Ok(off) => {
+                if let Some(on) = self.pending.filter(|_| !on_ran) {
+                    on.discard(); // replaced before it ran
+                }
+                match off.wait(SWITCH_TIMEOUT) {
+                    Some(o) if o.error.is_none() && !o.active => {
+                        eprintln!("perfpy: switched Python names off in pid {pid}")
+                    }
+                    Some(o) => warn(Some(&format!(
+                        "pid {pid} could not switch Python names off: {}",
+                        o.error.unwrap_or_else(|| "still active".into())
+                    ))),
+                    None => warn(Some(&format!(
+                        "pid {pid} has not run the switch-off yet (main thread blocked); it \
+                         will at its next safe point"
+                    ))),
+                }
+            }
+            Err(why) => warn(Some(&format!(
+                "cannot switch Python names off in pid {pid}: {why}"
+            ))),
+        }
+    }
 }
 
 /// perf running the command, with the plan's switch in its environment.
@@ -297,6 +455,7 @@ fn launch(args: &RecordArgs, perf: &Path, perf_version: Option<perf::Version>) -
         reasons: p.reasons.clone(),
         plan: Some(p),
         hook,
+        switched: None,
     })
 }
 
@@ -412,7 +571,11 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         None => launch(args, &perf, perf_version)?,
     };
     announce(args, &setup);
-    let status = record(setup.cmd, &perf, &args.output)?;
+    let status = record(setup.cmd, &perf, &args.output);
+    if let Some(s) = setup.switched {
+        s.off();
+    }
+    let status = status?;
     drop(setup.hook);
     let profile = recording::load(&args.output, &[], std::io::stderr().is_terminal())?;
     if !args.keep_jit_files {

@@ -1,0 +1,183 @@
+//! Switching Python names on in a running CPython 3.14+ process for the length of a
+//! recording, and off again: `perfpy record --pid`.
+//!
+//! Each switch is a small script, run by the process's main thread at its next safe point
+//! ([`crate::remote::exec`]). It uses perfpy's trampoline where the process can import perfpy,
+//! CPython's own otherwise, leaves alone a trampoline that was already on (and then the
+//! switch-off leaves it on too), and writes what it did to a marker file next to itself,
+//! which perfpy waits for. The script deletes itself when it has run; both files live in the
+//! process's own `/tmp` (through `/proc/<pid>/root`, so a container's works too).
+
+use crate::remote::{self, Refusal, Runtime};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// What the process said after running a switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The trampoline is active after the script ran.
+    pub active: bool,
+    /// Whose: "perfpy" or "cpython".
+    pub trampoline: String,
+    /// It was already on before the switch-on (so the switch-off must leave it on).
+    pub already: bool,
+    pub error: Option<String>,
+}
+
+const SCRIPT: &str = r#"# Written by `perfpy record --pid`; it deletes itself once it has run.
+def __perfpy_switch(action, backend, script, marker):
+    import json, os, sys
+    result = {"active": False, "trampoline": "", "already": False, "error": None}
+    try:
+        try:
+            import perfpy
+        except Exception:
+            perfpy = None
+        mine = perfpy is not None and perfpy.is_stack_trampoline_active()
+        theirs = sys.is_stack_trampoline_active()
+        if action == "on":
+            if mine or theirs:
+                result["already"] = True
+                used = "perfpy" if mine else "cpython"
+            elif perfpy is not None:
+                perfpy.activate_stack_trampoline(backend)
+                used = "perfpy"
+            else:
+                sys.activate_stack_trampoline(backend)
+                used = "cpython"
+        else:
+            used = "perfpy" if mine else "cpython"
+            if mine:
+                perfpy.deactivate_stack_trampoline()
+            if theirs:
+                sys.deactivate_stack_trampoline()
+        result["trampoline"] = used
+        result["active"] = bool((perfpy is not None and perfpy.is_stack_trampoline_active())
+                                or sys.is_stack_trampoline_active())
+    except BaseException as e:
+        result["error"] = "%s: %s" % (type(e).__name__, e)
+    finally:
+        try:
+            os.unlink(script)
+        except OSError:
+            pass
+        with open(marker + ".part", "w") as f:
+            json.dump(result, f)
+        os.replace(marker + ".part", marker)
+__perfpy_switch(ACTION, BACKEND, SCRIPT, MARKER)
+del __perfpy_switch
+"#;
+
+/// One switch sent to a process: its files, as perfpy and as the process see them.
+pub struct Switch {
+    marker_here: PathBuf,
+    script_here: PathBuf,
+}
+
+impl Switch {
+    /// Writes the script into the process's `/tmp` and asks the process to run it.
+    pub fn send(rt: &Runtime, on: bool, backend: &str) -> Result<Switch, Refusal> {
+        let pid = rt.pid;
+        let name = (0..1000u32)
+            .map(|n| format!("perfpy-switch-{}-{pid}-{n}", std::process::id()))
+            .find(|name| !PathBuf::from(format!("/proc/{pid}/root/tmp/{name}.py")).exists())
+            .ok_or_else(|| Refusal::Other("no free script name in /tmp".into()))?;
+        let there = format!("/tmp/{name}");
+        let here = PathBuf::from(format!("/proc/{pid}/root/tmp/{name}"));
+        let quote = |s: &str| format!("{s:?}"); // Rust's escaping is valid Python for these
+        let script = SCRIPT
+            .replace(
+                "ACTION, ",
+                &format!("{}, ", quote(if on { "on" } else { "off" })),
+            )
+            .replace("BACKEND, ", &format!("{}, ", quote(backend)))
+            .replace("SCRIPT, ", &format!("{}, ", quote(&format!("{there}.py"))))
+            .replace("MARKER)", &format!("{})", quote(&format!("{there}.json"))));
+        let switch = Switch {
+            marker_here: here.with_extension("json"),
+            script_here: here.with_extension("py"),
+        };
+        write_new(&switch.script_here, &script).map_err(|e| {
+            Refusal::Other(format!(
+                "cannot write {}: {e}",
+                switch.script_here.display()
+            ))
+        })?;
+        if let Err(e) = remote::exec(rt, &format!("{there}.py")) {
+            let _ = std::fs::remove_file(&switch.script_here);
+            return Err(e);
+        }
+        Ok(switch)
+    }
+
+    /// Removes a script that was replaced before the process ran it.
+    pub fn discard(self) {
+        let _ = std::fs::remove_file(&self.script_here);
+    }
+
+    /// Waits up to `timeout` for the process to have run the script.
+    pub fn wait(&self, timeout: Duration) -> Option<Outcome> {
+        let started = Instant::now();
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.marker_here) {
+                let _ = std::fs::remove_file(&self.marker_here);
+                return Some(parse(&text));
+            }
+            if started.elapsed() >= timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A new file, readable by the process (which may run as another user).
+fn write_new(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+fn parse(text: &str) -> Outcome {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    Outcome {
+        active: v["active"].as_bool().unwrap_or(false),
+        trampoline: v["trampoline"].as_str().unwrap_or("").to_string(),
+        already: v["already"].as_bool().unwrap_or(false),
+        error: v["error"].as_str().map(str::to_string).or_else(|| {
+            v.is_null()
+                .then(|| format!("the switch's marker is not JSON: {text:?}"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_the_process_wrote() {
+        let o =
+            parse(r#"{"active": true, "trampoline": "cpython", "already": false, "error": null}"#);
+        assert_eq!(
+            o,
+            Outcome {
+                active: true,
+                trampoline: "cpython".into(),
+                already: false,
+                error: None
+            }
+        );
+        assert!(parse("garbage").error.is_some());
+    }
+
+    #[test]
+    fn the_script_is_filled_in_as_python_literals() {
+        assert!(SCRIPT.contains("__perfpy_switch(ACTION, BACKEND, SCRIPT, MARKER)"));
+    }
+}

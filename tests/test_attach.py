@@ -1,0 +1,201 @@
+"""`perfpy record --pid` on a running CPython 3.14+ started with no switch: names switched on
+inside it for the recording (PEP 768, from Rust), and off again afterwards, as the target
+itself reports; and the refusals (remote debugging disabled, no ptrace permission)."""
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import PERFPY, PYTHONS, child_env
+from recording import CLI_MARKS, collapsed, perfpy
+
+pytestmark = CLI_MARKS
+
+NEW = [p for p in PYTHONS if p.version >= (3, 14)]
+OLD = [p for p in PYTHONS if p.version < (3, 14)]
+needs_new = pytest.mark.skipif(
+    not NEW, reason="no CPython 3.14+ in this run: the sid root's run (scripts/test.sh) has them")
+
+#: A server-like loop: serve() never returns, so its frame was running before names came on.
+TARGET = r"""
+import ctypes, sys, time
+
+api = ctypes.pythonapi
+api.PyInterpreterState_Get.restype = ctypes.c_void_p
+api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
+api._PyInterpreterState_GetEvalFrameFunc.argtypes = [ctypes.c_void_p]
+DEFAULT = ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value
+
+def state():
+    pf = sys.modules.get("perfpy")
+    ours = bool(pf and pf.is_stack_trampoline_active())
+    evaluator = api._PyInterpreterState_GetEvalFrameFunc(api.PyInterpreterState_Get())
+    return "sys=%s perfpy=%s default_eval=%s" % (
+        sys.is_stack_trampoline_active(), ours, evaluator == DEFAULT)
+
+def leaf(n):
+    return n * 2
+
+def middle(n):
+    s = 0
+    for i in range(n):
+        s += leaf(i)
+    return s
+
+def serve():
+    last = 0
+    while True:
+        middle(2000)
+        now = time.monotonic()
+        if now - last >= 0.2:
+            last = now
+            print(state(), flush=True)
+
+serve()
+"""
+
+
+class Target:
+    def __init__(self, python, tmp_path, source=TARGET, **env):
+        self.log = tmp_path / "target.log"
+        script = tmp_path / "target.py"
+        script.write_text(source)
+        self.out = open(str(self.log), "w")
+        self.proc = subprocess.Popen([python, str(script)], stdout=self.out,
+                                     stderr=subprocess.STDOUT, env=child_env(**env))
+        deadline = time.time() + 30
+        while not self.lines() and time.time() < deadline:
+            time.sleep(0.05)
+        assert self.lines(), "the target did not start"
+
+    def lines(self):
+        return self.log.read_text().splitlines()
+
+    def settle(self):
+        """The target's report a little later (after the last switch ran)."""
+        time.sleep(0.6)
+        return self.lines()[-1]
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.out.close()
+
+
+@needs_new
+@pytest.mark.parametrize("whose", ["cpython", "perfpy"])
+@pytest.mark.parametrize("py", NEW, ids=lambda p: p.minor)
+def test_names_are_switched_on_for_the_recording_and_off_after(py, whose, tmp_path):
+    python = py.base if whose == "cpython" else py.path
+    t = Target(python, tmp_path)
+    try:
+        assert t.lines()[-1] == "sys=False perfpy=False default_eval=True"
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "3", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert re.search(r"switched Python names on in pid %d \(CPython %d\.%d\.\d+ .*%s's"
+                         % (t.proc.pid, py.version[0], py.version[1], whose), r.stderr), r.stderr
+        assert "switched Python names off in pid %d" % t.proc.pid in r.stderr, r.stderr
+        assert t.proc.poll() is None, "the target keeps running"
+        during = [l for l in t.lines() if "sys=True" in l or "perfpy=True" in l]
+        assert during, "the target saw its trampoline on during the recording"
+        assert t.settle() == "sys=False perfpy=False default_eval=True"
+    finally:
+        t.close()
+    counts = collapsed(tmp_path)
+    python_samples = {s: n for s, n in counts.items() if "py::" in s}
+    total = sum(python_samples.values())
+    assert total >= 100, sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+    # The loop's callees are named, leaf under middle; serve() was already running and has no
+    # stub, so its frame is the interpreter's below them.
+    chain = sum(n for s, n in python_samples.items() if re.search(r"py::middle:[^;]*;py::leaf:", s))
+    middle = sum(n for s, n in python_samples.items() if "py::middle:" in s)
+    assert middle >= 0.9 * total and chain >= 0.2 * total, sorted(python_samples.items(),
+                                                                    key=lambda kv: -kv[1])[:5]
+
+
+@needs_new
+def test_a_target_with_remote_debugging_disabled_is_refused_and_unharmed(tmp_path):
+    py = NEW[0]
+    t = Target(py.base, tmp_path, PYTHON_DISABLE_REMOTE_DEBUG="1")
+    try:
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert "remote debugging is disabled" in r.stderr and "PYTHON_DISABLE_REMOTE_DEBUG" in r.stderr
+        assert "PYTHONPERFSUPPORT=1" in r.stderr, "says how to have names on instead"
+        assert not (tmp_path / "perf.data").exists()
+        n = len(t.lines())
+        assert t.proc.poll() is None and t.settle() == "sys=False perfpy=False default_eval=True"
+        assert len(t.lines()) > n, "still serving"
+    finally:
+        t.close()
+
+
+SLEEPER = r"""
+import sys, threading, time
+def work():
+    while True:
+        sum(i * i for i in range(1000))
+for _ in range(2):
+    threading.Thread(target=work, daemon=True).start()
+print("sleeping", flush=True)
+time.sleep(30)
+"""
+
+
+@needs_new
+def test_a_main_thread_blocked_in_c_is_waited_for_and_the_recording_happens(tmp_path):
+    py = NEW[0]
+    t = Target(py.base, tmp_path, source=SLEEPER)
+    try:
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "has not reached a safe point" in r.stderr and "main thread" in r.stderr, r.stderr
+        assert "recording anyway" in r.stderr
+        assert (tmp_path / "perf.data").stat().st_size > 0
+        assert t.proc.poll() is None
+    finally:
+        t.close()
+    # Neither switch ran: the switch-on was replaced by the switch-off, which is left pending
+    # for the main thread; no script of a switch that was replaced is left behind.
+    left = [f for f in os.listdir("/tmp") if f.startswith("perfpy-switch-") and
+            "-%d-" % t.proc.pid in f]
+    assert len(left) <= 1, left
+    # The target is gone: perfpy clean finds what it never ran.
+    r = perfpy("clean", "--delete", cwd=tmp_path)
+    assert not [f for f in os.listdir("/tmp") if f in left], r.stdout
+
+
+@needs_new
+def test_no_ptrace_permission_is_a_clear_error(tmp_path):
+    py = NEW[0]
+    t = Target(py.base, tmp_path)
+    work = tempfile.mkdtemp(prefix="perfpy-nobody-")  # pytest's own directory is root's only
+    os.chmod(work, 0o777)
+    try:
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                            PERFPY, "record", "--pid", str(t.proc.pid), "--duration", "1"],
+                           cwd=work, capture_output=True, text=True, env=child_env(HOME=work))
+        assert r.returncode == 2, r.stderr
+        assert "ptrace" in r.stderr and "CAP_SYS_PTRACE" in r.stderr and "sudo" in r.stderr, r.stderr
+        assert t.proc.poll() is None and t.settle() == "sys=False perfpy=False default_eval=True"
+    finally:
+        t.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.mark.skipif(not OLD, reason="no CPython before 3.14 in this run: the host's run has them")
+def test_before_3_14_the_target_is_recorded_as_it_is_and_told_so(tmp_path):
+    py = [p for p in OLD if p.version >= (3, 12)][-1:] or OLD[-1:]
+    t = Target(py[0].base, tmp_path, source="import time\nprint('up', flush=True)\n"
+                                            "while True: sum(range(1000))\n")
+    try:
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "3.14+ only" in r.stderr and "PYTHONPERFSUPPORT=1" in r.stderr, r.stderr
+    finally:
+        t.close()
