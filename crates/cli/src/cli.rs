@@ -92,7 +92,7 @@ pub enum CallGraph {
     perfpy record -- python app.py --app-arg\n  \
     perfpy record --flamegraph -- python app.py        and write flamegraph.svg\n  \
     perfpy record -F 499 -o slow.data -- ./venv/bin/python -m mypkg\n  \
-    perfpy record --pid 4242 --duration 10     a running program (started with PYTHONPERFSUPPORT=1)")]
+    perfpy record --pid 4242 --duration 10     a running program: names on for 10 s (3.14+)")]
 pub struct RecordArgs {
     /// Samples per second.
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 999)]
@@ -122,8 +122,10 @@ pub struct RecordArgs {
     /// instead of moving them next to the recording.
     #[arg(long)]
     pub keep_jit_files: bool,
-    /// Record a running process instead of starting one (it must have Python names on,
-    /// e.g. started with PYTHONPERFSUPPORT=1 or activate_stack_trampoline()).
+    /// Record a running process instead of starting one. On CPython 3.14+ perfpy switches
+    /// Python names on inside it for the recording and off again after (PEP 768's remote
+    /// execution; needs ptrace permission); before 3.14 it must have been started with names
+    /// on (PYTHONPERFSUPPORT=1, PERFPY_BACKEND=perf_jit, activate_stack_trampoline()).
     #[arg(short, long, value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
     /// With --pid: how long to record (default: until Ctrl-C).
