@@ -55,6 +55,16 @@ fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
     if py.is_empty() {
         writeln!(out, "  (none: no sample has a Python frame)")?;
     }
+    let unnamed = profile.samples_with_unnamed_python();
+    if unnamed > 0 {
+        writeln!(
+            out,
+            "  {unnamed} samples ({:.1}%) also ran Python functions without a name: ones \
+             already running when names came on (named from their next call), shown as the \
+             interpreter's _PyEval_EvalFrameDefault",
+            pct(unnamed, total)
+        )?;
+    }
     let native = native_table(profile);
     let title = "native code (self: the sampled instruction was there)";
     let hot = native.iter().filter(|r| r.self_samples > 0);
