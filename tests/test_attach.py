@@ -211,3 +211,28 @@ def test_before_3_14_the_target_is_recorded_as_it_is_and_told_so(tmp_path):
         assert "3.14+ only" in r.stderr and "PYTHONPERFSUPPORT=1" in r.stderr, r.stderr
     finally:
         t.close()
+
+
+@needs_new
+def test_several_pids_are_switched_on_and_off_together(tmp_path):
+    """`-p A,B` as perf takes it: each process gets its names on, then off."""
+    targets = []
+    try:
+        for i, py in enumerate((NEW * 2)[:2]):
+            d = tmp_path / ("t%d" % i)
+            d.mkdir()
+            targets.append(Target(py.base, d))
+        pids = [t.proc.pid for t in targets]
+        r = perfpy("record", "--pid", "%d,%d" % tuple(pids), "--duration", "2", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "recording pids %d, %d" % tuple(pids) in r.stderr, r.stderr
+        for t in targets:
+            assert "switched Python names on in pid %d" % t.proc.pid in r.stderr, r.stderr
+            assert "switched Python names off in pid %d" % t.proc.pid in r.stderr, r.stderr
+            assert t.settle() == "sys=False perfpy=False default_eval=True"
+        for pid in pids:
+            out = perfpy("report", "--pid", str(pid), "--format", "collapsed", cwd=tmp_path)
+            assert out.returncode == 0 and "py::middle:" in out.stdout, out.stderr
+    finally:
+        for t in targets:
+            t.close()

@@ -126,8 +126,15 @@ pub struct RecordArgs {
     /// Python names on inside it for the recording and off again after (PEP 768's remote
     /// execution; needs ptrace permission); before 3.14 it must have been started with names
     /// on (PYTHONPERFSUPPORT=1, PERFPY_BACKEND=perf_jit, activate_stack_trampoline()).
-    #[arg(short, long, value_name = "PID", conflicts_with = "command")]
-    pub pid: Option<u32>,
+    /// Several: `-p 12,34` (or -p repeated).
+    #[arg(
+        short,
+        long,
+        value_name = "PID",
+        conflicts_with = "command",
+        value_delimiter = ','
+    )]
+    pub pid: Vec<u32>,
     /// With --pid: how long to record (default: until Ctrl-C).
     #[arg(long, value_name = "SECONDS", requires = "pid")]
     pub duration: Option<f64>,

@@ -197,25 +197,30 @@ struct Setup {
     reasons: Vec<String>,
     /// The start-up hook lending perfpy to the program, removed after the recording.
     hook: Option<lend::HookDir>,
-    /// Names switched on in a running process, to switch off after the recording.
-    switched: Option<Switched>,
+    /// Names switched on in running processes, to switch off after the recording.
+    switched: Vec<Switched>,
 }
 
-/// perf attached to a running process: only the call graphs are ours to choose.
-fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
-    let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
-        Ok(exe) => exe,
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
-            "not allowed to look into process {pid} ({e}). {}",
-            remote::ptrace_fix()
-        ),
-        Err(e) => bail!("no process {pid} ({e})"),
-    };
-    let facts = PythonFacts {
-        binary: exe.display().to_string(),
-        ..Default::default()
-    };
-    let fp = python::frame_pointers(&facts);
+/// perf attached to running processes: only the call graphs are ours to choose (frame
+/// pointers only if every process's interpreter has them).
+fn attach(args: &RecordArgs, perf: &Path, pids: &[u32]) -> Result<Setup> {
+    let mut fps = Vec::new();
+    for &pid in pids {
+        let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) => exe,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                "not allowed to look into process {pid} ({e}). {}",
+                remote::ptrace_fix()
+            ),
+            Err(e) => bail!("no process {pid} ({e})"),
+        };
+        let facts = PythonFacts {
+            binary: exe.display().to_string(),
+            ..Default::default()
+        };
+        fps.push(python::frame_pointers(&facts));
+    }
+    let fp = fps.iter().find(|f| !f.present).unwrap_or(&fps[0]).clone();
     let (call_graph, warning) = plan::call_graph(args.call_graph, &fp);
     warn(warning.as_deref());
     let mut reasons = vec![format!(
@@ -227,11 +232,26 @@ fn attach(args: &RecordArgs, perf: &Path, pid: u32) -> Result<Setup> {
         CallGraph::FramePointers => "perf",
         CallGraph::Dwarf => "perf_jit",
     };
-    let switched = switch_on(pid, backend, &mut reasons)?;
+    let mut switched = Vec::new();
+    for &pid in pids {
+        match switch_on(pid, backend, &mut reasons) {
+            Ok(s) => switched.extend(s),
+            Err(e) => {
+                // Leave the others as they were before failing.
+                for s in switched {
+                    Switched::off(s);
+                }
+                return Err(e);
+            }
+        }
+    }
     let mut cmd = Command::new(perf);
-    cmd.args(perf_args(args, call_graph))
-        .arg("-p")
-        .arg(pid.to_string());
+    cmd.args(perf_args(args, call_graph)).arg("-p").arg(
+        pids.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+    );
     if let Some(d) = args.duration {
         cmd.args(["--", "sleep", &format!("{d}")]);
     }
@@ -455,20 +475,27 @@ fn launch(args: &RecordArgs, perf: &Path, perf_version: Option<perf::Version>) -
         reasons: p.reasons.clone(),
         plan: Some(p),
         hook,
-        switched: None,
+        switched: Vec::new(),
     })
 }
 
 /// Tells the user what is recorded, how, and why.
 fn announce(args: &RecordArgs, setup: &Setup) {
-    let what = match args.pid {
-        Some(pid) => format!("pid {pid}"),
-        None => args
+    let what = match args.pid.as_slice() {
+        [pid] => format!("pid {pid}"),
+        [] => args
             .command
             .iter()
             .map(|a| shell_quote(&a.to_string_lossy()))
             .collect::<Vec<_>>()
             .join(" "),
+        pids => format!(
+            "pids {}",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     };
     eprintln!(
         "perfpy: recording {what}{}, {} call graphs, {} Hz",
@@ -497,7 +524,7 @@ fn announce(args: &RecordArgs, setup: &Setup) {
     }
     eprintln!(
         "perfpy: Ctrl-C stops the {} and keeps the profile",
-        if args.pid.is_some() {
+        if !args.pid.is_empty() {
             "recording"
         } else {
             "program"
@@ -566,13 +593,14 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     let perf_version = perf::version_text(&perf)
         .ok()
         .and_then(|t| perf::Version::parse(&t));
-    let setup = match args.pid {
-        Some(pid) => attach(args, &perf, pid)?,
-        None => launch(args, &perf, perf_version)?,
+    let setup = if args.pid.is_empty() {
+        launch(args, &perf, perf_version)?
+    } else {
+        attach(args, &perf, &args.pid)?
     };
     announce(args, &setup);
     let status = record(setup.cmd, &perf, &args.output);
-    if let Some(s) = setup.switched {
+    for s in setup.switched {
         s.off();
     }
     let status = status?;
