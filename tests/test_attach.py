@@ -36,7 +36,7 @@ def state():
     ours = bool(pf and pf.is_stack_trampoline_active())
     evaluator = api._PyInterpreterState_GetEvalFrameFunc(api.PyInterpreterState_Get())
     return "sys=%s perfpy=%s default_eval=%s" % (
-        sys.is_stack_trampoline_active(), ours, evaluator == DEFAULT)
+        getattr(sys, "is_stack_trampoline_active", lambda: False)(), ours, evaluator == DEFAULT)
 
 def leaf(n):
     return n * 2
@@ -200,17 +200,47 @@ def test_no_ptrace_permission_is_a_clear_error(tmp_path):
         shutil.rmtree(work, ignore_errors=True)
 
 
-@pytest.mark.skipif(not OLD, reason="no CPython before 3.14 in this run: the host's run has them")
-def test_before_3_14_the_target_is_recorded_as_it_is_and_told_so(tmp_path):
-    py = [p for p in OLD if p.version >= (3, 12)][-1:] or OLD[-1:]
-    t = Target(py[0].base, tmp_path, source="import time\nprint('up', flush=True)\n"
-                                            "while True: sum(range(1000))\n")
+#: Before 3.14: _PyInterpreterState_GetEvalFrameFunc is 3.9+.
+DORMANT = [p for p in OLD if p.version >= (3, 9)]
+
+
+@pytest.mark.skipif(not DORMANT, reason="no CPython 3.9-3.13 in this run: the host's run has them")
+@pytest.mark.parametrize("py", DORMANT, ids=lambda p: p.minor)
+def test_before_3_14_perfpy_attach_switches_names_on_and_off(py, tmp_path):
+    """A service started with PERFPY_ATTACH=1 (perfpy installed, dormant): record --pid
+    switches names on through perfpy's control block, then off; the evaluator is the
+    interpreter's own again."""
+    t = Target(py.path, tmp_path, PERFPY_ATTACH="1")
     try:
-        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
+        assert t.lines()[-1] == "sys=False perfpy=False default_eval=True"
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "2", cwd=tmp_path)
         assert r.returncode == 0, r.stderr
-        assert "3.14+ only" in r.stderr and "PYTHONPERFSUPPORT=1" in r.stderr, r.stderr
+        assert re.search(r"switched Python names on in pid %d .*PERFPY_ATTACH" % t.proc.pid,
+                         r.stderr), r.stderr
+        assert "switched Python names off in pid %d" % t.proc.pid in r.stderr, r.stderr
+        assert [l for l in t.lines() if "perfpy=True" in l]
+        assert t.settle() == "sys=False perfpy=False default_eval=True"
     finally:
         t.close()
+    counts = collapsed(tmp_path)
+    total = sum(n for s, n in counts.items() if "py::" in s)
+    middle = sum(n for s, n in counts.items() if "py::middle:" in s)
+    assert total >= 100 and middle >= 0.9 * total, sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+
+
+@pytest.mark.skipif(not DORMANT, reason="no CPython 3.9-3.13 in this run: the host's run has them")
+def test_before_3_14_without_perfpy_attach_the_message_says_how(tmp_path):
+    py = DORMANT[-1]
+    for python, has in ((py.path, "not started with PERFPY_ATTACH=1"),
+                        (py.base, "perfpy is not loaded there")):
+        t = Target(python, tmp_path)
+        try:
+            r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
+            assert r.returncode == 0, r.stderr
+            assert has in r.stderr and "PERFPY_ATTACH=1" in r.stderr, r.stderr
+            assert "PYTHONPERFSUPPORT=1" in r.stderr and "without Python names" in r.stderr
+        finally:
+            t.close()
 
 
 @needs_new

@@ -14,6 +14,8 @@ implementation, on every version) counts as an environment setting: it overrides
 variables, and ``-X`` overrides it. The environment is ignored under ``-E``/``-I``. A later
 ``activate_stack_trampoline()`` call overrides all of them. CPython 3.12+ handles ``perf``
 itself, and 3.13+ ``perf_jit``; perfpy steps in there only for ``PERFPY_BACKEND``.
+
+``PERFPY_ATTACH=1`` is independent of these: it arms the dormant attach (see ``arm_attach``).
 """
 
 import os
@@ -64,7 +66,22 @@ def _warn(message):
     warnings.warn("perfpy: " + message, perfpy.PerfpyWarning, stacklevel=2)
 
 
+def arm_attach():
+    """``PERFPY_ATTACH=1``: dormant until ``perfpy record --pid`` switches names on (for
+    interpreters without PEP 768's remote execution, 3.8-3.13; harmless elsewhere)."""
+    if sys.flags.ignore_environment or os.environ.get("PERFPY_ATTACH", "").strip() in ("", "0"):
+        return
+    try:
+        import perfpy
+
+        perfpy._native.arm_attach()
+    except Exception as e:  # a broken install must not stop the program
+        warnings.warn("perfpy: PERFPY_ATTACH is set but perfpy can't be armed: %r" % (e,),
+                      RuntimeWarning)
+
+
 def main():
+    arm_attach()
     backend, forced = requested()
     if backend is None:
         return

@@ -6,6 +6,7 @@
 
 mod cli;
 mod commands;
+mod dormant;
 mod lend;
 mod perf;
 mod plan;

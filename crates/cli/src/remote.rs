@@ -134,7 +134,7 @@ pub fn locate(pid: u32) -> Result<Runtime, Refusal> {
 }
 
 /// Each mapped file and the address its offset 0 is mapped at.
-fn file_bases(maps: &str) -> Vec<(PathBuf, u64)> {
+pub(crate) fn file_bases(maps: &str) -> Vec<(PathBuf, u64)> {
     maps.lines()
         .filter_map(|line| {
             let f: Vec<&str> = line.split_whitespace().collect();
@@ -162,8 +162,7 @@ fn read_table(pid: u32, address: u64, binary: PathBuf) -> Result<Runtime, Refusa
     read(pid, address, &mut table)?;
     if &table[..8] != COOKIE {
         return Err(Refusal::NotFound(format!(
-            "process {pid}: no debug offsets at _PyRuntime ({:#x} in {})",
-            address,
+            "CPython before 3.13: no debug offsets in {}'s _PyRuntime",
             binary.display()
         )));
     }
@@ -218,7 +217,7 @@ pub fn ptrace_fix() -> String {
     )
 }
 
-fn errno_refusal(pid: u32, what: &str, e: std::io::Error) -> Refusal {
+pub(crate) fn errno_refusal(pid: u32, what: &str, e: std::io::Error) -> Refusal {
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => Refusal::Permission(format!(
             "not allowed to {what} the memory of process {pid} ({e}). {}",
@@ -229,7 +228,7 @@ fn errno_refusal(pid: u32, what: &str, e: std::io::Error) -> Refusal {
     }
 }
 
-fn read(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), Refusal> {
+pub(crate) fn read(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), Refusal> {
     let local = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -252,7 +251,7 @@ fn read(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), Refusal> {
     Ok(())
 }
 
-fn write(pid: u32, address: u64, data: &[u8]) -> Result<(), Refusal> {
+pub(crate) fn write(pid: u32, address: u64, data: &[u8]) -> Result<(), Refusal> {
     let local = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
         iov_len: data.len(),

@@ -14,11 +14,13 @@
 //! * [`names`] — `py::<qualname>:<filename>`.
 //! * [`fork`] — parent and child keep separate files.
 //! * [`state`] — the process-wide state both paths share.
+//! * [`dormant`] — `PERFPY_ATTACH=1`: switched on and off later by `perfpy record --pid`.
 //! * [`error`] — the extension's errors, and how Python sees them.
 
 mod backend;
 mod chain;
 mod cpython;
+mod dormant;
 mod entry;
 mod error;
 mod fork;
@@ -46,6 +48,13 @@ fn activate(_py: Python<'_>, backend: &str) -> PyResult<()> {
 fn deactivate(_py: Python<'_>) {
     // SAFETY: the GIL is held (we have `_py`).
     unsafe { lifecycle::deactivate() };
+}
+
+/// Starts the dormant-attach watcher (`PERFPY_ATTACH=1`): `perfpy record --pid` can then
+/// switch the trampoline on and off in this process.
+#[pyfunction]
+fn arm_attach() {
+    dormant::arm();
 }
 
 #[pyfunction]
@@ -127,6 +136,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activate, m)?)?;
     m.add_function(wrap_pyfunction!(deactivate, m)?)?;
     m.add_function(wrap_pyfunction!(is_active, m)?)?;
+    m.add_function(wrap_pyfunction!(arm_attach, m)?)?;
     m.add_function(wrap_pyfunction!(compile_code, m)?)?;
     m.add_function(wrap_pyfunction!(set_persist_after_fork, m)?)?;
     m.add_function(wrap_pyfunction!(_after_fork_child, m)?)?;

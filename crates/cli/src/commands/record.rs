@@ -11,6 +11,7 @@
 //! 4. Read the recording and print the hottest Python functions.
 
 use crate::cli::RecordArgs;
+use crate::dormant;
 use crate::lend::{self, Lend};
 use crate::perf;
 use crate::plan::{self, Backend, CallGraph, Plan, Trampoline};
@@ -214,8 +215,22 @@ fn attach(args: &RecordArgs, perf: &Path, pids: &[u32]) -> Result<Setup> {
             ),
             Err(e) => bail!("no process {pid} ({e})"),
         };
+        // The interpreter's code: the libpython it maps, else the executable.
+        let lib = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .ok()
+            .and_then(|maps| {
+                remote::file_bases(&maps).into_iter().find_map(|(path, _)| {
+                    let name = path.file_name()?.to_string_lossy().into_owned();
+                    name.starts_with("libpython").then_some(path)
+                })
+            });
+        let binary = lib.unwrap_or(exe);
+        let on_disk = Path::new(&format!("/proc/{pid}/root"))
+            .join(binary.strip_prefix("/").unwrap_or(&binary));
         let facts = PythonFacts {
-            binary: exe.display().to_string(),
+            binary: if on_disk.exists() { on_disk } else { binary }
+                .display()
+                .to_string(),
             ..Default::default()
         };
         fps.push(python::frame_pointers(&facts));
@@ -282,21 +297,9 @@ fn names_on(pid: u32) -> bool {
 fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Option<Switched>> {
     let rt = match remote::locate(pid) {
         Ok(rt) if rt.at_least(3, 14) => rt,
-        Ok(rt) => {
-            reasons.push(format!(
-                "pid {pid} runs {}: perfpy switches names on by itself in 3.14+ only, so its \
-                 Python frames are named only if it was started with them on \
-                 (PYTHONPERFSUPPORT=1, PERFPY_BACKEND=perf_jit, activate_stack_trampoline())",
-                remote::describe(&rt)
-            ));
-            return Ok(None);
-        }
-        Err(why) => {
-            reasons.push(format!(
-                "can't switch names on in pid {pid} ({why}); recording it as it is"
-            ));
-            return Ok(None);
-        }
+        Ok(rt) => return dormant_on(pid, backend, &remote::describe(&rt), reasons),
+        Err(Refusal::Permission(why)) => bail!("{why}"),
+        Err(why) => return dormant_on(pid, backend, &why.to_string(), reasons),
     };
     let sent = match switch::Switch::send(&rt, true, backend) {
         Ok(s) => s,
@@ -340,7 +343,7 @@ fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Optio
                 remote::describe(&rt),
                 o.trampoline
             ));
-            Ok(Some(Switched {
+            Ok(Some(Switched::Remote {
                 rt,
                 backend: backend.to_string(),
                 pending: None,
@@ -353,7 +356,7 @@ fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Optio
                  on when it does; recording anyway",
                 SWITCH_TIMEOUT.as_secs()
             )));
-            Ok(Some(Switched {
+            Ok(Some(Switched::Remote {
                 rt,
                 backend: backend.to_string(),
                 pending: Some(sent),
@@ -362,25 +365,109 @@ fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Optio
     }
 }
 
+/// Before 3.14: perfpy's dormant attach, if the process was started with `PERFPY_ATTACH=1`;
+/// otherwise the process is recorded as it is, and told how to make it switchable.
+fn dormant_on(
+    pid: u32,
+    backend: &str,
+    what: &str,
+    reasons: &mut Vec<String>,
+) -> Result<Option<Switched>> {
+    let how = "names come on only if it was started with them (PYTHONPERFSUPPORT=1, \
+               PERFPY_BACKEND=perf_jit, activate_stack_trampoline()), or with perfpy installed \
+               and PERFPY_ATTACH=1, which lets perfpy record --pid switch them on and off later";
+    let block = match dormant::find(pid) {
+        Ok(dormant::Found::Armed(block)) => block,
+        Ok(found) => {
+            let has = if found == dormant::Found::NotArmed {
+                "perfpy is loaded there but was not started with PERFPY_ATTACH=1"
+            } else {
+                "perfpy is not loaded there"
+            };
+            let line = format!(
+                "pid {pid} ({what}) can't be switched on from outside before CPython 3.14, and \
+                 {has}: {how}"
+            );
+            if names_on(pid) {
+                reasons.push(line);
+            } else {
+                warn(Some(&format!(
+                    "{line}. Recording it as it is, without Python names"
+                )));
+            }
+            return Ok(None);
+        }
+        Err(Refusal::Permission(why)) => bail!("{why}"),
+        Err(why) => {
+            reasons.push(format!("can't switch names on in pid {pid} ({why})"));
+            return Ok(None);
+        }
+    };
+    match dormant::request(pid, block, Some(backend), SWITCH_TIMEOUT) {
+        Ok(Some(true)) => reasons.push(format!(
+            "switched Python names on in pid {pid} ({what}, perfpy's {backend} trampoline, \
+             PERFPY_ATTACH); functions already running are named from their next call"
+        )),
+        Ok(Some(false)) => bail!(
+            "pid {pid} ran the switch, but its trampoline did not come on (its stderr says why)"
+        ),
+        Ok(None) => warn(Some(&format!(
+            "pid {pid} has not reached a safe point in {} s: its main thread is not running \
+             Python code (blocked in C: a sleep, a lock, a socket read). Names come on when it \
+             does; recording anyway",
+            SWITCH_TIMEOUT.as_secs()
+        ))),
+        Err(why) => bail!("cannot switch Python names on in pid {pid}: {why}"),
+    }
+    Ok(Some(Switched::Dormant { pid, block }))
+}
+
 /// Names perfpy switched on in a running process, to switch off after the recording.
-struct Switched {
-    rt: remote::Runtime,
-    backend: String,
-    /// The switch-on, if it had not run yet.
-    pending: Option<switch::Switch>,
+enum Switched {
+    /// Through PEP 768 (3.14+).
+    Remote {
+        rt: remote::Runtime,
+        backend: String,
+        /// The switch-on, if it had not run yet.
+        pending: Option<switch::Switch>,
+    },
+    /// Through perfpy's dormant attach (`PERFPY_ATTACH=1`).
+    Dormant { pid: u32, block: u64 },
 }
 
 impl Switched {
     /// Switches the names off again (or cancels a switch-on that never ran).
     fn off(self) {
-        let pid = self.rt.pid;
-        let on_ran = self
-            .pending
+        let (rt, backend, pending) = match self {
+            Switched::Remote {
+                rt,
+                backend,
+                pending,
+            } => (rt, backend, pending),
+            Switched::Dormant { pid, block } => {
+                match dormant::request(pid, block, None, SWITCH_TIMEOUT) {
+                    Ok(Some(false)) => eprintln!("perfpy: switched Python names off in pid {pid}"),
+                    Ok(Some(true)) => warn(Some(&format!(
+                        "pid {pid} could not switch Python names off: still active"
+                    ))),
+                    Ok(None) => warn(Some(&format!(
+                        "pid {pid} has not run the switch-off yet (main thread blocked); it \
+                         will at its next safe point"
+                    ))),
+                    Err(why) => warn(Some(&format!(
+                        "cannot switch Python names off in pid {pid}: {why}"
+                    ))),
+                }
+                return;
+            }
+        };
+        let pid = rt.pid;
+        let on_ran = pending
             .as_ref()
             .is_none_or(|p| p.wait(Duration::ZERO).is_some());
-        match switch::Switch::send(&self.rt, false, &self.backend) {
+        match switch::Switch::send(&rt, false, &backend) {
             Ok(off) => {
-                if let Some(on) = self.pending.filter(|_| !on_ran) {
+                if let Some(on) = pending.filter(|_| !on_ran) {
                     on.discard(); // replaced before it ran
                 }
                 match off.wait(SWITCH_TIMEOUT) {

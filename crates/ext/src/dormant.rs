@@ -1,0 +1,106 @@
+//! Dormant attach, for CPython 3.8–3.13 (which have no PEP 768): started with
+//! `PERFPY_ATTACH=1`, perfpy only watches a control block in its own memory until
+//! `perfpy record --pid` writes a request there, and then switches the trampoline on or off
+//! on the main thread at its next safe point.
+//!
+//! * Costs nothing measurable while dormant: no hook, no trampoline; one thread that sleeps
+//!   and reads one word five times a second.
+//! * Authenticated by the kernel: the block can only be written with `process_vm_writev`
+//!   (or ptrace), so only a user allowed to ptrace the process can switch it on.
+//! * Safe for the program: no signal; the switch runs through `Py_AddPendingCall`, which
+//!   the interpreter runs on the main thread between bytecodes, with the GIL.
+//!
+//! The block is the exported symbol `PERFPY_CONTROL`, laid out as [`Control`]; the CLI finds
+//! it in the `.so`'s dynamic symbol table.
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use std::os::raw::{c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
+
+/// The control block, as the CLI reads and writes it (offsets are part of the protocol).
+#[repr(C)]
+pub struct Control {
+    /// `perfpy-control-1` (offset 0).
+    pub magic: [u8; 16],
+    /// 1 once the watcher runs (offset 16).
+    pub armed: AtomicU32,
+    /// Written by the CLI: 0 nothing, 1 on with `perf`, 2 on with `perf_jit`, 3 off
+    /// (offset 20). Cleared when carried out.
+    pub request: AtomicU32,
+    /// Counts requests carried out (offset 24).
+    pub done: AtomicU32,
+    /// After the last one: 0 off, 1 on, 2 it failed (the program's stderr says why)
+    /// (offset 28).
+    pub state: AtomicU32,
+}
+
+#[no_mangle]
+#[used]
+pub static PERFPY_CONTROL: Control = Control {
+    magic: *b"perfpy-control-1",
+    armed: AtomicU32::new(0),
+    request: AtomicU32::new(0),
+    done: AtomicU32::new(0),
+    state: AtomicU32::new(0),
+};
+
+/// A pending call is queued and has not run yet.
+static QUEUED: AtomicBool = AtomicBool::new(false);
+
+/// Starts the watcher (once per process).
+pub fn arm() {
+    if PERFPY_CONTROL.armed.swap(1, Ordering::SeqCst) == 1 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("perfpy-attach".into())
+        .spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(200));
+            if PERFPY_CONTROL.request.load(Ordering::SeqCst) == 0
+                || QUEUED.swap(true, Ordering::SeqCst)
+            {
+                continue;
+            }
+            // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; the
+            // callback is a plain function and takes no argument.
+            if unsafe { ffi::Py_AddPendingCall(Some(switch), std::ptr::null_mut()) } != 0 {
+                QUEUED.store(false, Ordering::SeqCst); // the queue is full: next time
+            }
+        });
+    if spawned.is_err() {
+        PERFPY_CONTROL.armed.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Carries out the request, on the main thread with the GIL (a pending call). Never leaves an
+/// exception set: failures are printed and reported in `state`.
+extern "C" fn switch(_: *mut c_void) -> c_int {
+    let request = PERFPY_CONTROL.request.load(Ordering::SeqCst);
+    // SAFETY: pending calls run with the GIL held.
+    let py = unsafe { Python::assume_attached() };
+    let result = py.import("perfpy").and_then(|perfpy| match request {
+        1 | 2 => perfpy
+            .call_method1(
+                "activate_stack_trampoline",
+                (if request == 1 { "perf" } else { "perf_jit" },),
+            )
+            .map(drop),
+        3 => perfpy.call_method0("deactivate_stack_trampoline").map(drop),
+        _ => Ok(()),
+    });
+    let state = match result {
+        Ok(()) if crate::state::is_active() => 1,
+        Ok(()) => 0,
+        Err(e) => {
+            e.print(py);
+            2
+        }
+    };
+    PERFPY_CONTROL.state.store(state, Ordering::SeqCst);
+    PERFPY_CONTROL.request.store(0, Ordering::SeqCst);
+    PERFPY_CONTROL.done.fetch_add(1, Ordering::SeqCst);
+    QUEUED.store(false, Ordering::SeqCst);
+    0
+}
