@@ -52,8 +52,10 @@ fi
 log "the wheel (scripts/build-wheels.sh; the sid root with CPython 3.14, 3.15 and perf 7 is cached)"
 scripts/build-wheels.sh >/dev/null
 if [ -z "${PERFPY_SKIP_AARCH64:-}" ]; then
-    log "the aarch64 wheel (cross-compiled) and an arm64 CPython 3.11 to run it under qemu-user"
-    PERFPY_WHEEL_ARCH=aarch64 scripts/build-wheels.sh >/dev/null
+    # Only the 3.11 build: the arm64 CPython that runs here is Debian bookworm's 3.11 (the
+    # whole aarch64 wheel is PERFPY_WHEEL_ARCH=aarch64 scripts/build-wheels.sh).
+    log "the aarch64 wheel for CPython 3.11 (cross-compiled), and an arm64 CPython 3.11 under qemu-user"
+    PERFPY_WHEEL_ARCH=aarch64 PERFPY_ONLY=3.11 PERFPY_SKIP_ROOT=1 scripts/build-wheels.sh >/dev/null
     scripts/build-arm64-root.sh >/dev/null
 fi
 log "venvs for every interpreter, from the wheel"
