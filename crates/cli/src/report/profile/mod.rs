@@ -3,6 +3,7 @@
 //! [`super::output`].
 
 pub mod tables;
+mod unnamed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -165,59 +166,6 @@ impl Profile {
     }
 }
 
-impl Profile {
-    /// Whether `stack` (root first) has Python frames without a name: functions that were
-    /// already running when names came on (a server's main loop under `record --pid`) have no
-    /// stub until they are entered again. Seen as an interpreter-loop frame
-    /// (`_PyEval_EvalFrame*`) rootward of the outermost named Python frame, or, where the
-    /// interpreter's own functions have no names (stripped builds), as an outermost named
-    /// frame that is not where Python code starts (a module, `runpy`, a thread's
-    /// `_bootstrap`) although the interpreter's entry (`PyEval_EvalCode`, `Py_RunMain`, a
-    /// thread's `start_thread`) is below it.
-    pub fn unnamed_python_frames(&self, stack: &[u32]) -> bool {
-        let frame = |f: &u32| &self.frames[*f as usize];
-        let outer = stack.iter().position(|f| frame(f).kind == Kind::Python);
-        let roots = &stack[..outer.unwrap_or(stack.len())];
-        let native = |f: &&u32| frame(f).kind == Kind::Native;
-        if roots
-            .iter()
-            .filter(native)
-            .any(|f| frame(f).name.starts_with("_PyEval_EvalFrame"))
-        {
-            return true;
-        }
-        let Some(outer) = outer else {
-            return false;
-        };
-        let (func, _) = frame(&stack[outer]).python_parts();
-        let starts_python = func == "py::<module>"
-            || func.ends_with("_run_module_as_main")
-            || func.ends_with("._bootstrap")
-            || func.ends_with("._bootstrap_inner");
-        !starts_python
-            && roots.iter().filter(native).any(|f| {
-                matches!(
-                    &*frame(f).name,
-                    "PyEval_EvalCode" | "Py_RunMain" | "Py_BytesMain" | "start_thread"
-                )
-            })
-    }
-
-    /// How many samples have Python frames without a name (see
-    /// [`Profile::unnamed_python_frames`]).
-    pub fn samples_with_unnamed_python(&self) -> u64 {
-        let flags: Vec<bool> = self
-            .stacks
-            .iter()
-            .map(|s| self.unnamed_python_frames(s))
-            .collect();
-        self.samples
-            .iter()
-            .filter(|s| flags[s.stack as usize])
-            .count() as u64
-    }
-}
-
 /// Which native frames a report keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum NativeView {
@@ -301,98 +249,5 @@ mod tests {
         let none = p.with_view(NativeView::None);
         assert_eq!(names(&none, none.samples[0].stack), ["py::a:x", "py::b:x"]);
         assert_eq!(none.stack_counts().len(), 2);
-    }
-
-    #[test]
-    fn frames_that_were_running_before_names_came_on_keep_their_interpreter_frames() {
-        let mut p = Profile::default();
-        let ids: Vec<u32> = [
-            frame(Kind::Native, "main"),
-            frame(Kind::Native, "_PyEval_EvalFrameDefault"), // serve(), no stub
-            frame(Kind::Native, "py_trampoline_evaluator"),
-            frame(Kind::Python, "py::middle:x"),
-            frame(Kind::Native, "_PyEval_EvalFrameDefault"),
-            frame(Kind::Python, "py::leaf:x"),
-            frame(Kind::Native, "_PyEval_EvalFrameDefault"),
-        ]
-        .into_iter()
-        .map(|f| p.intern_frame(f))
-        .collect();
-        let st = p.intern_stack(&ids);
-        let unnamed_only = p.intern_stack(&ids[..2]);
-        for stack in [st, unnamed_only] {
-            p.samples.push(Sample {
-                time: 0,
-                pid: 1,
-                tid: 1,
-                stack,
-            });
-        }
-        assert_eq!(p.samples_with_unnamed_python(), 2);
-        let leaf = p.with_view(NativeView::Leaf);
-        let names: Vec<&str> = leaf.stacks[leaf.samples[0].stack as usize]
-            .iter()
-            .map(|&f| &*leaf.frames[f as usize].name)
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "main",
-                "_PyEval_EvalFrameDefault",
-                "py_trampoline_evaluator",
-                "py::middle:x",
-                "py::leaf:x",
-                "_PyEval_EvalFrameDefault"
-            ]
-        );
-        assert_eq!(leaf.samples_with_unnamed_python(), 2);
-
-        // A stripped interpreter: only its exported entry points have names.
-        let mut p = Profile::default();
-        let stack = |p: &mut Profile, names: &[(Kind, &str)]| -> u32 {
-            let ids: Vec<u32> = names
-                .iter()
-                .map(|&(k, n)| p.intern_frame(frame(k, n)))
-                .collect();
-            p.intern_stack(&ids)
-        };
-        use Kind::{Native as N, Python as P};
-        let attached = stack(
-            &mut p,
-            &[
-                (N, "Py_RunMain"),
-                (N, "PyEval_EvalCode"),
-                (N, "[python3.14]"),
-                (P, "py::middle:x"),
-            ],
-        );
-        let launched = stack(
-            &mut p,
-            &[
-                (N, "Py_RunMain"),
-                (N, "PyEval_EvalCode"),
-                (N, "[python3.14]"),
-                (P, "py::<module>:x"),
-                (P, "py::middle:x"),
-            ],
-        );
-        let thread = stack(
-            &mut p,
-            &[
-                (N, "start_thread"),
-                (N, "[python3.14]"),
-                (P, "py::Thread._bootstrap:t"),
-                (P, "py::work:x"),
-            ],
-        );
-        let old_thread = stack(
-            &mut p,
-            &[(N, "start_thread"), (N, "[python3.14]"), (P, "py::work:x")],
-        );
-        let flags: Vec<bool> = [attached, launched, thread, old_thread]
-            .iter()
-            .map(|&s| p.unnamed_python_frames(&p.stacks[s as usize]))
-            .collect();
-        assert_eq!(flags, [true, false, false, true]);
     }
 }
