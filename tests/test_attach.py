@@ -231,9 +231,10 @@ def test_before_3_14_perfpy_attach_switches_names_on_and_off(py, tmp_path):
 @pytest.mark.skipif(not DORMANT, reason="no CPython 3.9-3.13 in this run: the host's run has them")
 def test_before_3_14_without_perfpy_attach_the_message_says_how(tmp_path):
     py = DORMANT[-1]
-    for python, has in ((py.path, "not started with PERFPY_ATTACH=1"),
-                        (py.base, "perfpy is not loaded there")):
-        t = Target(python, tmp_path)
+    for python, source, has in (
+            (py.path, "import perfpy\n" + TARGET, "not started with PERFPY_ATTACH=1"),
+            (py.base, TARGET, "perfpy is not loaded there")):
+        t = Target(python, tmp_path, source=source)
         try:
             r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
             assert r.returncode == 0, r.stderr
