@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What `perfpy record --pid` costs a running CPython 3.14+: before, during and after.
+"""What `perfpy record --pid` costs a running CPython: before, during and after.
 
 A long-lived process runs a call-heavy loop (fib(20) over and over) and reports, every 0.25 s,
 how many calls it made per second of its own CPU time (time.thread_time(), so perf's share of
@@ -33,7 +33,7 @@ def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 def active():
     pf = sys.modules.get("perfpy")
-    return sys.is_stack_trampoline_active() or bool(pf and pf.is_stack_trampoline_active())
+    return getattr(sys, "is_stack_trampoline_active", lambda: False)() or bool(pf and pf.is_stack_trampoline_active())
 def serve():
     calls, start, cpu = 0, time.perf_counter(), time.thread_time()
     while True:
@@ -55,6 +55,7 @@ def measure(python, perfpy, before, during, after, work):
         f.write(TARGET)
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")}
+    env["PERFPY_ATTACH"] = "1"  # before 3.14, perfpy's dormant attach; unused on 3.14+
     with open(log_path, "w") as log:
         proc = subprocess.Popen([python, script], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -91,7 +92,7 @@ def fib(n):
     return n if n < 2 else fib(n - 1) + fib(n - 2)
 def active():
     pf = sys.modules.get("perfpy")
-    return sys.is_stack_trampoline_active() or bool(pf and pf.is_stack_trampoline_active())
+    return getattr(sys, "is_stack_trampoline_active", lambda: False)() or bool(pf and pf.is_stack_trampoline_active())
 def serve():
     calls = 0
     while True:
@@ -112,6 +113,7 @@ def instructions(python, perfpy, seconds, work):
     out = os.path.join(work, "cg.out")
     env = {k: v for k, v in os.environ.items()
            if k not in ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")}
+    env["PERFPY_ATTACH"] = "1"  # before 3.14, perfpy's dormant attach; unused on 3.14+
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
                                  python, script], stdout=log, stderr=subprocess.DEVNULL, env=env)
@@ -163,7 +165,9 @@ def instructions(python, perfpy, seconds, work):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--python", required=True, help="a CPython 3.14+ without perfpy")
+    ap.add_argument("--python", required=True,
+                    help="a CPython 3.14+ without perfpy (or, before 3.14, one with perfpy: "
+                         "its dormant attach is armed with PERFPY_ATTACH=1)")
     ap.add_argument("--venv-python", help="a venv of it with perfpy installed")
     ap.add_argument("--perfpy", default=os.path.join(sys.prefix, "bin", "perfpy"))
     ap.add_argument("--before", type=float, default=4)
@@ -172,7 +176,9 @@ def main():
     ap.add_argument("--measure", choices=["cpu-time", "instructions"], default="cpu-time",
                     help="instructions: run the target under callgrind and count them")
     args = ap.parse_args()
-    targets = [("CPython's trampoline", args.python)]
+    old = subprocess.check_output([args.python, "-c", "import sys; print(sys.version_info < (3, 14))"],
+                                  text=True).strip() == "True"
+    targets = [("perfpy's (PERFPY_ATTACH)" if old else "CPython's trampoline", args.python)]
     if args.venv_python:
         targets.append(("perfpy's trampoline", args.venv_python))
     if args.measure == "instructions":
