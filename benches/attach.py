@@ -48,14 +48,21 @@ serve()
 """
 
 
+def target_env():
+    """The target's environment: no switch set, perfpy's dormant attach armed (before 3.14;
+    unused on 3.14+)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")}
+    env["PERFPY_ATTACH"] = "1"
+    return env
+
+
 def measure(python, perfpy, before, during, after, work):
     log_path = os.path.join(work, "target.log")
     script = os.path.join(work, "target.py")
     with open(script, "w") as f:
         f.write(TARGET)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")}
-    env["PERFPY_ATTACH"] = "1"  # before 3.14, perfpy's dormant attach; unused on 3.14+
+    env = target_env()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([python, script], stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
@@ -111,9 +118,7 @@ def instructions(python, perfpy, seconds, work):
     with open(script, "w") as f:
         f.write(CALLGRIND_TARGET)
     out = os.path.join(work, "cg.out")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYTHONPERFSUPPORT", "PYTHON_PERF_JIT_SUPPORT", "PERFPY_BACKEND")}
-    env["PERFPY_ATTACH"] = "1"  # before 3.14, perfpy's dormant attach; unused on 3.14+
+    env = target_env()
     with open(log_path, "w") as log:
         proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out,
                                  python, script], stdout=log, stderr=subprocess.DEVNULL, env=env)
