@@ -14,12 +14,27 @@ packages=(python3.14 python3.14-dev python3.14-venv python3.15 python3.15-dev py
           linux-perf gcc libc6-dev ca-certificates valgrind)
 stamp="$root/.perfpy-root"
 want="packages=${packages[*]}"
+log() { echo "build-sid-root: $*" >&2; }
+
+# Tools the tests run inside the root, added to a root made without them by apt.
+extras=(wrk)
+add_extras() {
+    local need=()
+    for p in "${extras[@]}"; do
+        chroot "$root" dpkg-query -W -f '${Status}' "$p" 2>/dev/null | grep -q "ok installed" \
+            || need+=("$p")
+    done
+    [ "${#need[@]}" -eq 0 ] && return
+    log "installing ${need[*]} into the root"
+    chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update -qq >&2
+    chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+}
+
 if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ]; then
+    add_extras
     echo "$root"
     exit 0
 fi
-
-log() { echo "build-sid-root: $*" >&2; }
 
 mirror="${PERFPY_SID_MIRROR:-}"
 if [ -z "$mirror" ]; then
@@ -50,4 +65,5 @@ mv "$root.partial" "$root"
     done
 } > "$stamp"
 log "$(grep -E '^(python3\.1[45]|linux-perf) ' "$stamp" | tr '\n' ' ')"
+add_extras
 echo "$root"

@@ -3,7 +3,9 @@
 # every host CPython 3.8-3.13 (.venvs/py3.X), into the frame-pointer 3.11 if it has been built
 # (.venvs/py3.11-fp), and into the tools venv (.venv-tools), whose `perfpy` command the tests
 # run, with pytest and the readers the tests check perfpy's output with (jsonschema for
-# speedscope's schema, Pillow for the flamegraph screenshot), pipx and uv.
+# speedscope's schema, Pillow for the flamegraph screenshot), pipx and uv; and the packages of
+# the real-program tests (tests/apps/requirements.txt: gunicorn, aiohttp, numpy) into the
+# venvs PERFPY_APP_VENVS names (default: py3.12 and the frame-pointer py3.11-fp).
 #
 #   PERFPY_PYTHONS, PERFPY_ONLY: as for scripts/pythons.sh
 #
@@ -46,3 +48,16 @@ fp="${PERFPY_FP_PREFIX:-$HOME/.cache/perfpy/python3.11-fp}/bin/python3.11"
 if [ -x "$fp" ]; then
     install_into "$fp" "$root/.venvs/py3.11-fp"
 fi
+
+# The real programs' packages, from PyPI (pip's cache keeps them for the next run).
+apps_into() {  # venv python
+    "$1" -c "import gunicorn, aiohttp, jinja2, numpy" 2>/dev/null && return
+    log "installing tests/apps/requirements.txt into $(dirname "$(dirname "$1")")"
+    "$1" -m pip install -q --disable-pip-version-check --only-binary :all: \
+        -r "$root/tests/apps/requirements.txt" >&2
+}
+for v in ${PERFPY_APP_VENVS:-py3.12 py3.11-fp}; do
+    if [ -x "$root/.venvs/$v/bin/python" ]; then
+        apps_into "$root/.venvs/$v/bin/python"
+    fi
+done

@@ -37,3 +37,11 @@ mkdir -p "$root_dir/.venvs-root"
 for minor in ${PERFPY_ROOT_MINORS:-3.14 3.15}; do
     install_into "python$minor" "$root_dir/.venvs-root/py$minor"
 done
+# The real programs' packages (tests/apps/requirements.txt), into both.
+for minor in ${PERFPY_ROOT_MINORS:-3.14 3.15}; do
+    py="$root_dir/.venvs-root/py$minor/bin/python"
+    in_root "$py" -c "import gunicorn, aiohttp, jinja2, numpy" 2>/dev/null && continue
+    log "installing tests/apps/requirements.txt into .venvs-root/py$minor"
+    in_root "$py" -m pip install -q --disable-pip-version-check --only-binary :all: \
+        -r "$root_dir/tests/apps/requirements.txt" >&2
+done

@@ -22,6 +22,9 @@ command -v protoc >/dev/null || missing+=(protobuf-compiler)
 [ -f /usr/share/gocode/src/github.com/google/pprof/proto/profile.proto ] \
     || missing+=(golang-github-google-pprof-dev)
 command -v chromium >/dev/null || missing+=(chromium)
+# The real-program tests' HTTP load generator, and `go tool pprof` reading --format pprof.
+command -v wrk >/dev/null || missing+=(wrk)
+command -v go >/dev/null || missing+=(golang-go)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

@@ -36,8 +36,53 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            eprintln!("perfpy: {e:#}");
+            eprintln!("perfpy: {}", one_line(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes on one line, each cause once: some errors repeat their source's
+/// message in their own (`failed to fill whole buffer: failed to fill whole buffer`).
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_cause_that_repeats_its_error_is_said_once() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "failed to fill whole buffer",
+        );
+        #[derive(Debug)]
+        struct Wraps(std::io::Error);
+        impl std::fmt::Display for Wraps {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+        impl std::error::Error for Wraps {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = anyhow::Error::new(Wraps(io)).context("reading perf.data");
+        assert_eq!(
+            super::one_line(&e),
+            "reading perf.data: failed to fill whole buffer"
+        );
     }
 }

@@ -3,9 +3,17 @@
 
 use std::path::Path;
 
-/// Whether process `pid` exists (in this PID namespace).
+/// Whether process `pid` exists (in this PID namespace) and has not exited: a zombie, whose
+/// files are closed and who writes nothing more, does not run.
 pub fn running(pid: u32) -> bool {
-    Path::new("/proc").join(pid.to_string()).exists()
+    match std::fs::read_to_string(Path::new("/proc").join(pid.to_string()).join("stat")) {
+        // `pid (comm) S ...`: the state follows the last `)` (comm may hold one).
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_none_or(|state| state != "Z" && state != "X"),
+        Err(_) => Path::new("/proc").join(pid.to_string()).exists(),
+    }
 }
 
 /// The `NSpid:` line of a `/proc/<pid>/status`: the process's pid in each PID namespace it
@@ -46,6 +54,19 @@ mod tests {
         assert_eq!(ns_pids(status), [4242, 17, 1]);
         assert_eq!(ns_pids("Name:\tx\n"), Vec::<i32>::new());
         assert!(running(std::process::id()));
+        // A child that exited but was not waited for is a zombie: not running.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        for _ in 0..200 {
+            let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+            if state.contains(") Z") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!running(pid));
+        child.wait().unwrap();
+        assert!(!running(pid));
         assert_eq!(namespace_pid(std::process::id() as i32), None);
         assert!(own_namespace_depth().is_some_and(|d| d >= 1));
     }

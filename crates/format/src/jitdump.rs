@@ -102,7 +102,8 @@ pub struct CodeLoad<'a> {
     pub code_addr: u64,
     /// Unique, increasing index; perf names the injected ELF `jitted-<pid>-<index>.so`.
     pub code_index: u64,
-    /// Symbol name (a NUL is appended).
+    /// Symbol name (a NUL is appended; line breaks and NULs inside it are escaped as in the
+    /// perf map, by [`crate::perf_map::symbol_name`]).
     pub name: &'a str,
     /// The code bytes as perf should see them.
     pub code: &'a [u8],
@@ -110,7 +111,8 @@ pub struct CodeLoad<'a> {
 
 /// Appends a `JIT_CODE_LOAD` record.
 pub fn write_code_load(out: &mut Vec<u8>, timestamp: u64, load: &CodeLoad<'_>) {
-    let name = load.name.as_bytes();
+    let name = crate::perf_map::symbol_name(load.name);
+    let name = name.as_bytes();
     let total = RECORD_HEADER_SIZE + CODE_LOAD_FIXED + name.len() + 1 + load.code.len();
     record_header(out, id::CODE_LOAD, total, timestamp);
     put32(out, load.pid);
@@ -119,8 +121,7 @@ pub fn write_code_load(out: &mut Vec<u8>, timestamp: u64, load: &CodeLoad<'_>) {
     put64(out, load.code_addr);
     put64(out, load.code.len() as u64);
     put64(out, load.code_index);
-    // A NUL inside the name would end it early for every reader: replace it.
-    out.extend(name.iter().map(|&b| if b == 0 { b'?' } else { b }));
+    out.extend_from_slice(name);
     out.push(0);
     out.extend_from_slice(load.code);
 }

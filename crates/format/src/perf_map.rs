@@ -7,9 +7,9 @@
 //! as in `py::<module>:<frozen importlib._bootstrap>`). [`write_entry`] produces exactly that,
 //! so every tool that reads CPython's maps reads ours.
 //!
-//! The only character a name cannot carry is a line break: perf would read the rest as a
-//! new, malformed line. [`write_entry`] writes `\n` and `\r` inside a name as the two
-//! characters `\n` / `\r` (CPython writes them raw and corrupts its map).
+//! The only characters a name cannot carry are line breaks, which perf would read as the
+//! start of a new line, and NUL. [`write_entry`] writes them as `\n`, `\r` and `\0` (see
+//! [`symbol_name`]; CPython writes them raw, and a crafted file name forges map entries).
 
 use std::fmt;
 
@@ -63,13 +63,28 @@ pub fn write_entry(out: &mut Vec<u8>, start: u64, size: u64, name: &str) {
 
 /// Appends `name` with its line breaks escaped.
 fn push_name(out: &mut Vec<u8>, name: &str) {
-    for &b in name.as_bytes() {
-        match b {
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            _ => out.push(b),
+    out.extend_from_slice(symbol_name(name).as_bytes());
+}
+
+/// `name` as a symbol every line-based reader keeps whole: a line break (`\n`, `\r`) becomes
+/// the two characters `\n` / `\r`, and a NUL (which ends a C string early) `\0`. A file name
+/// or qualname can hold any of them; written raw, a line break in a file name would let a
+/// script forge a map entry, and would split a folded stack or a `perf script` line. Both
+/// the perf map and the jitdump writers use this.
+pub fn symbol_name(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.bytes().any(|b| matches!(b, b'\n' | b'\r' | 0)) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
         }
     }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Parses one line (without its trailing newline).
@@ -142,6 +157,14 @@ mod tests {
         let l = line(0x10, 8, "py::f:/tmp/a\nb\r.py");
         assert_eq!(l, "10 8 py::f:/tmp/a\\nb\\r.py\n");
         assert_eq!(l.matches('\n').count(), 1);
+        // A file name forging an entry stays inside its own line.
+        let l = line(0x10, 8, "py::f:x\n7f00 10 py::forged:/etc/passwd\0.py");
+        assert_eq!(l, "10 8 py::f:x\\n7f00 10 py::forged:/etc/passwd\\0.py\n");
+        assert_eq!(parse(&l).count(), 1);
+        assert!(matches!(
+            symbol_name("plain"),
+            std::borrow::Cow::Borrowed("plain")
+        ));
     }
 
     #[test]

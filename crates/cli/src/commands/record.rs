@@ -651,6 +651,44 @@ fn record(mut cmd: Command, perf: &Path, output: &Path) -> Result<std::process::
     Ok(status)
 }
 
+/// How long the program's processes that outlive it (a pool's workers, a forkserver) get to
+/// exit after perf has, so that their names can be moved out of /tmp whole.
+const STRAGGLER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for the recorded processes that still run; whether there were any.
+fn wait_for_the_rest(pids: &std::collections::BTreeSet<i32>) -> bool {
+    let alive = || -> Vec<i32> {
+        pids.iter()
+            .copied()
+            .filter(|&p| u32::try_from(p).is_ok_and(procfs::running))
+            .collect()
+    };
+    let mut left = alive();
+    if left.is_empty() {
+        return false;
+    }
+    let started = Instant::now();
+    while !left.is_empty() && started.elapsed() < STRAGGLER_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(50));
+        left = alive();
+    }
+    if !left.is_empty() {
+        let pids: Vec<String> = left.iter().map(i32::to_string).collect();
+        warn(Some(&format!(
+            "process{} {} of the program still run{} {} s after it exited; {} perf map/jitdump              {} copied, and `perfpy clean` removes {} from /tmp once {} exited",
+            if left.len() == 1 { "" } else { "es" },
+            pids.join(", "),
+            if left.len() == 1 { "s" } else { "" },
+            STRAGGLER_TIMEOUT.as_secs(),
+            if left.len() == 1 { "its" } else { "their" },
+            if left.len() == 1 { "is" } else { "are" },
+            if left.len() == 1 { "it" } else { "them" },
+            if left.len() == 1 { "it has" } else { "they have" },
+        )));
+    }
+    true
+}
+
 /// Moves the program's perf maps and jitdumps next to the recording, replacing a previous
 /// recording's (whose names must not name this one's addresses).
 fn keep_names(pids: &[i32], output: &Path) -> Result<()> {
@@ -692,7 +730,12 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     }
     let status = status?;
     drop(setup.hook);
-    let profile = recording::load(&args.output, &[], std::io::stderr().is_terminal())?;
+    let progress = std::io::stderr().is_terminal();
+    let mut profile = recording::load(&args.output, &[], progress)?;
+    if args.pid.is_empty() && wait_for_the_rest(&profile.pids) {
+        // Their names are complete now (an interpreter may buffer its jitdump until exit).
+        profile = recording::load(&args.output, &[], progress)?;
+    }
     if !args.keep_jit_files {
         let pids: Vec<i32> = profile.pids.iter().copied().collect();
         keep_names(&pids, &args.output)?;

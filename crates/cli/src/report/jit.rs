@@ -92,6 +92,17 @@ pub fn load(paths: &[PathBuf]) -> JitInfo {
 }
 
 fn load_map(data: &[u8], path: &Path, info: &mut JitInfo) {
+    let mut data = data;
+    if !data.is_empty() && !data.ends_with(b"\n") {
+        // The writer was stopped mid-line (killed, disk full): the line's name may be cut.
+        let end = data.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        info.problems.push(format!(
+            "{} ends in the middle of a line (its process was stopped while writing it); \
+             that last entry is skipped",
+            path.display()
+        ));
+        data = &data[..end];
+    }
     let text = String::from_utf8_lossy(data);
     let mut bad = 0usize;
     for entry in perf_map::parse(&text) {
@@ -122,6 +133,19 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
             return;
         }
     };
+    let named = path
+        .file_name()
+        .and_then(|n| files::parse_file_name(&n.to_string_lossy()))
+        .map(|(_, pid)| pid);
+    if let Some(pid) = named.filter(|&p| p != parsed.header.pid) {
+        info.problems.push(format!(
+            "{} was written by process {}, not {pid} (its header says so: a copy, or a stale \
+             file of a reused pid); its names are not used",
+            path.display(),
+            parsed.header.pid
+        ));
+        return;
+    }
     if let Some(e) = parsed.error {
         info.problems.push(format!(
             "{}: {e} (the records before it are used)",
@@ -169,7 +193,9 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
                     info.stubs.push(Stub {
                         start: code_addr,
                         end: code_addr + size,
-                        name: Arc::from(name),
+                        // CPython's own dumps carry line breaks raw: they'd split folded
+                        // stacks and text rows.
+                        name: Arc::from(perf_map::symbol_name(&name)),
                         line,
                     });
                 }

@@ -14,6 +14,7 @@
 
 pub mod process;
 pub mod progress;
+pub mod repair;
 pub mod symbolize;
 pub mod unwind;
 
@@ -44,6 +45,15 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if total == 0 {
+        bail!(
+            "{} is empty: perf wrote nothing into it (it was stopped before it started, or \
+             the disk was full). Record again; `perfpy doctor` checks what perf needs",
+            path.display()
+        );
+    }
+    let (file, damage) =
+        repair::open(file, total).with_context(|| format!("cannot read {}", path.display()))?;
     let (counting, pos) = progress::Counting::new(file);
     let PerfFileReader {
         mut perf_file,
@@ -66,6 +76,9 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         }
     }
     let mut profile = Profile::default();
+    if let Some(d) = &damage {
+        profile.stats.problems.push(d.describe());
+    }
     profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
     profile.command = perf_file.cmdline().ok().flatten().map(|args| {
         // `perf record ... -- python app.py` → `python app.py`.
@@ -88,10 +101,20 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     };
     let bar = progress::bar(opts.progress, path, total);
     let mut n = 0u64;
-    while let Some(record) = record_iter
-        .next_record(&mut perf_file)
-        .with_context(|| format!("reading {}", path.display()))?
-    {
+    loop {
+        let record = match record_iter.next_record(&mut perf_file) {
+            Ok(Some(record)) => record,
+            Ok(None) => break,
+            Err(e) => {
+                // A damaged record in the middle: what came before it stands.
+                r.profile.stats.problems.push(format!(
+                    "stopped reading at a damaged record near byte {} of {total} ({e}); the \
+                     report covers the records before it",
+                    pos.get()
+                ));
+                break;
+            }
+        };
         n += 1;
         if let Some(b) = bar.as_ref().filter(|_| n.is_multiple_of(4096)) {
             b.set_position(pos.get());

@@ -36,11 +36,15 @@ pub struct Space {
 
 impl Space {
     /// A forked child's space: the parent's mappings, and the parent's names kept as
-    /// inherited (the child runs the parent's stubs until it makes its own).
+    /// inherited (the child runs the parent's stubs until it makes its own). The parent's
+    /// jitdump marker is not the child's: the child's own names are in its own file, and
+    /// taking the parent's as the child's would name the child's new stubs after whatever the
+    /// parent put at the same addresses after the fork.
     fn forked(&self) -> Space {
         let mut s = self.clone();
         let own = s.jit.take();
         s.inherited.splice(0..0, own);
+        s.marker = None;
         s
     }
 
