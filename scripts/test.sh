@@ -35,18 +35,27 @@ if [ -z "${PERFPY_SKIP_FP_BUILD:-}" ]; then
     scripts/build-fp-python.sh >/dev/null
 fi
 
-# speedscope's published file-format schema, from its npm package.
+# speedscope's npm package: its published file-format schema, and the app itself (loaded in
+# headless Chromium by tests/test_consumers.py).
 schema_dir="$HOME/.cache/perfpy/speedscope"
-if [ ! -f "$schema_dir/package/dist/release/file-format-schema.json" ]; then
-    log "speedscope's file-format schema (npm: speedscope@1.25.0)"
+if [ ! -f "$schema_dir/package/dist/release/index.html" ]; then
+    log "speedscope's schema and app (npm: speedscope@1.25.0)"
     mkdir -p "$schema_dir"
     python3 - "$schema_dir" <<'PY'
 import io, sys, tarfile, urllib.request
 url = "https://registry.npmjs.org/speedscope/-/speedscope-1.25.0.tgz"
 data = urllib.request.urlopen(url, timeout=60).read()
 with tarfile.open(fileobj=io.BytesIO(data)) as t:
-    t.extract("package/dist/release/file-format-schema.json", sys.argv[1])
+    t.extractall(sys.argv[1], filter="data")
 PY
+fi
+
+# samply 0.13.1 (crates.io), which imports perf.data itself: a second reader of perfpy's
+# stubs and names (cached after the first build).
+samply="$HOME/.cache/perfpy/samply/bin/samply"
+if [ ! -x "$samply" ] || ! "$samply" --version | grep -q "0.13.1"; then
+    log "samply 0.13.1 (cargo install, once)"
+    cargo install --quiet --locked samply --version 0.13.1 --root "$HOME/.cache/perfpy/samply"
 fi
 
 # What is tested is what ships: the one wheel (every interpreter's extension and the perfpy

@@ -56,7 +56,8 @@ pub enum Command {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
-    /// perf map where the interpreter has frame pointers, else jitdump (DWARF call graphs).
+    /// jitdump with DWARF call graphs; perf map with --call-graph fp (or where only CPython
+    /// 3.12's trampoline is available).
     Auto,
     /// /tmp/perf-<pid>.map (PYTHONPERFSUPPORT=1).
     Perf,
@@ -79,9 +80,11 @@ pub enum Trampoline {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CallGraph {
-    /// fp where the interpreter has frame pointers, else dwarf.
+    /// dwarf, even where the interpreter has frame pointers: the C extensions it calls
+    /// (numpy, BLAS, most wheels) have none.
     Auto,
-    /// Frame pointers (`perf record -g`): small recordings; needs a frame-pointer build.
+    /// Frame pointers (`perf record -g`): small recordings; needs the interpreter and every
+    /// library the program spends time in built with frame pointers.
     Fp,
     /// Copies of the user stack (`--call-graph dwarf`): works on every build; larger files.
     Dwarf,

@@ -4,20 +4,8 @@
 //! an error's whole cause chain on one line and exits 2 (1 is reserved for "the checks found
 //! a problem").
 
-mod cli;
-mod commands;
-mod dormant;
-mod lend;
-mod perf;
-mod plan;
-mod procfs;
-mod python;
-mod recording;
-mod remote;
-mod report;
-mod switch;
-
 use clap::Parser;
+use perfpy_cli::{cli, commands};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {

@@ -90,7 +90,9 @@ impl Plan {
 /// warning if the user forces frame pointers where there are none.
 pub fn call_graph(asked: CallGraphArg, fp: &FramePointers) -> (CallGraph, Option<String>) {
     match asked {
-        CallGraphArg::Auto if fp.present => (CallGraph::FramePointers, None),
+        // Frame pointers in the interpreter are not enough: the C extensions a program calls
+        // (numpy, its BLAS, anything from PyPI) are built without them, and a frame-pointer
+        // walk loses the Python stack under them. DWARF unwinds through both.
         CallGraphArg::Auto | CallGraphArg::Dwarf => (CallGraph::Dwarf, None),
         CallGraphArg::Fp => (
             CallGraph::FramePointers,
@@ -192,6 +194,14 @@ pub fn plan(
         fp.evidence
     )];
     let (call_graph, warning) = call_graph(asked_call_graph, fp);
+    if fp.present && asked_call_graph == CallGraphArg::Auto {
+        reasons.push(
+            "DWARF call graphs all the same: C extensions (numpy, BLAS, most of PyPI) have no \
+             frame pointers, and only DWARF unwinds the Python stack through them \
+             (--call-graph fp: smaller recordings, if everything the program runs has them)"
+                .into(),
+        );
+    }
     let chosen = match backend {
         BackendArg::Auto
             if call_graph == CallGraph::FramePointers && available(Backend::PerfMap) =>
@@ -199,7 +209,7 @@ pub fn plan(
             reasons.push(
                 "frame-pointer call graphs with the perf map: the smallest recordings, and \
                  perf report reads them as they are (time inside a library built without \
-                 frame pointers has no stack there: --call-graph dwarf records those too)"
+                 frame pointers has no stack there)"
                     .into(),
             );
             Backend::PerfMap
@@ -370,10 +380,10 @@ mod tests {
                 true,
                 false,
                 true,
-                PerfMap,
-                Fp,
+                Jitdump,
+                Dwarf,
                 Perfpy,
-                ("PERFPY_BACKEND", "perf"),
+                ("PERFPY_BACKEND", "perf_jit"),
             ),
             (
                 "3.11.7",
@@ -390,10 +400,10 @@ mod tests {
                 true,
                 false,
                 true,
-                PerfMap,
-                Fp,
+                Jitdump,
+                Dwarf,
                 Perfpy,
-                ("PERFPY_BACKEND", "perf"),
+                ("PERFPY_BACKEND", "perf_jit"),
             ),
             (
                 "3.12.1",
@@ -411,7 +421,7 @@ mod tests {
                 true,
                 true,
                 PerfMap,
-                Fp,
+                Dwarf,
                 Cpython,
                 ("PYTHONPERFSUPPORT", "1"),
             ),
@@ -440,20 +450,20 @@ mod tests {
                 false,
                 true,
                 true,
-                PerfMap,
-                Fp,
+                Jitdump,
+                Dwarf,
                 Cpython,
-                ("PYTHONPERFSUPPORT", "1"),
+                ("PYTHON_PERF_JIT_SUPPORT", "1"),
             ),
             (
                 "3.13.0",
                 true,
                 true,
                 true,
-                PerfMap,
-                Fp,
+                Jitdump,
+                Dwarf,
                 Perfpy,
-                ("PERFPY_BACKEND", "perf"),
+                ("PERFPY_BACKEND", "perf_jit"),
             ),
             (
                 "3.14.10",
@@ -553,8 +563,23 @@ mod tests {
         .unwrap();
         assert_eq!(
             (p.backend, p.call_graph, p.env()),
-            (Jitdump, Fp, ("PERFPY_BACKEND", "perf_jit"))
+            (Jitdump, Dwarf, ("PERFPY_BACKEND", "perf_jit"))
         );
+        assert!(p
+            .reasons
+            .iter()
+            .any(|r| r.contains("DWARF call graphs all the same")));
+        // Frame pointers on request: the perf map, perf's own -g.
+        let p = plan(
+            asked(BackendArg::Auto, CallGraphArg::Fp),
+            &f,
+            &no_lend(),
+            &fp(true),
+            None,
+        )
+        .unwrap();
+        assert_eq!((p.backend, p.call_graph), (PerfMap, Fp));
+        assert!(p.warnings.is_empty(), "{p:?}");
         let p = plan(
             asked(BackendArg::Auto, CallGraphArg::Dwarf),
             &f,

@@ -20,13 +20,20 @@ pub const MAX_DEPTH: usize = 2048;
 pub trait Arch {
     /// The name perf.data gives it (`uname -m`).
     const NAME: &'static str;
-    type Regs;
+    type Regs: Clone;
     type Cache: Default;
     type Unwinder: Unwinder<Module = Module<Bytes>, UnwindRegs = Self::Regs, Cache = Self::Cache>
         + Default;
     /// The instruction pointer, stack pointer and framehop's registers, from perf's sampled
     /// user registers.
     fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)>;
+    /// One step by the frame pointer, for a frame whose CFI framehop can't follow: the
+    /// return address, with `regs` moved to the caller. `None` if the frame pointer doesn't
+    /// point into the copied stack above the stack pointer.
+    fn frame_pointer_step(
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64>;
 }
 
 /// x86_64: instruction, stack and frame pointer.
@@ -48,6 +55,23 @@ impl Arch for X86_64 {
             regs.get(PERF_REG_X86_BP)?,
         );
         Some((ip, sp, framehop::x86_64::UnwindRegsX86_64::new(ip, sp, bp)))
+    }
+
+    fn frame_pointer_step(
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64> {
+        // `push rbp; mov rbp, rsp`: [rbp] is the caller's rbp, [rbp + 8] the return address.
+        let (sp, bp) = (regs.sp(), regs.bp());
+        if bp < sp || bp % 8 != 0 {
+            return None;
+        }
+        let ra = read(bp.checked_add(8)?).ok()?;
+        let caller_bp = read(bp).ok()?;
+        regs.set_ip(ra);
+        regs.set_sp(bp + 16);
+        regs.set_bp(caller_bp);
+        Some(ra)
     }
 }
 
@@ -71,31 +95,54 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
         proc.cache = A::Cache::default();
     }
     let unwinder = proc.unwinder.as_ref()?;
-    let mut it = unwinder.iter_frames(ip, unwind_regs, &mut proc.cache, &mut read_stack);
+    let space = &proc.space;
+    let mut regs = unwind_regs;
+    let mut address = FrameAddress::from_instruction_pointer(ip);
     let mut frames = Vec::with_capacity(64);
     let mut truncated = false;
-    loop {
-        match it.next() {
-            Ok(Some(f)) => {
-                frames.push(match f {
-                    FrameAddress::InstructionPointer(a) => (a, false),
-                    FrameAddress::ReturnAddress(a) => (a.get(), true),
-                });
-                if frames.len() >= MAX_DEPTH {
-                    break;
+    while frames.len() < MAX_DEPTH {
+        frames.push(match address {
+            FrameAddress::InstructionPointer(a) => (a, false),
+            FrameAddress::ReturnAddress(a) => (a.get(), true),
+        });
+        let before = regs.clone();
+        let ra = match unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack) {
+            Ok(Some(ra)) if is_code(space, ra) => ra,
+            Ok(None) => break,
+            // framehop follows most CFI, but not all: a CFA that needs memory (GCC's stack
+            // realignment, as in numpy's AVX sorts) gives an error or a return address outside
+            // any code. Those frames keep rbp as a frame pointer: step by it instead, and keep
+            // the step only if it lands in code.
+            _ => {
+                regs = before;
+                match A::frame_pointer_step(&mut regs, &mut read_stack) {
+                    Some(ra) if is_code(space, ra) => ra,
+                    _ => {
+                        truncated = frames.len() <= 1;
+                        break;
+                    }
                 }
             }
-            Ok(None) => break,
-            Err(_) => {
-                truncated = frames.len() <= 1;
-                break;
-            }
+        };
+        match FrameAddress::from_return_address(ra) {
+            Some(next) => address = next,
+            None => break,
         }
     }
     Some(Unwound { frames, truncated })
 }
 
 /// framehop's unwinder for `space`.
+/// Whether `addr` is in one of `space`'s executable mappings or Python stubs.
+fn is_code(space: &Space, addr: u64) -> bool {
+    let maps = &space.mappings;
+    let i = maps.partition_point(|m| m.start <= addr);
+    i > 0 && addr < maps[i - 1].end
+        || space
+            .jit_infos()
+            .any(|j| crate::report::jit::find(&j.stubs, addr).is_some())
+}
+
 fn build<A: Arch>(space: &Space) -> A::Unwinder {
     let mut modules: Vec<Module<Bytes>> = Vec::new();
     for m in &space.mappings {

@@ -1,0 +1,172 @@
+"""perfpy's output opened by the tools people already use, each installed by scripts/test.sh
+from a registry: `go tool pprof` (Debian's golang-go), samply 0.13.1 (crates.io), the
+speedscope app (npm) and the flamegraph SVG's own search, both in headless Chromium."""
+
+import gzip
+import http.server
+import json
+import os
+import re
+import socketserver
+import subprocess
+import threading
+
+import pytest
+
+from conftest import PYTHONS, SEED
+from recording import CACHE, CLI_MARKS, perfpy, python_rows, record, shutil_which
+
+pytestmark = CLI_MARKS + [
+    pytest.mark.skipif(os.environ.get("PERFPY_FORMAT_READERS") == "host",
+                       reason="the consumers (go, samply, Chromium, speedscope) are installed on "
+                              "the host, whose run checks them; this run is in the sid root"),
+]
+
+SPEEDSCOPE_APP = os.path.join(CACHE, "speedscope", "package", "dist", "release")
+SAMPLY = os.path.join(CACHE, "samply", "bin", "samply")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.fixture(scope="module")
+def seed(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("consumers")
+    record(tmp, PYTHONS[-1].path, "--backend", "perf-jit")
+    return tmp
+
+
+def text_report(tmp):
+    r = perfpy("report", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    total = int(re.match(r"(\d+) samples", r.stdout).group(1))
+    native = {}
+    inside = False
+    for line in r.stdout.splitlines():
+        if line.startswith("native code"):
+            inside = True
+            continue
+        m = re.match(r"^\s+([\d.]+)%\s+([\d.]+)%\s+(\d+)\s+(\S+)", line)
+        if inside and m:
+            native[m.group(4)] = int(m.group(3))
+    return total, python_rows(r.stdout), native
+
+
+def chromium():
+    c = shutil_which("chromium")
+    if not c:
+        pytest.fail("chromium is missing: scripts/test.sh installs Debian's chromium")
+    return c
+
+
+def test_go_tool_pprof_agrees_on_totals_and_top_functions(seed):
+    go = shutil_which("go")
+    if not go:
+        pytest.fail("go is missing: scripts/test.sh installs Debian's golang-go")
+    r = perfpy("report", "--format", "pprof", "-o", "out.pb.gz", cwd=seed)
+    assert r.returncode == 0, r.stderr
+    top = subprocess.run([go, "tool", "pprof", "-sample_index=0", "-top", "-nodecount=500",
+                          str(seed / "out.pb.gz")], capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, HOME=str(seed / "home")))
+    assert top.returncode == 0, top.stderr
+    total, rows, native = text_report(seed)
+    assert re.search(r"Total samples = %d\b" % total, top.stdout), top.stdout[:500]
+    flat, cum = {}, {}
+    for line in top.stdout.splitlines():
+        m = re.match(r"^\s+(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+(.+?)\s*$", line)
+        if m:
+            flat[m.group(3)], cum[m.group(3)] = int(m.group(1)), int(m.group(2))
+    # The hottest native function (the leaf of most samples) is pprof's top flat row too.
+    hottest = max(native, key=native.get)
+    assert flat.get(hottest) == native[hottest], (hottest, native[hottest], flat.get(hottest))
+    # Each Python function's total is pprof's cumulative count.
+    for _, _, samples_total, func, _ in rows[:5]:
+        pass
+    for row in rows[:5]:
+        func, total_pct = row[3], row[1]
+        assert func in cum, (func, sorted(cum)[:20])
+        assert abs(100.0 * cum[func] / total - total_pct) <= 0.1, (func, cum[func], total_pct)
+
+
+def test_samply_imports_the_recording_with_the_python_names(tmp_path):
+    if not os.path.exists(SAMPLY):
+        pytest.fail("samply is missing at %s: scripts/test.sh installs it (cargo install "
+                    "samply --version 0.13.1)" % SAMPLY)
+    # samply reads the names from /tmp, where the program wrote them: keep them there.
+    record(tmp_path, PYTHONS[-1].path, "--backend", "perf-jit", "--keep-jit-files")
+    out = tmp_path / "samply.json.gz"
+    r = subprocess.run([SAMPLY, "import", str(tmp_path / "perf.data"), "--save-only", "-o",
+                        str(out)], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, HOME=str(tmp_path / "home")))
+    assert r.returncode == 0, r.stderr
+    data = out.read_bytes()
+    profile = json.loads(gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data)
+    samples = 0
+    names = set()
+    for thread in profile["threads"]:
+        samples += thread["samples"]["length"]
+        strings = thread.get("stringArray") or profile.get("shared", {}).get("stringArray", [])
+        names.update(s for s in strings if s.startswith("py::"))
+    total, _, _ = text_report(tmp_path)
+    assert samples == total, (samples, total)
+    for f in ("foo", "bar", "baz"):
+        assert any(n.startswith("py::%s:%s" % (f, SEED)) for n in names), sorted(names)[:20]
+
+
+def test_flamegraph_search_finds_a_python_function_in_chromium(seed):
+    r = perfpy("report", "--format", "flamegraph", "-o", "fg.svg", cwd=seed)
+    assert r.returncode == 0, r.stderr
+    _, rows, _ = text_report(seed)
+    foo = [row for row in rows if row[3] == "py::foo"][0]
+    dom = subprocess.run([chromium()] + CHROMIUM_FLAGS + [
+        "--user-data-dir=%s" % (seed / "chromium-search"), "--dump-dom",
+        (seed / "fg.svg").as_uri() + "?s=py::foo"], capture_output=True, text=True,
+        timeout=120).stdout
+    # The SVG's own search ran (its ?s= parameter): it highlights and reports the share.
+    m = re.search(r'id="matched"[^>]*>Matched: ([\d.]+)%<', dom)
+    assert m, dom[-2000:]
+    assert abs(float(m.group(1)) - foo[1]) <= 0.2, (m.group(1), foo)
+    assert "rgb(230,0,230)" in dom
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def test_speedscope_app_draws_the_profile(seed):
+    if not os.path.exists(os.path.join(SPEEDSCOPE_APP, "index.html")):
+        pytest.fail("the speedscope app is missing at %s: scripts/test.sh unpacks the npm "
+                    "package" % SPEEDSCOPE_APP)
+    from PIL import Image
+    r = perfpy("report", "--format", "speedscope", "-o", "profile.json", cwd=seed)
+    assert r.returncode == 0, r.stderr
+    site = seed / "site"
+    if not site.exists():
+        os.symlink(SPEEDSCOPE_APP, site)
+    os.replace(seed / "profile.json", os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json"))
+    handler = lambda *a: _Quiet(*a, directory=SPEEDSCOPE_APP)
+    with socketserver.TCPServer(("127.0.0.1", 0), handler) as httpd:
+        port = httpd.server_address[1]
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        try:
+            url = "http://127.0.0.1:%d/index.html#profileURL=http://127.0.0.1:%d/" \
+                  "perfpy-test-profile.json" % (port, port)
+            shot = seed / "speedscope.png"
+            subprocess.run([chromium()] + CHROMIUM_FLAGS + [
+                "--user-data-dir=%s" % (seed / "chromium-speedscope"),
+                "--window-size=1200,800", "--virtual-time-budget=10000",
+                "--screenshot=%s" % shot, url], capture_output=True, timeout=120)
+        finally:
+            httpd.shutdown()
+            os.unlink(os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json"))
+    img = Image.open(shot).convert("RGB")
+    # The flame chart: many distinct saturated colours in the chart area (an empty or
+    # failed load is a plain page with a message).
+    colours = set()
+    for x in range(0, 1200, 6):
+        for y in range(150, 780, 6):
+            px = img.getpixel((x, y))
+            if max(px) - min(px) > 60:
+                colours.add(px)
+    assert len(colours) >= 8, len(colours)
