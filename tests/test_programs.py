@@ -274,10 +274,13 @@ def test_numpy_stacks_reach_blas_under_the_python_caller(py, tmp_path):
     # py::sort → numpy's sort.
     assert share(lambda s: chain(s, py_frame("sort"), lambda f: "PyArray_Sort" in f or
                                  "array_sort" in f)) > 0.005
-    # Time on the main thread keeps its Python caller, but for a known part: numpy's AVX2
-    # sort realigns its stack with CFI that framehop can't evaluate (a CFA read from memory);
-    # the frame-pointer fallback gets those stacks as far as np::qsort_simd, not further. On
-    # 3.12 that is about a fifth of this program's main-thread samples.
-    main = [s for s in counts if not s.startswith("clone3;") and "blas_thread" not in s]
+    # Through numpy's AVX2 sort too, whose realigned stack has a CFA read from memory
+    # (framehop alone lost about a fifth of the main thread's samples there).
+    assert share(lambda s: chain(s, py_frame("sort"), lambda f: "array_sort" in f,
+                                 lambda f: "qsort_simd" in f, lambda f: "partition" in f)) > 0.02
+    # Time on the main thread keeps its Python caller: all but start-up and OpenBLAS's
+    # assembly kernels, which have no CFI.
+    main = [s for s in counts if not s.startswith("clone3;") and "blas_thread" not in s
+            and s.split(";")[0] != "dgemm_kernel_HASWELL"]
     with_py = sum(counts[s] for s in main if "py::" in s)
-    assert with_py >= 0.65 * sum(counts[s] for s in main), sorted(main, key=counts.get)[-5:]
+    assert with_py >= 0.9 * sum(counts[s] for s in main), sorted(main, key=counts.get)[-5:]

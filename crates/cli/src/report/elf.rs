@@ -10,6 +10,13 @@ use std::sync::Arc;
 /// Section bytes shared by every process that maps the file.
 pub type Bytes = Arc<[u8]>;
 
+/// An ELF file's call frame information, by address.
+pub struct EhFrameSections<'a> {
+    pub eh_frame: (u64, &'a [u8]),
+    pub eh_frame_hdr: (u64, &'a [u8]),
+    pub text: Option<u64>,
+}
+
 /// CFI for every stub copied from a trampoline template of `code_size` bytes (the same bytes
 /// serve every copy: the FDE's address is relative).
 #[derive(Debug, Clone)]
@@ -175,6 +182,17 @@ impl Elf {
             svma < next && svma - start < 0x10000
         };
         inside.then_some(name)
+    }
+
+    /// `.eh_frame` and `.eh_frame_hdr` (address and bytes each), and `.text`'s address: what
+    /// [`crate::report::read::cfi`] evaluates rules from.
+    pub fn eh_frame(&self) -> Option<EhFrameSections<'_>> {
+        let (eh, hdr) = (self.eh_frame.as_ref()?, self.eh_frame_hdr.as_ref()?);
+        Some(EhFrameSections {
+            eh_frame: (eh.svma.start, &eh.data),
+            eh_frame_hdr: (hdr.svma.start, &hdr.data),
+            text: self.text.as_ref().map(|t| t.svma.start),
+        })
     }
 
     /// The sections framehop unwinds with.

@@ -107,12 +107,15 @@ fn load_map(data: &[u8], path: &Path, info: &mut JitInfo) {
     let mut bad = 0usize;
     for entry in perf_map::parse(&text) {
         match entry {
-            Ok(e) if e.size > 0 => info.stubs.push(Stub {
-                start: e.start,
-                end: e.start + e.size,
-                name: Arc::from(e.name),
-                line: None,
-            }),
+            Ok(e) if e.size > 0 => match user_end(e.start, e.size) {
+                Some(end) => info.stubs.push(Stub {
+                    start: e.start,
+                    end,
+                    name: Arc::from(e.name),
+                    line: None,
+                }),
+                None => bad += 1, // not a user-space range
+            },
             Ok(_) => {}
             Err(_) => bad += 1,
         }
@@ -177,6 +180,15 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
                 ..
             } => {
                 let size = code.len() as u64;
+                let Some(end) = user_end(code_addr, size) else {
+                    info.problems.push(format!(
+                        "{}: a code record at {code_addr:#x} lies outside user space; it is \
+                         skipped",
+                        path.display()
+                    ));
+                    pending = None;
+                    continue;
+                };
                 if let Some((eh_frame, eh_frame_hdr)) = pending.take() {
                     info.unwind.push(StubUnwind {
                         start: code_addr,
@@ -192,7 +204,7 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
                         .map(|(_, l)| l);
                     info.stubs.push(Stub {
                         start: code_addr,
-                        end: code_addr + size,
+                        end,
                         // CPython's own dumps carry line breaks raw: they'd split folded
                         // stacks and text rows.
                         name: Arc::from(perf_map::symbol_name(&name)),
@@ -203,6 +215,13 @@ fn load_dump(data: &[u8], path: &Path, info: &mut JitInfo) {
             _ => {}
         }
     }
+}
+
+/// The end of `[start, start + size)` if the range lies in user space (below 2^57, which
+/// covers x86_64's five-level paging and aarch64's 52-bit addresses). A stub's unwind data
+/// is mapped after its code, so this also keeps that arithmetic from overflowing.
+fn user_end(start: u64, size: u64) -> Option<u64> {
+    start.checked_add(size).filter(|&end| end <= 1 << 57)
 }
 
 /// The stub containing `addr` in a list sorted by start.

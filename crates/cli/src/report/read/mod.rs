@@ -12,6 +12,7 @@
 //! [`process`] keeps the address spaces, [`unwind`] the per-architecture unwinding,
 //! [`symbolize`] the naming, [`progress`] the progress bar.
 
+pub mod cfi;
 pub mod process;
 pub mod progress;
 pub mod repair;

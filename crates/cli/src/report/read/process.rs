@@ -168,7 +168,7 @@ impl<A: Arch> Processes<A> {
             .map_or(start.wrapping_sub(pgoff), |e| e.base_avma(start, pgoff));
         self.get(pid).add_mapping(Mapping {
             start,
-            end: start + len,
+            end: start.saturating_add(len),
             base,
             elf,
             path: Arc::from(path),

@@ -27,10 +27,19 @@ pub trait Arch {
     /// The instruction pointer, stack pointer and framehop's registers, from perf's sampled
     /// user registers.
     fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)>;
+    fn sp(regs: &Self::Regs) -> u64;
     /// One step by the frame pointer, for a frame whose CFI framehop can't follow: the
     /// return address, with `regs` moved to the caller. `None` if the frame pointer doesn't
     /// point into the copied stack above the stack pointer.
     fn frame_pointer_step(
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64>;
+    /// One step by the frame's DWARF rules evaluated in full ([`super::cfi`]), for the frame
+    /// whose pc (or return address - 1) is `lookup`: the return address, `regs` moved.
+    fn full_cfi_step(
+        space: &Space,
+        lookup: u64,
         regs: &mut Self::Regs,
         read: &mut dyn FnMut(u64) -> Result<u64, ()>,
     ) -> Option<u64>;
@@ -57,6 +66,10 @@ impl Arch for X86_64 {
         Some((ip, sp, framehop::x86_64::UnwindRegsX86_64::new(ip, sp, bp)))
     }
 
+    fn sp(regs: &Self::Regs) -> u64 {
+        regs.sp()
+    }
+
     fn frame_pointer_step(
         regs: &mut Self::Regs,
         read: &mut dyn FnMut(u64) -> Result<u64, ()>,
@@ -71,6 +84,25 @@ impl Arch for X86_64 {
         regs.set_ip(ra);
         regs.set_sp(bp + 16);
         regs.set_bp(caller_bp);
+        Some(ra)
+    }
+
+    fn full_cfi_step(
+        space: &Space,
+        lookup: u64,
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64> {
+        let maps = &space.mappings;
+        let i = maps.partition_point(|m| m.start <= lookup).checked_sub(1)?;
+        let m = maps.get(i).filter(|m| lookup < m.end)?;
+        let sections = m.elf.as_ref()?.eh_frame()?;
+        let svma = lookup.checked_sub(m.base)?;
+        let mut read = |a: u64| read(a).ok();
+        let (ra, sp, bp) = super::cfi::step(&sections, svma, regs.sp(), regs.bp(), &mut read)?;
+        regs.set_ip(ra);
+        regs.set_sp(sp);
+        regs.set_bp(bp);
         Some(ra)
     }
 }
@@ -100,30 +132,57 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
     let mut address = FrameAddress::from_instruction_pointer(ip);
     let mut frames = Vec::with_capacity(64);
     let mut truncated = false;
+    // The previous frame and the registers it was stepped from.
+    let mut prev: Option<(FrameAddress, A::Regs)> = None;
+    let lookup = |a: FrameAddress| match a {
+        FrameAddress::InstructionPointer(a) => a,
+        FrameAddress::ReturnAddress(a) => a.get() - 1,
+    };
     while frames.len() < MAX_DEPTH {
         frames.push(match address {
             FrameAddress::InstructionPointer(a) => (a, false),
             FrameAddress::ReturnAddress(a) => (a.get(), true),
         });
-        let before = regs.clone();
-        let ra = match unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack) {
+        let mut before = regs.clone();
+        let mut step = unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
+        if matches!(step, Ok(Some(ra)) if !is_code(space, ra)) || step.is_err() {
+            // framehop follows most CFI, but not a CFA it must read from memory (GCC's stack
+            // realignment, as in numpy's AVX2 sorts): there it steps by the frame pointer,
+            // which finds the return address but not the stack pointer, and the frame after
+            // goes wrong. Redo the previous frame by its full rules (cfi.rs) and retry.
+            if let Some((paddr, pregs)) = &prev {
+                let mut fixed = pregs.clone();
+                let again = A::full_cfi_step(space, lookup(*paddr), &mut fixed, &mut read_stack);
+                if again == Some(address.address()) && A::sp(&fixed) != A::sp(&before) {
+                    before = fixed.clone();
+                    regs = fixed;
+                    step = unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
+                }
+            }
+        }
+        let ra = match step {
             Ok(Some(ra)) if is_code(space, ra) => ra,
             Ok(None) => break,
-            // framehop follows most CFI, but not all: a CFA that needs memory (GCC's stack
-            // realignment, as in numpy's AVX sorts) gives an error or a return address outside
-            // any code. Those frames keep rbp as a frame pointer: step by it instead, and keep
-            // the step only if it lands in code.
+            // Still no step: this frame's own rules in full, else its frame pointer; a step
+            // counts only if it lands in code.
             _ => {
-                regs = before;
-                match A::frame_pointer_step(&mut regs, &mut read_stack) {
-                    Some(ra) if is_code(space, ra) => ra,
-                    _ => {
+                regs = before.clone();
+                match A::full_cfi_step(space, lookup(address), &mut regs, &mut read_stack)
+                    .filter(|&ra| is_code(space, ra))
+                    .or_else(|| {
+                        regs = before.clone();
+                        A::frame_pointer_step(&mut regs, &mut read_stack)
+                            .filter(|&ra| is_code(space, ra))
+                    }) {
+                    Some(ra) => ra,
+                    None => {
                         truncated = frames.len() <= 1;
                         break;
                     }
                 }
             }
         };
+        prev = Some((address, before));
         match FrameAddress::from_return_address(ra) {
             Some(next) => address = next,
             None => break,
@@ -132,7 +191,6 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
     Some(Unwound { frames, truncated })
 }
 
-/// framehop's unwinder for `space`.
 /// Whether `addr` is in one of `space`'s executable mappings or Python stubs.
 fn is_code(space: &Space, addr: u64) -> bool {
     let maps = &space.mappings;
@@ -143,6 +201,7 @@ fn is_code(space: &Space, addr: u64) -> bool {
             .any(|j| crate::report::jit::find(&j.stubs, addr).is_some())
 }
 
+/// framehop's unwinder for `space`.
 fn build<A: Arch>(space: &Space) -> A::Unwinder {
     let mut modules: Vec<Module<Bytes>> = Vec::new();
     for m in &space.mappings {
