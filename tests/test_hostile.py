@@ -81,3 +81,131 @@ def test_a_recording_of_hostile_names_reports_them(py, tmp_path, backend):
     for f in ("speedscope", "pprof", "firefox", "flamegraph", "text"):
         r = perfpy("report", "--format", f, "-o", str(tmp_path / ("out." + f)), cwd=tmp_path)
         assert r.returncode == 0, (f, r.stderr)
+
+
+# Broken recordings: each gives a report of what can be read and one warning line.
+
+SPIN = '''
+import sys, time
+def work():
+    s = 0
+    for i in range(100000):
+        s += i
+    return s
+end = time.time() + float(sys.argv[1])
+while time.time() < end:
+    work()
+'''
+
+
+def warnings_of(stderr):
+    """perfpy's warnings, but for lost events (a loaded machine's, not the damage's)."""
+    return [l for l in stderr.splitlines()
+            if l.startswith("perfpy: warning:") and "events (the recording couldn't keep up)" not in l]
+
+
+@cli
+def test_perf_killed_mid_run_leaves_a_readable_recording(tmp_path):
+    """SIGKILL to perf: its header still says "no data"; perf script reads nothing of it."""
+    py = PYTHONS[-1]
+    path = script(tmp_path, SPIN)
+    env = child_env(PERFPY_BACKEND="perf_jit")
+    perf = subprocess.Popen(["perf", "record", "-F", "499", "-k", "1", "--call-graph",
+                             "dwarf,16384", "-o", str(tmp_path / "perf.data"), "--", py.path,
+                             path, "6"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    wait_for_samples(str(tmp_path / "perf.data"))
+    time.sleep(1.5)
+    perf.send_signal(signal.SIGKILL)
+    perf.wait()
+    time.sleep(5)  # the program runs on to its end
+    with open(tmp_path / "perf.data", "rb") as f:
+        assert struct.unpack("<Q", f.read(56)[48:56])[0] == 0, "perf finished the header?"
+    r = perfpy("report", "--jit-dir", "/tmp", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[0]) >= 200, r.stdout[:300]
+    assert "py::work" in r.stdout
+    w = warnings_of(r.stderr)
+    assert len(w) == 1 and "perf did not finish writing it" in w[0], r.stderr
+
+
+@cli
+def test_a_recording_cut_short_reads_every_complete_record(tmp_path):
+    record(tmp_path, PYTHONS[-1].path, program=[script(tmp_path, SPIN), "3"])
+    data = (tmp_path / "perf.data").read_bytes()
+    (tmp_path / "cut.data").write_bytes(data[:len(data) * 2 // 3 + 13])
+    shutil.copytree(tmp_path / "perf.data.perfpy", tmp_path / "cut.data.perfpy")
+    full = int(perfpy("report", cwd=tmp_path).stdout.split()[0])
+    r = perfpy("report", "-i", "cut.data", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    cut = int(r.stdout.split()[0])
+    assert 0.5 * full <= cut < full, (cut, full)
+    script_samples = subprocess.run(["perf", "script", "-i", str(tmp_path / "cut.data")],
+                                    capture_output=True, text=True).stdout.count("cpu-clock")
+    assert cut >= script_samples, (cut, script_samples)
+    w = warnings_of(r.stderr)
+    assert len(w) == 1 and "cut short" in w[0] and "MB of records after them are missing" in w[0]
+
+
+@cli
+def test_an_empty_recording_is_refused_with_the_reason(tmp_path):
+    (tmp_path / "perf.data").write_bytes(b"")
+    r = perfpy("report", cwd=tmp_path)
+    assert r.returncode == 2 and "is empty: perf wrote nothing into it" in r.stderr, r.stderr
+    assert r.stderr.count("\n") == 1
+
+
+@cli
+def test_binaries_missing_on_this_machine_are_named_once(tmp_path):
+    """A recording from another machine: its binaries aren't here."""
+    exe = tmp_path / "spin-elsewhere"
+    shutil.copy("/bin/dd", exe)
+    r = perfpy("record", "-o", "perf.data", "--call-graph", "dwarf", "--python",
+               PYTHONS[-1].path, "--", str(exe), "if=/dev/zero", "of=/dev/null", "bs=1M",
+               "count=3000", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    os.unlink(exe)
+    r = perfpy("report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[0]) > 50
+    w = warnings_of(r.stderr)
+    assert len(w) == 1 and "can't be read (%s)" % exe in w[0], r.stderr
+
+
+@cli
+def test_a_native_program_reports_its_native_code(tmp_path):
+    r = perfpy("record", "-o", "perf.data", "--python", PYTHONS[-1].path, "--", "/bin/dd",
+               "if=/dev/zero", "of=/dev/null", "bs=1M", "count=3000", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = perfpy("report", cwd=tmp_path)
+    assert r.returncode == 0 and "native code" in r.stdout, r.stdout
+    assert not warnings_of(r.stderr), r.stderr
+
+
+@cli
+@pytest.mark.parametrize("damage", ["map cut mid-line", "dump of another pid"])
+def test_damaged_name_files_give_what_they_hold(tmp_path, damage):
+    backend = "perf" if damage.startswith("map") else "perf-jit"
+    record(tmp_path, PYTHONS[-1].path, "--backend", backend,
+           program=[script(tmp_path, SPIN), "2"])
+    side = tmp_path / "perf.data.perfpy"
+    (name,) = [n for n in os.listdir(side) if n.endswith(".map" if backend == "perf" else ".dump")]
+    f = side / name
+    data = f.read_bytes()
+    if backend == "perf":
+        # What a process killed in the middle of writing a line leaves.
+        f.write_bytes(data + b"7f00dead0000 20 py::cut_sho")
+        expect = "ends in the middle of a line"
+    else:
+        pid = int(re.search(r"(\d+)", name).group(1))
+        other = bytearray(data)
+        other[20:24] = struct.pack("<I", pid + 1)
+        f.write_bytes(bytes(other))
+        expect = "was written by process %d, not %d" % (pid + 1, pid)
+    r = perfpy("report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    w = warnings_of(r.stderr)
+    assert any(expect in l for l in w), r.stderr
+    assert len([l for l in w if expect in l]) == 1
+    if backend == "perf":
+        assert "py::work" in r.stdout and "cut_sho" not in r.stdout

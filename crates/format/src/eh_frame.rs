@@ -122,7 +122,10 @@ pub fn cpython_x86_64_trampoline_unwind_info(template: &[u8]) -> Option<StubUnwi
     unwind_info(Arch::X86_64, template.len(), &rows).ok()
 }
 
-fn unwind_info(
+/// CFI for `code_size` bytes of code with the given rows (`(code offset, instruction)`, on top
+/// of the architecture's CIE), laid out as a stub's: the code, `.eh_frame` at
+/// `round8(code_size)`, then `.eh_frame_hdr`. For tests of CFI readers.
+pub fn unwind_info(
     arch: Arch,
     code_size: usize,
     rows: &[(u32, CallFrameInstruction)],

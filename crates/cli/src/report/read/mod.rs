@@ -16,6 +16,7 @@ pub mod cfi;
 pub mod process;
 pub mod progress;
 pub mod repair;
+pub mod sanitize;
 pub mod symbolize;
 pub mod unwind;
 
@@ -53,8 +54,8 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
             path.display()
         );
     }
-    let (file, damage) =
-        repair::open(file, total).with_context(|| format!("cannot read {}", path.display()))?;
+    let (file, damage) = repair::open(file, total)
+        .with_context(|| format!("{} is not a perf.data file perfpy can read", path.display()))?;
     let (counting, pos) = progress::Counting::new(file);
     let PerfFileReader {
         mut perf_file,

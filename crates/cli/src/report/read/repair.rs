@@ -59,14 +59,17 @@ pub struct Repaired {
 /// Opens `file` (`len` bytes) for reading its records, repairing its header if it needs it.
 pub fn open(file: File, len: u64) -> std::io::Result<(Repaired, Option<Damage>)> {
     let mut header = [0u8; HEADER_LEN];
-    let damage = match file.read_exact_at(&mut header, 0) {
-        Ok(()) if &header[..8] == b"PERFILE2" => check(&file, len, &mut header)?,
+    let (damage, sanitized) = match file.read_exact_at(&mut header, 0) {
+        Ok(()) if &header[..8] == b"PERFILE2" => {
+            let damage = check(&file, len, &mut header)?;
+            (damage, super::sanitize::check(&file, len, &mut header)?)
+        }
         // Too short, big-endian or not perf.data at all: let the parser say what it is.
-        _ => None,
+        _ => (None, false),
     };
     let repaired = Repaired {
         file,
-        header: damage.is_some().then_some(header),
+        header: (damage.is_some() || sanitized).then_some(header),
         pos: 0,
     };
     Ok((repaired, damage))
@@ -186,7 +189,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A perf.data-shaped file: a header, 16 bytes of attrs, records of `sizes`, then
+    /// Where the test files' records start: the header, then one 80-byte attribute entry.
+    const DATA0: u64 = HEADER_LEN as u64 + 80;
+
+    /// A perf.data-shaped file: a header, one attribute entry, records of `sizes`, then
     /// `tail` bytes (the feature table), with the header's data size `said`.
     fn file(sizes: &[u16], said: Option<u64>, features: u8, cut: u64) -> (File, u64) {
         let data: Vec<u8> = sizes
@@ -198,15 +204,19 @@ mod tests {
                 r
             })
             .collect();
-        let offset = HEADER_LEN as u64 + 16;
+        let offset = DATA0;
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(b"PERFILE2");
         h[DATA_OFFSET..DATA_OFFSET + 8].copy_from_slice(&offset.to_le_bytes());
         let size = said.unwrap_or(data.len() as u64);
         h[DATA_SIZE..DATA_SIZE + 8].copy_from_slice(&size.to_le_bytes());
         h[FEATURES.start] = features;
+        h[16..24].copy_from_slice(&80u64.to_le_bytes()); // attr_size
+        h[24..32].copy_from_slice(&(HEADER_LEN as u64).to_le_bytes()); // attrs: offset
+        h[32..40].copy_from_slice(&80u64.to_le_bytes()); // attrs: size
         let mut bytes = h.to_vec();
-        bytes.extend([0u8; 16]);
+        // One event's attr (64 bytes) and its ids' file section (empty).
+        bytes.extend([0u8; 80]);
         bytes.extend(&data);
         bytes.extend(vec![0u8; 16 * features.count_ones() as usize]);
         bytes.truncate(bytes.len() - cut as usize);
@@ -253,14 +263,14 @@ mod tests {
         let (mut r, damage) = open(f, len).unwrap();
         let d = damage.unwrap();
         assert!(!d.unfinished);
-        assert_eq!(d.readable, 120 + 64);
+        assert_eq!(d.readable, DATA0 + 64);
         assert_eq!(d.cut_bytes, 10 + 6);
         let h = served_header(&mut r);
         assert_eq!(u64_at(&h, DATA_SIZE), 64);
         assert!(h[FEATURES].iter().all(|&b| b == 0));
         // Past the header, the file's own bytes.
         let mut rec = [0u8; 8];
-        r.seek(SeekFrom::Start(120 + 24)).unwrap();
+        r.seek(SeekFrom::Start(DATA0 + 24)).unwrap();
         r.read_exact(&mut rec).unwrap();
         assert_eq!(u16::from_le_bytes([rec[6], rec[7]]), 40);
     }
@@ -272,7 +282,7 @@ mod tests {
         let (mut r, damage) = open(f, len).unwrap();
         let d = damage.unwrap();
         assert!(d.unfinished);
-        assert_eq!(d.readable, 120 + 64);
+        assert_eq!(d.readable, DATA0 + 64);
         assert_eq!(d.cut_bytes, 13);
         assert_eq!(u64_at(&served_header(&mut r), DATA_SIZE), 64);
         assert!(d.describe().contains("perf did not finish writing it"));
@@ -284,6 +294,6 @@ mod tests {
         // A zero size after the records (what a preallocated, unwritten tail reads as).
         f.write_all_at(&[0u8; 64], len).unwrap();
         let (_, damage) = open(f, len + 64).unwrap();
-        assert_eq!(damage.unwrap().readable, 120 + 64);
+        assert_eq!(damage.unwrap().readable, DATA0 + 64);
     }
 }

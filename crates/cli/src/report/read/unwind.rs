@@ -156,7 +156,8 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
                 if again == Some(address.address()) && A::sp(&fixed) != A::sp(&before) {
                     before = fixed.clone();
                     regs = fixed;
-                    step = unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
+                    step =
+                        unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
                 }
             }
         }
