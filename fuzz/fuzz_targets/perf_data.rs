@@ -2,8 +2,8 @@
 //! naming, and every output format.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
 use clap::ValueEnum;
+use libfuzzer_sys::fuzz_target;
 use perfpy_cli::report::{output, read, NativeView};
 
 fuzz_target!(|data: &[u8]| {
