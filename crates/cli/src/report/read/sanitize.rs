@@ -42,7 +42,7 @@ pub fn check(file: &File, len: u64, header: &mut [u8; 104]) -> std::io::Result<b
     let attr_size = u64_at(header, ATTR_SIZE);
     let (attrs, attrs_size) = (u64_at(header, ATTRS), u64_at(header, ATTRS + 8));
     // Each attribute entry: the attr, then the file section of its ids.
-    if attr_size < 16 + 64 || attr_size > 4096 || !within(attrs, attrs_size, len) {
+    if !(16 + 64..=4096).contains(&attr_size) || !within(attrs, attrs_size, len) {
         return Err(invalid(format!(
             "its attribute section ({attrs_size} bytes of {attr_size}-byte entries at {attrs}) \
              does not fit in its {len} bytes"
