@@ -32,6 +32,8 @@ pub struct Space {
     pub inherited: Vec<Arc<JitInfo>>,
     /// Where the process mapped its jitdump (its marker mapping), if it did.
     pub marker: Option<PathBuf>,
+    /// Anonymous executable mappings (JIT code: the stubs' arenas), sorted by start.
+    pub anon_code: Vec<(u64, u64)>,
 }
 
 impl Space {
@@ -160,7 +162,16 @@ impl<A: Arch> Processes<A> {
             return;
         }
         if !path.starts_with('/') || path.starts_with("//") {
-            return; // [vdso], //anon, [heap]: framehop falls back to frame pointers there
+            // [vdso], //anon, [heap]: framehop falls back to frame pointers there. Anonymous
+            // code is still code, for the unwinder's checks (named or not).
+            if path.starts_with("//anon") || path.is_empty() || path.starts_with("[anon") {
+                let code = &mut self.get(pid).space.anon_code;
+                let end = start.saturating_add(len);
+                code.retain(|&(s, e)| e <= start || s >= end);
+                let at = code.partition_point(|&(s, _)| s < start);
+                code.insert(at, (start, end));
+            }
+            return;
         }
         let elf = self.elf(pid, path, stats);
         let base = elf
