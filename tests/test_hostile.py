@@ -70,7 +70,10 @@ def cli(test):
 
 @cli
 @pytest.mark.parametrize("backend", ["perf", "perf_jit"])
+@pytest.mark.parametrize("py", sorted({PYTHONS[0], PYTHONS[-1]}, key=lambda p: p.version),
+                         ids=lambda p: p.minor)
 def test_a_recording_of_hostile_names_reports_them(py, tmp_path, backend):
+    """Through every output format, on the oldest and newest interpreter of the run."""
     path = script(tmp_path, HOSTILE)
     record(tmp_path, py.path, "--backend", backend.replace("_", "-"),
            program=[path, "3000"])

@@ -83,13 +83,16 @@ def load(port, seconds=LOAD_SECONDS, path="/"):
 
 
 def serve(tmp_path, argv, port, backend):
-    """`perfpy record` running the server `argv`, loaded by wrk, then stopped with Ctrl-C."""
+    """`perfpy record` running the server `argv`, loaded by wrk, then stopped with Ctrl-C.
+    The WSGI app counts each process's requests into tmp_path/served/<pid>."""
     (tmp_path / "home").mkdir(exist_ok=True)
+    (tmp_path / "served").mkdir(exist_ok=True)
     before = tmp_files()
     rec = subprocess.Popen(
         [os.environ.get("PERFPY_CLI") or __import__("conftest").PERFPY, "record", "-F", "199",
          "--backend", backend, "-o", "perf.data", "--"] + argv,
-        cwd=str(tmp_path), env=child_env(HOME=str(tmp_path / "home")),
+        cwd=str(tmp_path), env=child_env(HOME=str(tmp_path / "home"),
+                                          PERFPY_TEST_SERVED=str(tmp_path / "served")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_port(port, rec)
@@ -157,16 +160,22 @@ def test_gunicorn_under_load(py, tmp_path, worker, preload, backend):
     assert stats["non_2xx"] == 0, stats["text"]
     assert stats["errors"] == [0, 0, 0, 0], stats["text"]
     assert not left, "left in /tmp: %s" % sorted(left)
+    print("wrk: %d requests in %d s; %d workers booted" % (
+        stats["requests"], LOAD_SECONDS, len(re.findall(r"Booting worker", err))))
     master = int(re.search(r"\[(\d+)\] \[INFO\] Starting gunicorn", err).group(1))
     workers = [int(p) for p in re.findall(r"Booting worker with pid: (\d+)", err)]
     assert len(workers) >= 3, "no worker was recycled:\n" + err[-3000:]
     stacks = per_pid(tmp_path)
     assert not any(has(s, "app") for s in stacks.get(master, [])), "master ran the app?"
-    # Every worker that served is named, recycled ones included (the last one booted may
-    # only have started up before the shutdown).
-    served = [w for w in workers if any(has(s, "app") for s in stacks.get(w, []))]
-    assert len(served) >= 3 and len(served) >= len(workers) - 2, \
-        {w: len(stacks.get(w, [])) for w in workers}
+    # Every worker that served (by the app's own count) is named, recycled ones included.
+    counts = {int(p.name): int(p.read_text()) for p in (tmp_path / "served").iterdir()}
+    assert set(counts) <= set(workers), (sorted(counts), workers)
+    served = [w for w, n in counts.items() if n >= 200]
+    assert len(served) >= 3, counts
+    unnamed = {w: (counts[w], collections.Counter(";".join(s[-3:]) for s in stacks.get(w, []))
+                   .most_common(3)) for w in served
+               if not any(has(s, "app") for s in stacks.get(w, []))}
+    assert not unnamed, unnamed
     for w in served:
         app = [s for s in stacks[w] if has(s, "app")]
         # Whole stacks: from the app down through the worker loop to the master's

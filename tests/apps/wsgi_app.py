@@ -24,7 +24,21 @@ def encode(obj):
     return json.dumps(obj, sort_keys=True).encode()
 
 
+SERVED = os.environ.get("PERFPY_TEST_SERVED")
+served = 0
+
+
+def count():
+    """Writes how many requests this process has served into $PERFPY_TEST_SERVED/<pid>."""
+    global served
+    served += 1
+    if SERVED and served in (1, 100, 200, 300, 400):
+        with open(os.path.join(SERVED, str(os.getpid())), "w") as f:
+            f.write(str(served))
+
+
 def app(environ, start_response):
+    count()
     body = encode({"html": render_rows(60), "pid": os.getpid()})
     start_response("200 OK", [("Content-Type", "application/json"),
                               ("Content-Length", str(len(body)))])

@@ -175,7 +175,7 @@ impl<A: Arch> Reader<A> {
             }
             EventRecord::Fork(f) => {
                 self.profile.pids.insert(f.pid);
-                self.procs.fork(f.pid, f.ppid);
+                self.procs.fork(f.pid, f.ppid, &mut self.profile.stats);
                 if let Some(name) = self.profile.process_names.get(&f.ppid).cloned() {
                     self.profile.thread_names.entry(f.tid).or_insert(name);
                 }

@@ -129,10 +129,14 @@ impl<A: Arch> Processes<A> {
         self.procs.insert(pid, Proc::new(Space::default()));
     }
 
-    /// `FORK`: the child starts with a copy of its parent's space.
-    pub fn fork(&mut self, pid: i32, ppid: i32) {
+    /// `FORK`: the child starts with a copy of its parent's space, names included (looked up
+    /// now if the parent had no sample yet: the child runs the parent's stubs).
+    pub fn fork(&mut self, pid: i32, ppid: i32, stats: &mut Stats) {
         if pid == ppid || self.procs.contains_key(&pid) {
             return;
+        }
+        if self.procs.contains_key(&ppid) {
+            self.with_names(ppid, stats);
         }
         let space = self
             .procs
