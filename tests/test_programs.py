@@ -205,8 +205,11 @@ def test_aiohttp_under_load(py, tmp_path):
                   has(s, "BaseEventLoop.run_forever")]
     assert len(under_loop) >= 0.8 * len(handler), handler[:2]
     assert any(has(s, "compute") and has(s, "checksum") for s in handler)
-    rows = python_rows(perfpy("report", cwd=tmp_path).stdout)
-    assert any(r[3] == "py::handle" for r in rows)
+    # The table is ranked by self time, and the handler's own is small (its callees do the
+    # work), so it is asked for whole: the row is there, with the handler's total.
+    rows = python_rows(perfpy("report", "--top", "100000", cwd=tmp_path).stdout)
+    totals = [r[1] for r in rows if r[3] == "py::handle"]
+    assert totals and totals[0] >= 80 * len(handler) / len(stacks), (totals, rows[:5])
 
 
 @pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
