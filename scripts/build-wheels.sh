@@ -42,6 +42,9 @@ export PATH="$tools/bin:$PATH"
 target="${CARGO_TARGET_DIR:-$here/target}"
 mkdir -p "$target"
 target="$(cd "$target" && pwd)"
+# Everything is built from a mirror of the workspace at a fixed path inside it, so that a fresh
+# clone rebuilds only the crates whose files changed (scripts/build-tree.py says why).
+tree="$(python3 scripts/build-tree.py "$target/tree")"
 arch="${PERFPY_WHEEL_ARCH:-x86_64}"
 case "$arch" in x86_64|aarch64) ;; *) log "PERFPY_WHEEL_ARCH=$arch: x86_64 or aarch64"; exit 2 ;; esac
 triple="$arch-unknown-linux-gnu"
@@ -60,8 +63,8 @@ mkdir -p "$parts"
 for py in "${pythons[@]}"; do
     tag="$("$py" -c 'import sys; print("cp%d%d" % sys.version_info[:2])')"
     log "the extension for $py (maturin --zig, manylinux2014)"
-    CARGO_TARGET_DIR="$target/wheel/$tag" maturin build --release --quiet --zig \
-        --target "$triple" --compatibility manylinux2014 -o "$parts" -i "$py" >&2
+    (cd "$tree" && CARGO_TARGET_DIR="$target/wheel/$tag" maturin build --release --quiet --zig \
+        --target "$triple" --compatibility manylinux2014 -o "$parts" -i "$py" >&2)
 done
 
 if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
@@ -75,16 +78,17 @@ if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
     fi
     for minor in ${PERFPY_ROOT_MINORS:-3.14 3.15}; do
         log "the extension for CPython $minor inside the sid root"
-        scripts/in-root.sh env PATH="$root_tools/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" \
+        (cd "$tree" && "$here/scripts/in-root.sh" env \
+            PATH="$root_tools/bin:$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" \
             CARGO_TARGET_DIR="$target/sid/cp${minor/./}" "$root_tools/bin/maturin" build \
             --release --quiet --zig --target "$triple" --compatibility manylinux2014 -o "$parts" \
-            -i "python$minor" >&2
+            -i "python$minor" >&2)
     done
 fi
 
 log "the perfpy command (cargo zigbuild, glibc 2.17)"
-CARGO_TARGET_DIR="$target/wheel/cli" cargo zigbuild --release --quiet -p perfpy-cli \
-    --target "$triple.2.17" >&2
+(cd "$tree" && CARGO_TARGET_DIR="$target/wheel/cli" cargo zigbuild --release --quiet \
+    -p perfpy-cli --target "$triple.2.17" >&2)
 cli="$target/wheel/cli/$triple/release/perfpy"
 
 rm -rf "$dist"

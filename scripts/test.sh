@@ -11,7 +11,7 @@
 #   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel (its tests skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-log() { echo "== $*" >&2; }
+log() { echo "== $* (${SECONDS}s)" >&2; }
 
 missing=()
 command -v perf >/dev/null || missing+=(linux-perf)
@@ -77,8 +77,12 @@ if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
 fi
 
 log "cargo test"
-cargo test --workspace --exclude perfpy-ext --quiet
-cargo build --quiet -p perfpy-format --example jitdump_check
+# From the same mirror of the workspace the wheel was built from (scripts/build-tree.py), into
+# the same target directory, so a fresh clone rebuilds only what changed.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
+tree="$(python3 scripts/build-tree.py "$CARGO_TARGET_DIR/tree")"
+(cd "$tree" && cargo test --workspace --exclude perfpy-ext --quiet \
+    && cargo build --quiet -p perfpy-format --example jitdump_check)
 
 log "pytest: CPython 3.8-3.13 and the frame-pointer 3.11, $(perf version)"
 set +e
