@@ -28,6 +28,23 @@ PROFILE_PROTO_DIR = "/usr/share/gocode/src/github.com/google/pprof/proto"
 SEED_CHAIN = ";".join("py::%s:%s" % (f, SEED) for f in ("<module>", "baz", "bar", "foo"))
 
 
+def on_the_host_only(what):
+    """The skip mark of tests whose readers (`what`) scripts/test.sh installs on the host only:
+    the run in the sid root (PERFPY_FORMAT_READERS=host) leaves them to the host's run."""
+    return pytest.mark.skipif(os.environ.get("PERFPY_FORMAT_READERS") == "host",
+                              reason="%s are installed on the host, whose run checks them; this "
+                                     "run is in the sid root" % what)
+
+
+@pytest.fixture(scope="module")
+def seed_recording(tmp_path_factory):
+    """The seed recorded once per test module (perf-jit backend, newest interpreter), in a
+    directory of its own: perf.data, and the report's files next to it."""
+    tmp = tmp_path_factory.mktemp("seed")
+    record(tmp, PYTHONS[-1].path, "--backend", "perf-jit")
+    return tmp
+
+
 def perfpy(*args, cwd, env=None, **kw):
     return subprocess.run([PERFPY] + list(args), cwd=str(cwd), capture_output=True, text=True,
                           env=env or child_env(HOME=str(cwd / "home")), **kw)

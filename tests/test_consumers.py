@@ -14,26 +14,16 @@ import threading
 import pytest
 
 from conftest import PYTHONS, SEED
-from recording import CACHE, CLI_MARKS, perfpy, python_rows, record, shutil_which
+from recording import (CACHE, CLI_MARKS, on_the_host_only, perfpy, python_rows, record,
+                       seed_recording, shutil_which)
 
-pytestmark = CLI_MARKS + [
-    pytest.mark.skipif(os.environ.get("PERFPY_FORMAT_READERS") == "host",
-                       reason="the consumers (go, samply, Chromium, speedscope) are installed on "
-                              "the host, whose run checks them; this run is in the sid root"),
-]
+pytestmark = CLI_MARKS + [on_the_host_only("the consumers (go, samply, Chromium, speedscope)")]
 
 SPEEDSCOPE_APP = os.path.join(CACHE, "speedscope", "package", "dist", "release")
 SAMPLY = os.path.join(CACHE, "samply", "bin", "samply")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
-
-
-@pytest.fixture(scope="module")
-def seed(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("consumers")
-    record(tmp, PYTHONS[-1].path, "--backend", "perf-jit")
-    return tmp
 
 
 def text_report(tmp):
@@ -59,17 +49,18 @@ def chromium():
     return c
 
 
-def test_go_tool_pprof_agrees_on_totals_and_top_functions(seed):
+def test_go_tool_pprof_agrees_on_totals_and_top_functions(seed_recording):
     go = shutil_which("go")
     if not go:
         pytest.fail("go is missing: scripts/test.sh installs Debian's golang-go")
-    r = perfpy("report", "--format", "pprof", "-o", "out.pb.gz", cwd=seed)
+    r = perfpy("report", "--format", "pprof", "-o", "out.pb.gz", cwd=seed_recording)
     assert r.returncode == 0, r.stderr
     top = subprocess.run([go, "tool", "pprof", "-sample_index=0", "-top", "-nodecount=500",
-                          str(seed / "out.pb.gz")], capture_output=True, text=True, timeout=300,
-                         env=dict(os.environ, HOME=str(seed / "home")))
+                          str(seed_recording / "out.pb.gz")], capture_output=True, text=True,
+                         timeout=300,
+                         env=dict(os.environ, HOME=str(seed_recording / "home")))
     assert top.returncode == 0, top.stderr
-    total, rows, native = text_report(seed)
+    total, rows, native = text_report(seed_recording)
     assert re.search(r"Total samples = %d\b" % total, top.stdout), top.stdout[:500]
     flat, cum = {}, {}
     for line in top.stdout.splitlines():
@@ -113,14 +104,14 @@ def test_samply_imports_the_recording_with_the_python_names(tmp_path):
         assert any(n.startswith("py::%s:%s" % (f, SEED)) for n in names), sorted(names)[:20]
 
 
-def test_flamegraph_search_finds_a_python_function_in_chromium(seed):
-    r = perfpy("report", "--format", "flamegraph", "-o", "fg.svg", cwd=seed)
+def test_flamegraph_search_finds_a_python_function_in_chromium(seed_recording):
+    r = perfpy("report", "--format", "flamegraph", "-o", "fg.svg", cwd=seed_recording)
     assert r.returncode == 0, r.stderr
-    _, rows, _ = text_report(seed)
+    _, rows, _ = text_report(seed_recording)
     foo = [row for row in rows if row[3] == "py::foo"][0]
     dom = subprocess.run([chromium()] + CHROMIUM_FLAGS + [
-        "--user-data-dir=%s" % (seed / "chromium-search"), "--dump-dom",
-        (seed / "fg.svg").as_uri() + "?s=py::foo"], capture_output=True, text=True,
+        "--user-data-dir=%s" % (seed_recording / "chromium-search"), "--dump-dom",
+        (seed_recording / "fg.svg").as_uri() + "?s=py::foo"], capture_output=True, text=True,
         timeout=120).stdout
     # The SVG's own search ran (its ?s= parameter): it highlights and reports the share.
     m = re.search(r'id="matched"[^>]*>Matched: ([\d.]+)%<', dom)
@@ -134,17 +125,18 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_speedscope_app_draws_the_profile(seed):
+def test_speedscope_app_draws_the_profile(seed_recording):
     if not os.path.exists(os.path.join(SPEEDSCOPE_APP, "index.html")):
         pytest.fail("the speedscope app is missing at %s: scripts/test.sh unpacks the npm "
                     "package" % SPEEDSCOPE_APP)
     from PIL import Image
-    r = perfpy("report", "--format", "speedscope", "-o", "profile.json", cwd=seed)
+    r = perfpy("report", "--format", "speedscope", "-o", "profile.json", cwd=seed_recording)
     assert r.returncode == 0, r.stderr
-    site = seed / "site"
+    site = seed_recording / "site"
     if not site.exists():
         os.symlink(SPEEDSCOPE_APP, site)
-    os.replace(seed / "profile.json", os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json"))
+    os.replace(seed_recording / "profile.json",
+               os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json"))
     handler = lambda *a: _Quiet(*a, directory=SPEEDSCOPE_APP)
     with socketserver.TCPServer(("127.0.0.1", 0), handler) as httpd:
         port = httpd.server_address[1]
@@ -152,9 +144,9 @@ def test_speedscope_app_draws_the_profile(seed):
         try:
             url = "http://127.0.0.1:%d/index.html#profileURL=http://127.0.0.1:%d/" \
                   "perfpy-test-profile.json" % (port, port)
-            shot = seed / "speedscope.png"
+            shot = seed_recording / "speedscope.png"
             subprocess.run([chromium()] + CHROMIUM_FLAGS + [
-                "--user-data-dir=%s" % (seed / "chromium-speedscope"),
+                "--user-data-dir=%s" % (seed_recording / "chromium-speedscope"),
                 "--window-size=1200,800", "--virtual-time-budget=10000",
                 "--screenshot=%s" % shot, url], capture_output=True, timeout=120)
         finally:

@@ -18,22 +18,11 @@ import pytest
 from conftest import FP_PYTHONS, PYTHONS, ROOT, SCRIPTS, SEED, child_env, script
 from test_perf_record import PERF, perf_problem, requires_perf, script_samples
 from recording import (BACKENDS, BUILTIN, CLI_MARKS, PERFPY, PROFILE_PROTO_DIR, SEED_CHAIN,
-                       SPEEDSCOPE_SCHEMA, collapsed, kallsyms_readable, perfpy, python_rows,
-                       record, recorded_pids, shutil_which, wait_for_samples)
+                       SPEEDSCOPE_SCHEMA, collapsed, kallsyms_readable, on_the_host_only, perfpy,
+                       python_rows, record, recorded_pids, seed_recording, shutil_which,
+                       wait_for_samples)
 
-pytestmark = CLI_MARKS + [
-    pytest.mark.skipif(os.environ.get("PERFPY_FORMAT_READERS") == "host",
-                       reason="the readers (speedscope's schema, protoc, Chromium) are installed "
-                              "on the host, whose run checks every format; this run is in the "
-                              "sid root"),
-]
-
-
-@pytest.fixture(scope="module")
-def seed_recording(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("formats")
-    record(tmp, PYTHONS[-1].path, "--backend", "perf-jit")
-    return tmp
+pytestmark = CLI_MARKS + [on_the_host_only("the readers (speedscope's schema, protoc, Chromium)")]
 
 
 def test_speedscope_output_matches_the_published_schema(seed_recording):

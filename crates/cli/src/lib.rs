@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod commands;
 pub mod dormant;
+pub mod fuzzing;
 pub mod lend;
 pub mod perf;
 pub mod plan;

@@ -507,16 +507,20 @@ mod tests {
         }
     }
 
+    /// The plan for backend `b` and call graph `cg` on `f`, with or without frame pointers,
+    /// nothing to lend and perf's version unknown.
+    fn plan_for(
+        b: BackendArg,
+        cg: CallGraphArg,
+        f: &PythonFacts,
+        has_fp: bool,
+    ) -> Result<Plan, String> {
+        plan(asked(b, cg), f, &no_lend(), &fp(has_fp), None)
+    }
+
     /// Why `plan` refuses, for backend `b` on `f` with or without frame pointers.
     fn refusal(b: BackendArg, f: &PythonFacts, has_fp: bool) -> String {
-        plan(
-            asked(b, CallGraphArg::Auto),
-            f,
-            &no_lend(),
-            &fp(has_fp),
-            None,
-        )
-        .unwrap_err()
+        plan_for(b, CallGraphArg::Auto, f, has_fp).unwrap_err()
     }
 
     #[test]
@@ -542,25 +546,11 @@ mod tests {
     #[test]
     fn the_command_line_wins_and_is_warned_about() {
         let f = facts("3.11.7", true, false, false);
-        let p = plan(
-            asked(BackendArg::Perf, CallGraphArg::Fp),
-            &f,
-            &no_lend(),
-            &fp(false),
-            None,
-        )
-        .unwrap();
+        let p = plan_for(BackendArg::Perf, CallGraphArg::Fp, &f, false).unwrap();
         assert_eq!((p.backend, p.call_graph), (PerfMap, Fp));
         assert_eq!(p.warnings.len(), 1, "{p:?}");
         assert!(p.reasons.iter().any(|r| r.contains("command line")));
-        let p = plan(
-            asked(BackendArg::PerfJit, CallGraphArg::Auto),
-            &f,
-            &no_lend(),
-            &fp(true),
-            None,
-        )
-        .unwrap();
+        let p = plan_for(BackendArg::PerfJit, CallGraphArg::Auto, &f, true).unwrap();
         assert_eq!(
             (p.backend, p.call_graph, p.env()),
             (Jitdump, Dwarf, ("PERFPY_BACKEND", "perf_jit"))
@@ -570,24 +560,10 @@ mod tests {
             .iter()
             .any(|r| r.contains("DWARF call graphs all the same")));
         // Frame pointers on request: the perf map, perf's own -g.
-        let p = plan(
-            asked(BackendArg::Auto, CallGraphArg::Fp),
-            &f,
-            &no_lend(),
-            &fp(true),
-            None,
-        )
-        .unwrap();
+        let p = plan_for(BackendArg::Auto, CallGraphArg::Fp, &f, true).unwrap();
         assert_eq!((p.backend, p.call_graph), (PerfMap, Fp));
         assert!(p.warnings.is_empty(), "{p:?}");
-        let p = plan(
-            asked(BackendArg::Auto, CallGraphArg::Dwarf),
-            &f,
-            &no_lend(),
-            &fp(true),
-            None,
-        )
-        .unwrap();
+        let p = plan_for(BackendArg::Auto, CallGraphArg::Dwarf, &f, true).unwrap();
         assert_eq!((p.backend, p.call_graph), (Jitdump, Dwarf));
     }
 

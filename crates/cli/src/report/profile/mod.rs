@@ -31,6 +31,16 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A frame known by its name alone (no binary, no line).
+    pub fn named(kind: Kind, name: &str) -> Frame {
+        Frame {
+            kind,
+            name: Arc::from(name),
+            module: None,
+            line: None,
+        }
+    }
+
     /// `(function, file)` of a Python frame: `py::foo:/x.py` → `("py::foo", "/x.py")`.
     pub fn python_parts(&self) -> (&str, &str) {
         let rest = self.name.strip_prefix("py::").unwrap_or(&self.name);
@@ -128,12 +138,7 @@ impl Profile {
         }
         let old_stacks = std::mem::take(&mut self.stacks);
         self.stack_ids.clear();
-        let native_marker = self.intern_frame(Frame {
-            kind: Kind::Native,
-            name: Arc::from("[native]"),
-            module: None,
-            line: None,
-        });
+        let native_marker = self.intern_frame(Frame::named(Kind::Native, "[native]"));
         let mut remap = Vec::with_capacity(old_stacks.len());
         for stack in &old_stacks {
             let is_py = |f: &u32| self.frames[*f as usize].kind == Kind::Python;
@@ -184,20 +189,11 @@ pub enum NativeView {
 mod tests {
     use super::*;
 
-    fn frame(kind: Kind, name: &str) -> Frame {
-        Frame {
-            kind,
-            name: Arc::from(name),
-            module: None,
-            line: None,
-        }
-    }
-
     #[test]
     fn python_parts_split_at_the_first_colon_after_the_prefix() {
-        let f = frame(Kind::Python, "py::A.f.<locals>.g:/a:b/x.py");
+        let f = Frame::named(Kind::Python, "py::A.f.<locals>.g:/a:b/x.py");
         assert_eq!(f.python_parts(), ("py::A.f.<locals>.g", "/a:b/x.py"));
-        let f = frame(Kind::Python, "py::f");
+        let f = Frame::named(Kind::Python, "py::f");
         assert_eq!(f.python_parts(), ("py::f", ""));
     }
 
@@ -205,12 +201,12 @@ mod tests {
     fn views_drop_the_interpreter_glue() {
         let mut p = Profile::default();
         let ids: Vec<u32> = [
-            frame(Kind::Native, "main"),
-            frame(Kind::Python, "py::a:x"),
-            frame(Kind::Native, "eval"),
-            frame(Kind::Python, "py::b:x"),
-            frame(Kind::Native, "eval"),
-            frame(Kind::Native, "memcpy"),
+            Frame::named(Kind::Native, "main"),
+            Frame::named(Kind::Python, "py::a:x"),
+            Frame::named(Kind::Native, "eval"),
+            Frame::named(Kind::Python, "py::b:x"),
+            Frame::named(Kind::Native, "eval"),
+            Frame::named(Kind::Native, "memcpy"),
         ]
         .into_iter()
         .map(|f| p.intern_frame(f))

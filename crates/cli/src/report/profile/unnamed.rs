@@ -61,28 +61,18 @@ impl Profile {
 mod tests {
     use super::super::{Frame, NativeView, Sample};
     use super::*;
-    use std::sync::Arc;
-
-    fn frame(kind: Kind, name: &str) -> Frame {
-        Frame {
-            kind,
-            name: Arc::from(name),
-            module: None,
-            line: None,
-        }
-    }
 
     #[test]
     fn frames_that_were_running_before_names_came_on_keep_their_interpreter_frames() {
         let mut p = Profile::default();
         let ids: Vec<u32> = [
-            frame(Kind::Native, "main"),
-            frame(Kind::Native, "_PyEval_EvalFrameDefault"), // serve(), no stub
-            frame(Kind::Native, "py_trampoline_evaluator"),
-            frame(Kind::Python, "py::middle:x"),
-            frame(Kind::Native, "_PyEval_EvalFrameDefault"),
-            frame(Kind::Python, "py::leaf:x"),
-            frame(Kind::Native, "_PyEval_EvalFrameDefault"),
+            Frame::named(Kind::Native, "main"),
+            Frame::named(Kind::Native, "_PyEval_EvalFrameDefault"), // serve(), no stub
+            Frame::named(Kind::Native, "py_trampoline_evaluator"),
+            Frame::named(Kind::Python, "py::middle:x"),
+            Frame::named(Kind::Native, "_PyEval_EvalFrameDefault"),
+            Frame::named(Kind::Python, "py::leaf:x"),
+            Frame::named(Kind::Native, "_PyEval_EvalFrameDefault"),
         ]
         .into_iter()
         .map(|f| p.intern_frame(f))
@@ -121,7 +111,7 @@ mod tests {
         let stack = |p: &mut Profile, names: &[(Kind, &str)]| -> u32 {
             let ids: Vec<u32> = names
                 .iter()
-                .map(|&(k, n)| p.intern_frame(frame(k, n)))
+                .map(|&(k, n)| p.intern_frame(Frame::named(k, n)))
                 .collect();
             p.intern_stack(&ids)
         };

@@ -50,6 +50,12 @@ impl Space {
         s
     }
 
+    /// Whether `addr` is in one of the anonymous executable mappings.
+    pub fn in_anon_code(&self, addr: u64) -> bool {
+        let j = self.anon_code.partition_point(|&(s, _)| s <= addr);
+        j > 0 && addr < self.anon_code[j - 1].1
+    }
+
     pub fn jit_infos(&self) -> impl Iterator<Item = &Arc<JitInfo>> {
         self.jit.iter().chain(self.inherited.iter())
     }
@@ -63,12 +69,12 @@ pub struct Proc<A: Arch> {
     pub cache: A::Cache,
     /// Frame ids by (address, is return address).
     pub names: HashMap<(u64, bool), u32>,
-    /// Whether a frame of this process fell outside every mapping and stub.
+    /// Whether a frame of this process was in anonymous executable code that no stub names.
     pub had_unnamed_anon: bool,
 }
 
 impl<A: Arch> Proc<A> {
-    fn new(space: Space) -> Proc<A> {
+    pub(super) fn new(space: Space) -> Proc<A> {
         Proc {
             space,
             unwinder: None,
@@ -238,7 +244,9 @@ impl<A: Arch> Processes<A> {
         p
     }
 
-    /// pids that had frames in anonymous code but no perf map or jitdump, sorted.
+    /// pids that had unnamed frames in anonymous executable code (JIT code) but no perf map or
+    /// jitdump, sorted. An address outside every mapping (a wrong return address in a frame
+    /// that was unwound by guesswork) is not JIT code and doesn't count.
     pub fn without_names(&self) -> Vec<i32> {
         let mut pids: Vec<i32> = self
             .procs

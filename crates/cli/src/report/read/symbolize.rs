@@ -28,13 +28,8 @@ pub fn frame_for<A: Arch>(
     let frame = python_frame(proc, lookup)
         .or_else(|| native_frame(proc, lookup))
         .unwrap_or_else(|| {
-            proc.had_unnamed_anon = true;
-            Frame {
-                kind: Kind::Native,
-                name: Arc::from("[unknown]"),
-                module: None,
-                line: None,
-            }
+            proc.had_unnamed_anon |= proc.space.in_anon_code(lookup);
+            Frame::named(Kind::Native, "[unknown]")
         });
     let id = profile.intern_frame(frame);
     proc.names.insert((addr, is_return), id);
@@ -90,12 +85,7 @@ pub struct KernelNames {
 
 impl KernelNames {
     pub fn new(profile: &mut Profile) -> KernelNames {
-        let whole = profile.intern_frame(Frame {
-            kind: Kind::Kernel,
-            name: Arc::from("[kernel]"),
-            module: None,
-            line: None,
-        });
+        let whole = profile.intern_frame(Frame::named(Kind::Kernel, "[kernel]"));
         KernelNames {
             text: None,
             kallsyms: None,
@@ -178,7 +168,24 @@ impl Kallsyms {
 
 #[cfg(test)]
 mod tests {
+    use super::super::process::Space;
+    use super::super::unwind::X86_64;
     use super::*;
+
+    #[test]
+    fn only_unnamed_jit_code_calls_for_the_missing_names_warning() {
+        let space = Space {
+            anon_code: vec![(0x7000_0000, 0x7000_1000)],
+            ..Space::default()
+        };
+        let mut proc = Proc::<X86_64>::new(space);
+        let mut profile = Profile::default();
+        // A return address outside every mapping (one a guessed frame can give): not JIT code.
+        frame_for(&mut proc, &mut profile, 0x1234, true);
+        assert!(!proc.had_unnamed_anon);
+        frame_for(&mut proc, &mut profile, 0x7000_0010, false);
+        assert!(proc.had_unnamed_anon);
+    }
 
     #[test]
     fn kallsyms_only_for_the_recorded_boot() {

@@ -196,10 +196,8 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
 fn is_code(space: &Space, addr: u64) -> bool {
     let maps = &space.mappings;
     let i = maps.partition_point(|m| m.start <= addr);
-    let anon = &space.anon_code;
-    let j = anon.partition_point(|&(s, _)| s <= addr);
     i > 0 && addr < maps[i - 1].end
-        || j > 0 && addr < anon[j - 1].1
+        || space.in_anon_code(addr)
         || space
             .jit_infos()
             .any(|j| crate::report::jit::find(&j.stubs, addr).is_some())
