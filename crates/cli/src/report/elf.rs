@@ -3,9 +3,11 @@
 
 use framehop::ExplicitModuleSectionInfo;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
+use std::collections::HashMap;
 use std::ops::Range;
-use std::path::Path;
-use std::sync::Arc;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Section bytes shared by every process that maps the file.
 pub type Bytes = Arc<[u8]>;
@@ -84,7 +86,37 @@ fn section(file: &object::File<'_>, name: &str) -> Option<Section> {
     })
 }
 
+/// The binaries this process has read, by path and file identity (device, inode, size,
+/// mtime): a recording read again (`record` rereads it once the program's stragglers exit) or
+/// many times (the fuzz targets) reads each binary once, and a file replaced since is read anew.
+type Loaded = HashMap<(PathBuf, (u64, u64, u64, i64, i64)), Option<Arc<Elf>>>;
+static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+
 impl Elf {
+    /// [`Elf::load`], shared: a file already read (and unchanged) is not read again.
+    pub fn load_shared(path: &Path) -> Option<Arc<Elf>> {
+        let meta = std::fs::metadata(path).ok()?;
+        let id = (
+            meta.dev(),
+            meta.ino(),
+            meta.size(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+        );
+        let key = (path.to_path_buf(), id);
+        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(elf) = loaded.get_or_insert_with(HashMap::new).get(&key) {
+            return elf.clone();
+        }
+        drop(loaded);
+        let elf = Elf::load(path).map(Arc::new);
+        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+        loaded
+            .get_or_insert_with(HashMap::new)
+            .insert(key, elf.clone());
+        elf
+    }
+
     /// Reads the file at `path`; `None` if it isn't there or isn't ELF.
     pub fn load(path: &Path) -> Option<Elf> {
         let file = std::fs::File::open(path).ok()?;

@@ -102,7 +102,7 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         kernel,
     };
     let bar = progress::bar(opts.progress, path, total);
-    let mut n = 0u64;
+    let (mut n, mut damaged) = (0u64, 0u64);
     loop {
         let record = match record_iter.next_record(&mut perf_file) {
             Ok(Some(record)) => record,
@@ -124,9 +124,20 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         let PerfFileRecord::EventRecord { record, .. } = record else {
             continue;
         };
+        if sanitize::record_would_panic(&record) {
+            damaged += 1;
+            continue;
+        }
         if let Ok(parsed) = record.parse() {
             r.on_record(parsed);
         }
+    }
+    if damaged > 0 {
+        r.profile.stats.problems.push(format!(
+            "skipped {damaged} damaged record{} (a mapping whose build id is longer than 20 \
+             bytes): the file is damaged there, and the report covers the other records",
+            if damaged == 1 { "" } else { "s" }
+        ));
     }
     if let Some(b) = bar {
         b.finish_and_clear();

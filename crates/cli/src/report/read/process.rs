@@ -200,14 +200,13 @@ impl<A: Arch> Processes<A> {
         if let Some(e) = self.elves.get(path) {
             return e.clone();
         }
-        let mut elf = Elf::load(Path::new(path));
+        let mut elf = Elf::load_shared(Path::new(path));
         if elf.is_none() {
             // A binary inside a container's mount namespace, while the process runs.
-            elf = Elf::load(
+            elf = Elf::load_shared(
                 &Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')),
             );
         }
-        let elf = elf.map(Arc::new);
         if elf.is_none() && Path::new(path).is_absolute() {
             stats.missing_binaries.push(path.to_string());
         }

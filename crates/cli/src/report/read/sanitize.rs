@@ -4,8 +4,10 @@
 //! file could otherwise ask for gigabytes (found by fuzzing: an event description claiming
 //! 4 billion events). Feature sections that don't check out are dropped from the header (perf
 //! writes them last, and the records don't need them); an attribute section that doesn't is an
-//! error.
+//! error. And a record linux-perf-event-reader would panic on is found before it is parsed.
 
+use linux_perf_data::linux_perf_event_reader::constants::PERF_RECORD_MISC_MMAP_BUILD_ID;
+use linux_perf_data::linux_perf_event_reader::{RawEventRecord, RecordType};
 use std::fs::File;
 use std::io::{Error, ErrorKind};
 use std::os::unix::fs::FileExt;
@@ -59,8 +61,19 @@ pub fn check(file: &File, len: u64, header: &mut [u8; 104]) -> std::io::Result<b
         }
     }
     let mut changed = false;
+    // The legacy event types section (read where no event descriptions are): entries of an
+    // attr and the file section of its ids, like the attribute section's but 16 bytes longer.
     let (types, types_size) = (u64_at(header, EVENT_TYPES), u64_at(header, EVENT_TYPES + 8));
-    if types_size != 0 && !within(types, types_size, len) {
+    let type_entry = attr_size + 16;
+    let mut ids = [0u8; 16];
+    let types_fit = types_size == 0
+        || within(types, types_size, len)
+            && (0..types_size / type_entry).all(|i| {
+                file.read_exact_at(&mut ids, types + i * type_entry + attr_size)
+                    .is_ok()
+                    && within(u64_at(&ids, 0), u64_at(&ids, 8), len)
+            });
+    if !types_fit {
         header[EVENT_TYPES + 8..EVENT_TYPES + 16].fill(0);
         changed = true;
     }
@@ -135,6 +148,20 @@ fn section_ok(file: &File, bit: usize, offset: u64, size: u64) -> bool {
             })
         }
     }
+}
+
+/// Whether parsing `record` would panic rather than fail: linux-perf-event-reader asserts that
+/// an MMAP2 record's build id is at most 20 bytes, and a damaged file can claim more (found
+/// by fuzzing). perf never writes such a record.
+pub fn record_would_panic(record: &RawEventRecord<'_>) -> bool {
+    // pid, tid (4 bytes each), address, length, page offset (8 each), then the build id's size.
+    const BUILD_ID_SIZE: usize = 32;
+    record.record_type == RecordType::MMAP2
+        && record.misc & PERF_RECORD_MISC_MMAP_BUILD_ID != 0
+        && record
+            .data
+            .get(BUILD_ID_SIZE..BUILD_ID_SIZE + 1)
+            .is_some_and(|b| b.as_slice()[0] > 20)
 }
 
 #[cfg(test)]

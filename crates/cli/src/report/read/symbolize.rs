@@ -7,7 +7,7 @@ use super::unwind::Arch;
 use crate::report::jit;
 use crate::report::{Frame, Kind, Profile};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The frame id for `addr` in `proc` (a return address is looked up one byte back, inside
 /// the call).
@@ -76,7 +76,7 @@ pub struct KernelNames {
     pub text: Option<u64>,
     /// This machine's kernel symbols, when they belong to the recorded kernel (`None`: not
     /// looked at yet).
-    kallsyms: Option<Option<Kallsyms>>,
+    kallsyms: Option<Option<Arc<Kallsyms>>>,
     /// Frame ids by address.
     names: HashMap<u64, u32>,
     /// The `[kernel]` frame.
@@ -125,16 +125,27 @@ impl KernelNames {
 
 /// `/proc/kallsyms`' text symbols, sorted.
 struct Kallsyms {
+    /// Where the kernel's text starts in this boot.
+    text: u64,
     symbols: Vec<(u64, Arc<str>)>,
 }
+
+/// `/proc/kallsyms` as this process read it (once: a recording read again, or the fuzz
+/// targets' many, don't parse its 100,000 lines each time).
+static THIS_BOOT: OnceLock<Option<Arc<Kallsyms>>> = OnceLock::new();
 
 impl Kallsyms {
     /// This machine's kernel symbols, if readable (not hidden by `kptr_restrict`) and if the
     /// kernel's text starts at `text` as in the recording: the same boot (KASLR moves it).
-    fn load(text: u64) -> Option<Kallsyms> {
+    fn load(text: u64) -> Option<Arc<Kallsyms>> {
+        let here = THIS_BOOT.get_or_init(Kallsyms::read).clone()?;
+        (here.text == text).then_some(here)
+    }
+
+    fn read() -> Option<Arc<Kallsyms>> {
         let data = std::fs::read_to_string("/proc/kallsyms").ok()?;
         let mut symbols = Vec::new();
-        let mut text_here = None;
+        let mut text = None;
         for line in data.lines() {
             let mut f = line.split_whitespace();
             let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
@@ -147,17 +158,18 @@ impl Kallsyms {
                 continue;
             };
             if name == "_text" {
-                text_here = Some(addr);
+                text = Some(addr);
             }
             if addr != 0 {
                 symbols.push((addr, Arc::from(name)));
             }
         }
-        if text_here != Some(text) || symbols.is_empty() {
+        let text = text.filter(|&t| t != 0)?;
+        if symbols.is_empty() {
             return None;
         }
         symbols.sort_by_key(|s| s.0);
-        Some(Kallsyms { symbols })
+        Some(Arc::new(Kallsyms { text, symbols }))
     }
 
     fn name(&self, addr: u64) -> Option<&Arc<str>> {
