@@ -92,7 +92,9 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
             .event_attributes()
             .iter()
             .find_map(|a| match a.attr.sampling_policy {
-                SamplingPolicy::Frequency(f) => Some(f),
+                // A frequency of 0 is no frequency (a damaged attr; found by fuzzing: the
+                // Firefox writer's interval can't be made from it).
+                SamplingPolicy::Frequency(f) if f > 0 => Some(f),
                 _ => None,
             });
     let kernel = KernelNames::new(&mut profile);
