@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::ops::Range;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// Section bytes shared by every process that maps the file.
 pub type Bytes = Arc<[u8]>;
@@ -89,30 +89,28 @@ fn section(file: &object::File<'_>, name: &str) -> Option<Section> {
 /// The binaries this process has read, by path and file identity (device, inode, size,
 /// mtime): a recording read again (`record` rereads it once the program's stragglers exit) or
 /// many times (the fuzz targets) reads each binary once, and a file replaced since is read anew.
-type Loaded = HashMap<(PathBuf, (u64, u64, u64, i64, i64)), Option<Arc<Elf>>>;
-static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+static LOADED: LazyLock<Mutex<Loaded>> = LazyLock::new(Mutex::default);
+type Loaded = HashMap<(PathBuf, FileId), Option<Arc<Elf>>>;
+
+/// Device, inode, size and mtime (seconds, nanoseconds).
+type FileId = (u64, u64, u64, i64, i64);
 
 impl Elf {
     /// [`Elf::load`], shared: a file already read (and unchanged) is not read again.
     pub fn load_shared(path: &Path) -> Option<Arc<Elf>> {
-        let meta = std::fs::metadata(path).ok()?;
-        let id = (
-            meta.dev(),
-            meta.ino(),
-            meta.size(),
-            meta.mtime(),
-            meta.mtime_nsec(),
+        let m = std::fs::metadata(path).ok()?;
+        let key = (
+            path.to_path_buf(),
+            (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
         );
-        let key = (path.to_path_buf(), id);
-        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(elf) = loaded.get_or_insert_with(HashMap::new).get(&key) {
+        if let Some(elf) = LOADED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return elf.clone();
         }
-        drop(loaded);
+        // Read without the lock held; two threads reading the same file both get a whole one.
         let elf = Elf::load(path).map(Arc::new);
-        let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-        loaded
-            .get_or_insert_with(HashMap::new)
+        LOADED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .insert(key, elf.clone());
         elf
     }
