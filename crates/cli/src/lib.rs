@@ -1,9 +1,9 @@
 //! The `perfpy` command's code, as a library: `main.rs` runs it, and the fuzz targets
 //! (`fuzz/`) drive its readers (perf maps, jitdumps, perf.data) directly.
 
+pub mod attach;
 pub mod cli;
 pub mod commands;
-pub mod dormant;
 pub mod fuzzing;
 pub mod lend;
 pub mod perf;
@@ -11,6 +11,5 @@ pub mod plan;
 pub mod procfs;
 pub mod python;
 pub mod recording;
-pub mod remote;
 pub mod report;
-pub mod switch;
+pub mod say;

@@ -2,13 +2,14 @@
 //! recording, and off again: `perfpy record --pid`.
 //!
 //! Each switch is a small script, run by the process's main thread at its next safe point
-//! ([`crate::remote::exec`]). It uses perfpy's trampoline where the process can import perfpy,
+//! ([`super::pep768::exec`]). It uses perfpy's trampoline where the process can import perfpy,
 //! CPython's own otherwise, leaves alone a trampoline that was already on (and then the
 //! switch-off leaves it on too), and writes what it did to a marker file next to itself,
 //! which perfpy waits for. The script deletes itself when it has run; both files live in the
 //! process's own `/tmp` (through `/proc/<pid>/root`, so a container's works too).
 
-use crate::remote::{self, Refusal, Runtime};
+use super::pep768::{self, Runtime};
+use super::process::Refusal;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -103,7 +104,7 @@ impl Switch {
                 switch.script_here.display()
             ))
         })?;
-        if let Err(e) = remote::exec(rt, &format!("{there}.py")) {
+        if let Err(e) = pep768::exec(rt, &format!("{there}.py")) {
             let _ = std::fs::remove_file(&switch.script_here);
             return Err(e);
         }

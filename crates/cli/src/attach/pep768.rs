@@ -16,7 +16,8 @@
 //! Memory is read and written with `process_vm_readv`/`process_vm_writev`, which need the
 //! same permission as ptrace.
 
-use object::{Object, ObjectSection, ObjectSegment};
+use super::process::{self, read, read_u64, write, Refusal};
+use object::{Object, ObjectSection};
 use std::path::{Path, PathBuf};
 
 const COOKIE: &[u8; 8] = b"xdebugpy";
@@ -53,34 +54,6 @@ struct DebuggerOffsets {
     script_path_size: u64,
 }
 
-/// Why a script can't be run in a process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Refusal {
-    /// The process is not CPython 3.13+ (no `.PyRuntime` table), or can't be read.
-    NotFound(String),
-    /// CPython before 3.14: no remote execution.
-    TooOld(String),
-    /// `PYTHON_DISABLE_REMOTE_DEBUG`, `-X disable_remote_debug`, `--without-remote-debug`.
-    Disabled,
-    /// No permission to read or write its memory.
-    Permission(String),
-    /// Anything else, said.
-    Other(String),
-}
-
-impl std::fmt::Display for Refusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Refusal::NotFound(s) | Refusal::TooOld(s) | Refusal::Permission(s) => f.write_str(s),
-            Refusal::Disabled => f.write_str(
-                "remote debugging is disabled in that interpreter (PYTHON_DISABLE_REMOTE_DEBUG, \
-                 -X disable_remote_debug, or a build configured --without-remote-debug)",
-            ),
-            Refusal::Other(s) => f.write_str(s),
-        }
-    }
-}
-
 impl Runtime {
     /// `major.minor.micro`.
     pub fn version(&self) -> String {
@@ -100,10 +73,8 @@ impl Runtime {
 
 /// Locates process `pid`'s CPython runtime and reads its debug offsets.
 pub fn locate(pid: u32) -> Result<Runtime, Refusal> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(|e| errno_refusal(pid, "read", e))?;
     let mut tried = Vec::new();
-    for (path, base) in file_bases(&maps) {
+    for (path, base) in process::mapped_files(pid)? {
         if tried.contains(&path) {
             continue;
         }
@@ -112,9 +83,7 @@ pub fn locate(pid: u32) -> Result<Runtime, Refusal> {
         if !(name.starts_with("python") || name.starts_with("libpython")) {
             continue;
         }
-        let on_disk =
-            Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(&path));
-        let Some(address) = runtime_address(&on_disk, base) else {
+        let Some(address) = runtime_address(&process::on_disk(pid, &path), base) else {
             continue;
         };
         return read_table(pid, address, path);
@@ -133,28 +102,12 @@ pub fn locate(pid: u32) -> Result<Runtime, Refusal> {
     )))
 }
 
-/// Each mapped file and the address its offset 0 is mapped at.
-pub(crate) fn file_bases(maps: &str) -> Vec<(PathBuf, u64)> {
-    maps.lines()
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 6 || !f[5].starts_with('/') || u64::from_str_radix(f[2], 16).ok()? != 0 {
-                return None;
-            }
-            let start = u64::from_str_radix(f[0].split('-').next()?, 16).ok()?;
-            Some((PathBuf::from(f[5]), start))
-        })
-        .collect()
-}
-
 /// `_PyRuntime`'s address, if `binary` (mapped with offset 0 at `base`) has `.PyRuntime`.
 fn runtime_address(binary: &Path, base: u64) -> Option<u64> {
     let data = std::fs::read(binary).ok()?;
     let file = object::File::parse(&*data).ok()?;
     let section = file.section_by_name(".PyRuntime")?;
-    // The load bias: where the first loadable segment's page landed, less its address.
-    let first = file.segments().map(|s| s.address()).min()? & !0xfff;
-    Some(base - first + section.address())
+    process::in_memory(&file, base, section.address())
 }
 
 fn read_table(pid: u32, address: u64, binary: PathBuf) -> Result<Runtime, Refusal> {
@@ -203,81 +156,6 @@ fn read_table(pid: u32, address: u64, binary: PathBuf) -> Result<Runtime, Refusa
             .then_some(found)
     });
     Ok(rt)
-}
-
-/// What it takes to read another process's memory, for messages.
-pub fn ptrace_fix() -> String {
-    format!(
-        "That needs ptrace permission: the same user with /proc/sys/kernel/yama/ptrace_scope \
-         at 0 (it is {}), or CAP_SYS_PTRACE (run perfpy as root, e.g. with sudo; in a \
-         container, add --cap-add=SYS_PTRACE)",
-        std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "not set".into())
-    )
-}
-
-pub(crate) fn errno_refusal(pid: u32, what: &str, e: std::io::Error) -> Refusal {
-    match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => Refusal::Permission(format!(
-            "not allowed to {what} the memory of process {pid} ({e}). {}",
-            ptrace_fix()
-        )),
-        Some(libc::ESRCH) => Refusal::NotFound(format!("process {pid} has exited")),
-        _ => Refusal::Other(format!("cannot {what} the memory of process {pid}: {e}")),
-    }
-}
-
-pub(crate) fn read(pid: u32, address: u64, buf: &mut [u8]) -> Result<(), Refusal> {
-    let local = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: address as *mut libc::c_void,
-        iov_len: buf.len(),
-    };
-    // SAFETY: `local` describes `buf`, which is valid for writes of its length; the remote
-    // range is only read by the kernel, which checks it against the target's mappings.
-    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(errno_refusal(pid, "read", std::io::Error::last_os_error()));
-    }
-    if n as usize != buf.len() {
-        return Err(Refusal::Other(format!(
-            "short read of process {pid}'s memory at {address:#x}"
-        )));
-    }
-    Ok(())
-}
-
-pub(crate) fn write(pid: u32, address: u64, data: &[u8]) -> Result<(), Refusal> {
-    let local = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let remote = libc::iovec {
-        iov_base: address as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    // SAFETY: `local` describes `data`, valid for reads of its length; the kernel writes the
-    // target's memory only where it is mapped writable, after checking ptrace permission.
-    let n = unsafe { libc::process_vm_writev(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
-    if n < 0 {
-        return Err(errno_refusal(pid, "write", std::io::Error::last_os_error()));
-    }
-    if n as usize != data.len() {
-        return Err(Refusal::Other(format!(
-            "short write to process {pid}'s memory at {address:#x}"
-        )));
-    }
-    Ok(())
-}
-
-fn read_u64(pid: u32, address: u64) -> Result<u64, Refusal> {
-    let mut b = [0u8; 8];
-    read(pid, address, &mut b)?;
-    Ok(u64::from_le_bytes(b))
 }
 
 /// Asks the main thread of `rt`'s process to run the Python file at `path` (a path as the
@@ -351,23 +229,6 @@ pub fn describe(rt: &Runtime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_files_mapped_from_offset_zero() {
-        let maps = "\
-55d0c0000000-55d0c0100000 r--p 00000000 08:01 42 /usr/bin/python3.14
-55d0c0100000-55d0c0400000 r-xp 00100000 08:01 42 /usr/bin/python3.14
-7f0000000000-7f0000001000 rw-p 00000000 00:00 0
-7f0000100000-7f0000200000 r--p 00000000 08:01 43 /usr/lib/libc.so.6
-";
-        assert_eq!(
-            file_bases(maps),
-            [
-                (PathBuf::from("/usr/bin/python3.14"), 0x55d0c0000000),
-                (PathBuf::from("/usr/lib/libc.so.6"), 0x7f0000100000)
-            ]
-        );
-    }
 
     #[test]
     fn versions_compare_by_minor() {

@@ -3,8 +3,8 @@
 //! write a request into it, and wait for the process to have carried it out. The layout is
 //! the extension's `dormant::Control`.
 
-use crate::remote::{self, Refusal};
-use object::{Object, ObjectSegment, ObjectSymbol};
+use super::process::{self, read_u32, Refusal};
+use object::{Object, ObjectSymbol};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -27,20 +27,16 @@ pub enum Found {
 
 /// Looks for perfpy's control block in process `pid`.
 pub fn find(pid: u32) -> Result<Found, Refusal> {
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
-        .map_err(|e| remote::errno_refusal(pid, "read", e))?;
-    for (path, base) in remote::file_bases(&maps) {
+    for (path, base) in process::mapped_files(pid)? {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         if !name.starts_with("_native.") || !path.to_string_lossy().contains("perfpy") {
             continue;
         }
-        let on_disk =
-            Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(&path));
-        let Some(address) = control_address(&on_disk, base) else {
+        let Some(address) = control_address(&process::on_disk(pid, &path), base) else {
             continue;
         };
         let mut block = [0u8; 32];
-        remote::read(pid, address, &mut block)?;
+        process::read(pid, address, &mut block)?;
         if &block[..16] != MAGIC {
             continue;
         }
@@ -64,14 +60,7 @@ fn control_address(binary: &Path, base: u64) -> Option<u64> {
     let symbol = file
         .dynamic_symbols()
         .find(|s| s.name() == Ok("PERFPY_CONTROL"))?;
-    let first = file.segments().map(|s| s.address()).min()? & !0xfff;
-    Some(base - first + symbol.address())
-}
-
-fn read_u32(pid: u32, address: u64) -> Result<u32, Refusal> {
-    let mut b = [0u8; 4];
-    remote::read(pid, address, &mut b)?;
-    Ok(u32::from_le_bytes(b))
+    process::in_memory(&file, base, symbol.address())
 }
 
 /// Asks the process to switch on (`Some(backend)`) or off (`None`) and waits up to
@@ -88,7 +77,7 @@ pub fn request(
         Some(_) => 2,
         None => 3,
     };
-    remote::write(pid, block + REQUEST, &code.to_le_bytes())?;
+    process::write(pid, block + REQUEST, &code.to_le_bytes())?;
     let started = Instant::now();
     while started.elapsed() < timeout {
         std::thread::sleep(Duration::from_millis(20));

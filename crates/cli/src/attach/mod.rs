@@ -1,0 +1,265 @@
+//! Switching Python names on in running processes for the length of a recording, and off
+//! again after: what `perfpy record --pid` does in each process before perf attaches. The
+//! ways, tried in this order:
+//!
+//! 1. CPython 3.14+: [`pep768`], CPython's remote execution, runs a [`script`] on the
+//!    process's main thread that switches a trampoline on (perfpy's if the process can
+//!    import perfpy, else CPython's own) and writes back what it did.
+//! 2. CPython 3.8–3.13 started with perfpy installed and `PERFPY_ATTACH=1`: perfpy's
+//!    [`dormant`] control block, a word the CLI writes that a sleeping thread in the process
+//!    turns into an activation on the main thread.
+//! 3. Otherwise the process is recorded as it is: with names, if it writes a perf map or a
+//!    jitdump already, else without them and with a warning saying how to make it switchable.
+//!
+//! All three read and write the process only through [`process`] (its mappings, and
+//! `process_vm_readv`/`process_vm_writev`).
+
+pub mod dormant;
+pub mod pep768;
+pub mod process;
+pub mod script;
+
+use crate::procfs;
+use crate::say;
+use anyhow::{bail, Result};
+use perfpy_format::files;
+use process::Refusal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The file holding process `pid`'s interpreter code, as found from here: the `libpython`
+/// it maps, else its executable.
+pub fn interpreter_binary(pid: u32) -> Result<PathBuf> {
+    let exe = match std::fs::read_link(format!("/proc/{pid}/exe")) {
+        Ok(exe) => exe,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+            "not allowed to look into process {pid} ({e}). {}",
+            process::ptrace_fix()
+        ),
+        Err(e) => bail!("no process {pid} ({e})"),
+    };
+    let lib = process::mapped_files(pid).ok().and_then(|files| {
+        files.into_iter().find_map(|(path, _)| {
+            let name = path.file_name()?.to_string_lossy().into_owned();
+            name.starts_with("libpython").then_some(path)
+        })
+    });
+    let binary = lib.unwrap_or(exe);
+    let on_disk = process::on_disk(pid, &binary);
+    Ok(if on_disk.exists() { on_disk } else { binary })
+}
+
+/// How long a running process gets to reach a safe point and run a switch.
+const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether process `pid` already announces Python names (a perf map or jitdump of its own).
+pub fn names_on(pid: u32) -> bool {
+    let inner = procfs::namespace_pid(pid as i32).unwrap_or(pid as i32) as u32;
+    let root = PathBuf::from(format!("/proc/{pid}/root{}", files::DIR));
+    [files::Kind::PerfMap, files::Kind::Jitdump]
+        .iter()
+        .any(|k| root.join(k.file_name(inner)).exists())
+}
+
+/// Switches Python names on in running process `pid` the first way that works (see above),
+/// with `backend` ("perf" or "perf_jit"); says what it did in `reasons`, and warns when the
+/// process will be recorded without names. `Some` when they must be switched off again after
+/// the recording.
+pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Option<Switched>> {
+    let rt = match pep768::locate(pid) {
+        Ok(rt) if rt.at_least(3, 14) => rt,
+        Ok(rt) => return dormant_on(pid, backend, &pep768::describe(&rt), reasons),
+        Err(Refusal::Permission(why)) => bail!("{why}"),
+        Err(why) => return dormant_on(pid, backend, &why.to_string(), reasons),
+    };
+    let sent = match script::Switch::send(&rt, true, backend) {
+        Ok(s) => s,
+        Err(Refusal::Disabled) if names_on(pid) => {
+            reasons.push(format!(
+                "pid {pid} ({}) has remote debugging disabled, but already writes Python names",
+                pep768::describe(&rt)
+            ));
+            return Ok(None);
+        }
+        Err(Refusal::Disabled) => bail!(
+            "cannot switch Python names on in pid {pid} ({}): {}. Restart it without that \
+             setting, or with names on from the start (PYTHONPERFSUPPORT=1, or \
+             PYTHON_PERF_JIT_SUPPORT=1 without frame pointers); it was left untouched",
+            pep768::describe(&rt),
+            Refusal::Disabled
+        ),
+        Err(why) => bail!("cannot switch Python names on in pid {pid}: {why}"),
+    };
+    match sent.wait(SWITCH_TIMEOUT) {
+        Some(o) if o.error.is_some() => bail!(
+            "pid {pid} could not switch Python names on: {}",
+            o.error.unwrap_or_default()
+        ),
+        Some(o) if o.already => {
+            reasons.push(format!(
+                "pid {pid} ({}) had Python names on already ({}'s trampoline); left as it was",
+                pep768::describe(&rt),
+                o.trampoline
+            ));
+            Ok(None)
+        }
+        Some(o) if !o.active => bail!(
+            "pid {pid} ran the switch, but its trampoline did not come on (it printed a \
+             warning to its own stderr)"
+        ),
+        Some(o) => {
+            reasons.push(format!(
+                "switched Python names on in pid {pid} ({}, {}'s {backend} trampoline); \
+                 functions already running are named from their next call",
+                pep768::describe(&rt),
+                o.trampoline
+            ));
+            Ok(Some(Switched::Remote {
+                rt,
+                backend: backend.to_string(),
+                pending: None,
+            }))
+        }
+        None => {
+            say::warn(&format!(
+                "pid {pid} has not reached a safe point in {} s: its main thread is not \
+                 running Python code (blocked in C: a sleep, a lock, a socket read). Names come \
+                 on when it does; recording anyway",
+                SWITCH_TIMEOUT.as_secs()
+            ));
+            Ok(Some(Switched::Remote {
+                rt,
+                backend: backend.to_string(),
+                pending: Some(sent),
+            }))
+        }
+    }
+}
+
+/// Before 3.14: perfpy's dormant attach, if the process was started with `PERFPY_ATTACH=1`;
+/// otherwise the process is recorded as it is, and told how to make it switchable.
+fn dormant_on(
+    pid: u32,
+    backend: &str,
+    what: &str,
+    reasons: &mut Vec<String>,
+) -> Result<Option<Switched>> {
+    let how = "names come on only if it was started with them (PYTHONPERFSUPPORT=1, \
+               PERFPY_BACKEND=perf_jit, activate_stack_trampoline()), or with perfpy installed \
+               and PERFPY_ATTACH=1, which lets perfpy record --pid switch them on and off later";
+    let block = match dormant::find(pid) {
+        Ok(dormant::Found::Armed(block)) => block,
+        Ok(found) => {
+            let has = if found == dormant::Found::NotArmed {
+                "perfpy is loaded there but was not started with PERFPY_ATTACH=1"
+            } else {
+                "perfpy is not loaded there"
+            };
+            let line = format!(
+                "pid {pid} ({what}) can't be switched on from outside before CPython 3.14, and \
+                 {has}: {how}"
+            );
+            if names_on(pid) {
+                reasons.push(line);
+            } else {
+                say::warn(&format!(
+                    "{line}. Recording it as it is, without Python names"
+                ));
+            }
+            return Ok(None);
+        }
+        Err(Refusal::Permission(why)) => bail!("{why}"),
+        Err(why) => {
+            reasons.push(format!("can't switch names on in pid {pid} ({why})"));
+            return Ok(None);
+        }
+    };
+    match dormant::request(pid, block, Some(backend), SWITCH_TIMEOUT) {
+        Ok(Some(true)) => reasons.push(format!(
+            "switched Python names on in pid {pid} ({what}, perfpy's {backend} trampoline, \
+             PERFPY_ATTACH); functions already running are named from their next call"
+        )),
+        Ok(Some(false)) => bail!(
+            "pid {pid} ran the switch, but its trampoline did not come on (its stderr says why)"
+        ),
+        Ok(None) => say::warn(&format!(
+            "pid {pid} has not reached a safe point in {} s: its main thread is not running \
+             Python code (blocked in C: a sleep, a lock, a socket read). Names come on when it \
+             does; recording anyway",
+            SWITCH_TIMEOUT.as_secs()
+        )),
+        Err(why) => bail!("cannot switch Python names on in pid {pid}: {why}"),
+    }
+    Ok(Some(Switched::Dormant { pid, block }))
+}
+
+/// Names perfpy switched on in a running process, to switch off after the recording.
+pub enum Switched {
+    /// Through PEP 768 (3.14+).
+    Remote {
+        rt: pep768::Runtime,
+        backend: String,
+        /// The switch-on, if it had not run yet.
+        pending: Option<script::Switch>,
+    },
+    /// Through perfpy's dormant attach (`PERFPY_ATTACH=1`).
+    Dormant { pid: u32, block: u64 },
+}
+
+impl Switched {
+    /// Switches the names off again (or cancels a switch-on that never ran).
+    pub fn off(self) {
+        let (rt, backend, pending) = match self {
+            Switched::Remote {
+                rt,
+                backend,
+                pending,
+            } => (rt, backend, pending),
+            Switched::Dormant { pid, block } => {
+                match dormant::request(pid, block, None, SWITCH_TIMEOUT) {
+                    Ok(Some(false)) => {
+                        say::note(&format!("switched Python names off in pid {pid}"))
+                    }
+                    Ok(Some(true)) => say::warn(&format!(
+                        "pid {pid} could not switch Python names off: still active"
+                    )),
+                    Ok(None) => say::warn(&format!(
+                        "pid {pid} has not run the switch-off yet (main thread blocked); it \
+                         will at its next safe point"
+                    )),
+                    Err(why) => say::warn(&format!(
+                        "cannot switch Python names off in pid {pid}: {why}"
+                    )),
+                }
+                return;
+            }
+        };
+        let pid = rt.pid;
+        let on_ran = pending
+            .as_ref()
+            .is_none_or(|p| p.wait(Duration::ZERO).is_some());
+        match script::Switch::send(&rt, false, &backend) {
+            Ok(off) => {
+                if let Some(on) = pending.filter(|_| !on_ran) {
+                    on.discard(); // replaced before it ran
+                }
+                match off.wait(SWITCH_TIMEOUT) {
+                    Some(o) if o.error.is_none() && !o.active => {
+                        say::note(&format!("switched Python names off in pid {pid}"))
+                    }
+                    Some(o) => say::warn(&format!(
+                        "pid {pid} could not switch Python names off: {}",
+                        o.error.unwrap_or_else(|| "still active".into())
+                    )),
+                    None => say::warn(&format!(
+                        "pid {pid} has not run the switch-off yet (main thread blocked); it \
+                         will at its next safe point"
+                    )),
+                }
+            }
+            Err(why) => say::warn(&format!(
+                "cannot switch Python names off in pid {pid}: {why}"
+            )),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! After perf: the program's perf maps and jitdumps, moved out of `/tmp` next to the
+//! recording (`<out>.perfpy/`), where `perfpy report` finds them.
+
+use crate::procfs;
+use crate::recording::{collect_jit_files, side_dir};
+use crate::say;
+use anyhow::Result;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long the program's processes that outlive it (a pool's workers, a forkserver) get to
+/// exit after perf has, so that their names can be moved out of /tmp whole.
+const STRAGGLER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Waits for the recorded processes that still run; whether there were any.
+pub(super) fn wait_for_the_rest(pids: &BTreeSet<i32>) -> bool {
+    let alive = || -> Vec<i32> {
+        pids.iter()
+            .copied()
+            .filter(|&p| u32::try_from(p).is_ok_and(procfs::running))
+            .collect()
+    };
+    let mut left = alive();
+    if left.is_empty() {
+        return false;
+    }
+    let started = Instant::now();
+    while !left.is_empty() && started.elapsed() < STRAGGLER_TIMEOUT {
+        std::thread::sleep(Duration::from_millis(50));
+        left = alive();
+    }
+    if !left.is_empty() {
+        let one = left.len() == 1;
+        let pids: Vec<String> = left.iter().map(i32::to_string).collect();
+        say::warn(&format!(
+            "{} {} of the program still run{} {} s after it exited; {} perf map/jitdump {} \
+             copied, and `perfpy clean` removes {} from /tmp once {} exited",
+            if one { "process" } else { "processes" },
+            pids.join(", "),
+            if one { "s" } else { "" },
+            STRAGGLER_TIMEOUT.as_secs(),
+            if one { "its" } else { "their" },
+            if one { "is" } else { "are" },
+            if one { "it" } else { "them" },
+            if one { "it has" } else { "they have" },
+        ));
+    }
+    true
+}
+
+/// Moves the perf maps and jitdumps of `pids` next to the recording, replacing a previous
+/// recording's (whose names must not name this one's addresses).
+pub(super) fn keep_names(pids: &[i32], output: &Path) -> Result<()> {
+    let side = side_dir(output);
+    if side.is_dir() {
+        for e in std::fs::read_dir(&side)?.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let moved = collect_jit_files(pids, &side)?;
+    if !moved.is_empty() {
+        say::note(&format!(
+            "moved {} into {}",
+            say::count(
+                moved.len(),
+                "perf map/jitdump file",
+                "perf map/jitdump files"
+            ),
+            side.display()
+        ));
+    }
+    Ok(())
+}

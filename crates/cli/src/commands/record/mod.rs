@@ -1,0 +1,89 @@
+//! `perfpy record`: one command from "my program is slow" to a profile, in the order it
+//! happens:
+//!
+//! 1. the plan: [`launch`] works out the interpreter the command runs and what it can do
+//!    (perfpy importable? built-in support? frame pointers?) and picks the backend and the
+//!    call graphs; [`attach`] instead switches names on in running processes;
+//! 2. [`perf_record`] runs `perf record` with the flags that takes; Ctrl-C / SIGTERM / SIGHUP
+//!    go to perf, which stops the program and still writes the recording;
+//! 3. [`collect`] moves the program's perf maps and jitdumps next to the recording
+//!    (`<out>.perfpy/`), so /tmp keeps nothing and `perfpy report` finds them;
+//! 4. [`summary`] reads the recording and prints the hottest Python functions.
+
+mod attach;
+mod collect;
+mod launch;
+mod perf_record;
+mod summary;
+
+use crate::attach::Switched;
+use crate::cli::RecordArgs;
+use crate::lend;
+use crate::perf;
+use crate::plan::{CallGraph, Plan};
+use crate::recording;
+use crate::report::output::{self, Format};
+use crate::report::NativeView;
+use crate::say;
+use anyhow::{Context, Result};
+use std::io::IsTerminal;
+use std::process::{Command, ExitCode};
+
+/// What `record` will do: perf's command line, and what to tell the user about it.
+struct Setup {
+    cmd: Command,
+    /// `None` when attaching to a running process (its switches were set when it started).
+    plan: Option<Plan>,
+    call_graph: CallGraph,
+    reasons: Vec<String>,
+    /// The start-up hook lending perfpy to the program, removed after the recording.
+    hook: Option<lend::HookDir>,
+    /// Names switched on in running processes, to switch off after the recording.
+    switched: Vec<Switched>,
+}
+
+pub fn run(args: &RecordArgs) -> Result<ExitCode> {
+    let perf = perf::locate().context(
+        "perf is not on PATH; install it (Debian: apt-get install linux-perf; Ubuntu: \
+         linux-tools-$(uname -r); Fedora: perf), then check with `perfpy doctor`",
+    )?;
+    let perf_version = perf::version_text(&perf)
+        .ok()
+        .and_then(|t| perf::Version::parse(&t));
+    let setup = if args.pid.is_empty() {
+        launch::launch(args, &perf, perf_version)?
+    } else {
+        attach::attach(args, &perf, &args.pid)?
+    };
+    summary::announce(args, &setup);
+    let status = perf_record::run(setup.cmd, &perf, &args.output);
+    for s in setup.switched {
+        s.off();
+    }
+    let status = status?;
+    drop(setup.hook);
+    let progress = std::io::stderr().is_terminal();
+    let mut profile = recording::load(&args.output, &[], progress)?;
+    if args.pid.is_empty() && collect::wait_for_the_rest(&profile.pids) {
+        // Their names are complete now (an interpreter may buffer its jitdump until exit).
+        profile = recording::load(&args.output, &[], progress)?;
+    }
+    if !args.keep_jit_files {
+        let pids: Vec<i32> = profile.pids.iter().copied().collect();
+        collect::keep_names(&pids, &args.output)?;
+    }
+    let profile = profile.with_view(NativeView::Leaf);
+    recording::warn_about(&profile);
+    summary::summary(&profile, args.top, &args.output);
+    if let Some(svg) = &args.flamegraph {
+        if profile.samples.is_empty() {
+            say::note("no samples, so no flamegraph");
+        } else {
+            output::save(&profile, Format::Flamegraph, Some(svg.clone()), args.top)?;
+        }
+    }
+    Ok(match status.code() {
+        Some(0) | None => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(c.clamp(1, 255) as u8),
+    })
+}

@@ -1,0 +1,183 @@
+//! perf itself: its command line, and running it to the end with the signals that reach
+//! perfpy passed on to it and, on a terminal, a line now and then on how it goes.
+
+use crate::cli::RecordArgs;
+use crate::plan::CallGraph;
+use anyhow::{bail, Context, Result};
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Instant;
+
+/// `perf record`'s options for `args`, up to (not including) what it records: `--` and a
+/// command, or `-p`.
+pub(super) fn args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec![
+        "record".into(),
+        "-F".into(),
+        args.frequency.to_string().into(),
+        // CLOCK_MONOTONIC, as the jitdump's timestamps: perf inject --jit needs it.
+        "-k".into(),
+        "1".into(),
+        // No copies of the binaries in ~/.debug.
+        "--no-buildid-cache".into(),
+        "--call-graph".into(),
+        match call_graph {
+            CallGraph::FramePointers => "fp".into(),
+            CallGraph::Dwarf => "dwarf,65528".into(),
+        },
+        "-o".into(),
+        args.output.clone().into(),
+    ];
+    if let Some(e) = &args.event {
+        a.push("-e".into());
+        a.push(e.into());
+    }
+    a
+}
+
+/// perf's pid while it runs, for the signal handler.
+static PERF_PID: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = PERF_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; pid is perf's, which we started and have not
+        // yet reaped (the handler is reset before waitpid returns).
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// Sends SIGINT, SIGTERM and SIGHUP that reach perfpy on to perf while it runs. (A Ctrl-C on
+/// the terminal reaches perf and the program directly too; perf then stops recording, stops
+/// the program and writes the file.)
+struct Forwarding {
+    old: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl Forwarding {
+    fn install(perf_pid: u32) -> Forwarding {
+        PERF_PID.store(perf_pid as i32, Ordering::SeqCst);
+        let mut old = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value; we set a
+            // handler that only calls kill(2), and keep the previous action to restore it.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                action.sa_sigaction = forward as *const () as usize;
+                action.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut action.sa_mask);
+                let mut previous: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &action, &mut previous) == 0 {
+                    old.push((sig, previous));
+                }
+            }
+        }
+        Forwarding { old }
+    }
+}
+
+impl Drop for Forwarding {
+    fn drop(&mut self) {
+        PERF_PID.store(0, Ordering::SeqCst);
+        for (sig, previous) in &self.old {
+            // SAFETY: restores the action saved by `install` for the same signal.
+            unsafe {
+                libc::sigaction(*sig, previous, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// On a terminal, a line now and then while perf records (after 10 s, then at doubling
+/// intervals): elapsed time and the recording's size. Whole lines, so the program's own output
+/// is never overwritten.
+struct Progress {
+    stop: std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(output: PathBuf) -> Progress {
+        let stop = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut next = std::time::Duration::from_secs(10);
+            let (lock, cvar) = &*flag;
+            let mut stopped = lock.lock().unwrap_or_else(|e| e.into_inner());
+            loop {
+                let wait = next.saturating_sub(started.elapsed());
+                let (guard, timeout) = cvar
+                    .wait_timeout(stopped, wait)
+                    .unwrap_or_else(|e| e.into_inner());
+                stopped = guard;
+                if *stopped {
+                    return;
+                }
+                if timeout.timed_out() {
+                    let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
+                    eprintln!(
+                        "perfpy: recording for {:.0} s, {} so far: {:.1} MB",
+                        started.elapsed().as_secs_f64(),
+                        output.display(),
+                        size as f64 / 1e6
+                    );
+                    next *= 2;
+                }
+            }
+        });
+        Progress {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.stop;
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Runs perf to the end, forwarding signals; perf's exit status.
+pub(super) fn run(mut cmd: Command, perf: &Path, output: &Path) -> Result<ExitStatus> {
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot run {}", perf.display()))?;
+    let status = {
+        let _forwarding = Forwarding::install(child.id());
+        let _progress = std::io::stderr()
+            .is_terminal()
+            .then(|| Progress::start(output.to_path_buf()));
+        child.wait().context("waiting for perf")?
+    };
+    let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    if size == 0 {
+        bail!(
+            "perf record wrote no recording ({}); its messages are above. `perfpy doctor` \
+             checks what perf needs",
+            match status.code() {
+                Some(c) => format!("exit status {c}"),
+                None => format!("killed by signal {}", status.signal().unwrap_or(0)),
+            }
+        );
+    }
+    eprintln!(
+        "perfpy: recorded {:.1} MB in {:.1} s",
+        size as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(status)
+}

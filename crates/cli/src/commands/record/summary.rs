@@ -1,0 +1,134 @@
+//! What `record` tells the user: before, what it records, how and why; after, the number
+//! of samples, the hottest Python functions, and what to run next.
+
+use super::Setup;
+use crate::cli::RecordArgs;
+use crate::plan::{Backend, CallGraph, Plan};
+use crate::report::profile::tables::{pct, python_table};
+use crate::report::Profile;
+use std::path::Path;
+
+/// `arg` as a shell would need it typed (for messages).
+fn shell_quote(arg: &str) -> String {
+    let plain = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        arg.to_string()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''"))
+    }
+}
+
+/// Tells the user what is recorded, how, and why.
+pub(super) fn announce(args: &RecordArgs, setup: &Setup) {
+    let what = match args.pid.as_slice() {
+        [pid] => format!("pid {pid}"),
+        [] => args
+            .command
+            .iter()
+            .map(|a| shell_quote(&a.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" "),
+        pids => format!(
+            "pids {}",
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    eprintln!(
+        "perfpy: recording {what}{}, {} call graphs, {} Hz",
+        match setup.plan.as_ref().map(|p| p.backend) {
+            Some(Backend::PerfMap) => ", perf map",
+            Some(Backend::Jitdump) => ", jitdump",
+            None => "",
+        },
+        match setup.call_graph {
+            CallGraph::FramePointers => "frame-pointer",
+            CallGraph::Dwarf => "DWARF",
+        },
+        args.frequency
+    );
+    for r in &setup.reasons {
+        eprintln!("perfpy:   because: {r}");
+    }
+    if let Some((k, v)) = setup.plan.as_ref().map(Plan::env) {
+        match &setup.hook {
+            Some(dir) => eprintln!(
+                "perfpy:   switched on with {k}={v}, and PYTHONPATH={} for perfpy",
+                dir.path().display()
+            ),
+            None => eprintln!("perfpy:   switched on with {k}={v}"),
+        }
+    }
+    eprintln!(
+        "perfpy: Ctrl-C stops the {} and keeps the profile",
+        if !args.pid.is_empty() {
+            "recording"
+        } else {
+            "program"
+        }
+    );
+}
+
+pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
+    let total = profile.samples.len() as u64;
+    eprintln!();
+    eprintln!(
+        "{total} samples{}",
+        if profile.stats.lost_events > 0 {
+            format!(" ({} events lost)", profile.stats.lost_events)
+        } else {
+            String::new()
+        }
+    );
+    let rows = python_table(profile);
+    if rows.is_empty() {
+        eprintln!("no sample ran Python code with a name (see the warnings above)");
+    } else {
+        eprintln!("hottest Python functions:");
+        eprintln!("  {:>6}  {:>6}  function", "self", "total");
+        // Functions under 1% of the samples are noise here; perfpy report lists them all.
+        for r in rows
+            .iter()
+            .filter(|r| r.total_samples * 100 >= total)
+            .take(top)
+        {
+            let frame = &profile.frames[r.frame as usize];
+            let (func, file) = frame.python_parts();
+            let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
+            eprintln!(
+                "  {:>5.1}%  {:>5.1}%  {func}  {file}{line}",
+                pct(r.self_samples, total),
+                pct(r.total_samples, total)
+            );
+        }
+    }
+    let input = if output == Path::new("perf.data") {
+        String::new()
+    } else {
+        format!(" -i {}", output.display())
+    };
+    eprintln!();
+    eprintln!("next: perfpy report{input}                      (all functions)");
+    eprintln!("      perfpy report{input} --format flamegraph  (flamegraph.svg)");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_what_a_shell_would_need_quoted() {
+        assert_eq!(shell_quote("app.py"), "app.py");
+        assert_eq!(
+            shell_quote("import time; time.sleep(1)"),
+            "'import time; time.sleep(1)'"
+        );
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+}
