@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import FP_PYTHONS, NO_FP_PYTHONS, NO_PERFPY, PERFPY, PYTHONS, ROOT
+from test_perf_record import requires_perf
 
 pytestmark = pytest.mark.skipif(not os.path.exists(PERFPY), reason=NO_PERFPY)
 
@@ -163,3 +164,27 @@ def test_clean_of_a_missing_directory_explains(tmp_path):
     r = perfpy("clean", "--dir", str(tmp_path / "missing"))
     assert r.returncode == 2
     assert r.stderr.startswith("perfpy: cannot list %s" % (tmp_path / "missing"))
+
+
+def test_a_mistyped_record_option_is_refused_not_run(tmp_path):
+    """`--outptu` before the program is perfpy's option, mistyped: refused by name with the
+    nearest real one, and nothing is run or recorded."""
+    r = subprocess.run([PERFPY, "record", "--outptu", "w.data", "--", sys.executable, "-c",
+                        "open('ran', 'w')"], capture_output=True, text=True, cwd=str(tmp_path))
+    assert r.returncode == 2, r.stderr
+    assert "unexpected argument '--outptu'" in r.stderr, r.stderr
+    assert "a similar argument exists: '--output'" in r.stderr, r.stderr
+    assert "can't tell which Python" not in r.stderr
+    assert os.listdir(str(tmp_path)) == []
+
+
+@requires_perf
+def test_a_program_whose_name_starts_with_a_dash_runs_after_double_dash(tmp_path):
+    prog = tmp_path / "-prog"
+    prog.write_text("#!%s\nprint('ran')\n" % PYTHONS[-1].path)
+    prog.chmod(0o755)
+    env = dict(os.environ, PATH="%s:%s" % (tmp_path, os.environ["PATH"]))
+    r = subprocess.run([PERFPY, "record", "-o", "d.data", "--", "-prog"], capture_output=True,
+                       text=True, cwd=str(tmp_path), env=env)
+    assert r.returncode == 0, r.stderr
+    assert "ran" in r.stdout and (tmp_path / "d.data").exists()

@@ -301,3 +301,39 @@ def test_report_warns_when_the_names_are_missing(tmp_path):
     assert r.returncode == 0
     assert "no perf map or jitdump found for pid" in r.stderr, r.stderr
     assert "--jit-dir" in r.stderr
+
+
+@pytest.mark.parametrize("py", [PYTHONS[0], PYTHONS[-1]], ids=lambda p: p.minor)
+def test_a_recording_with_names_off_says_so_and_how_to_switch_them_on(tmp_path, py):
+    """CPython's howto, first example, without its switch: `perf record --call-graph dwarf
+    python script.py`. perfpy report must say that names were off, once for the process, and
+    how to switch them on; not that functions were "already running when names came on"."""
+    data = str(tmp_path / "off.data")
+    subprocess.run([PERF, "record", "-q", "-F", "999", "--call-graph", "dwarf", "-o", data,
+                    py.path, SEED, "2000000"], check=True, capture_output=True, env=child_env())
+    pid = int(subprocess.run([PERF, "script", "-i", data, "-F", "pid"], capture_output=True,
+                             text=True, check=True).stdout.split()[0])
+    r = perfpy("report", "-i", "off.data", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    said = [l for l in r.stderr.splitlines() if "Python names were off" in l]
+    assert len(said) == 1, r.stderr
+    assert "pid %d (" % pid in said[0] and "CPython %s" % py.minor in said[0], said
+    assert "perfpy record -- %s %s 2000000" % (py.path, SEED) in said[0], said
+    assert "PYTHONPERFSUPPORT=1" in said[0] and "perfpy record --pid %d" % pid in said[0], said
+    if py.version < (3, 12):
+        assert "perfpy installed" in said[0], said
+    assert "already running" not in r.stdout, r.stdout
+    assert "Python names were off in pid %d" % pid in r.stdout, r.stdout
+    assert "samples in 1 process" in r.stdout and "%s %s 2000000" % (py.path, SEED) in r.stdout
+
+
+def test_names_on_but_missing_in_one_process_is_not_called_off(tmp_path):
+    """A process whose stubs ran (names were on) but whose files are gone gets the --jit-dir
+    advice, not the names-were-off one."""
+    record(tmp_path, PYTHONS[-1].path, "--backend", "perf-jit")
+    for f in os.listdir(tmp_path / "perf.data.perfpy"):
+        os.unlink(tmp_path / "perf.data.perfpy" / f)
+    r = perfpy("report", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "no perf map or jitdump found for pid" in r.stderr, r.stderr
+    assert "names were off" not in r.stderr + r.stdout, r.stderr

@@ -149,11 +149,12 @@ pub struct RecordArgs {
     #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true,
           default_missing_value = "flamegraph.svg")]
     pub flamegraph: Option<PathBuf>,
-    /// The program to run: `-- python app.py args...`.
+    /// The program to run: `-- python app.py args...`. Everything from its first word on is
+    /// the program's; an option of perfpy's must come before it. (A program whose name
+    /// starts with `-` goes after `--`.)
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        allow_hyphen_values = true,
         required_unless_present = "pid"
     )]
     pub command: Vec<OsString>,
@@ -239,6 +240,62 @@ mod tests {
             assert_eq!(a.backend, Backend::PerfJit, "{spelling}");
         }
         assert!(Cli::try_parse_from(["perfpy", "record", "--backend", "jit", "--", "x"]).is_err());
+    }
+
+    fn record(words: &[&str]) -> Result<RecordArgs, clap::Error> {
+        let argv = ["perfpy", "record"].iter().chain(words);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Record(a) => Ok(a),
+            other => panic!("not record: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_mistyped_option_is_refused_by_name_not_run_as_the_program() {
+        let e = record(&["--outptu", "w.data", "--", "python", "app.py"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        let text = e.render().to_string();
+        assert!(text.contains("'--outptu'"), "{text}");
+        assert!(
+            text.contains("a similar argument exists: '--output'"),
+            "{text}"
+        );
+        let e = record(&["-F", "99", "--nothing-like-it", "python", "app.py"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn the_programs_own_words_are_the_programs() {
+        let words = |a: RecordArgs| -> Vec<String> {
+            a.command
+                .iter()
+                .map(|w| w.to_string_lossy().into_owned())
+                .collect()
+        };
+        // After `--`, a program whose name starts with `-`.
+        let a = record(&["--", "-odd-name", "--flag"]).unwrap();
+        assert_eq!(words(a), ["-odd-name", "--flag"]);
+        // From the program's first word on, its options (even ones perfpy has too).
+        let a = record(&[
+            "-F",
+            "99",
+            "python",
+            "-X",
+            "importtime",
+            "app.py",
+            "-o",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(a.frequency, 99);
+        assert_eq!(a.output, PathBuf::from("perf.data"));
+        assert_eq!(
+            words(a),
+            ["python", "-X", "importtime", "app.py", "-o", "x"]
+        );
+        let a = record(&["-o", "y.data", "--", "python", "-c", "pass"]).unwrap();
+        assert_eq!(a.output, PathBuf::from("y.data"));
+        assert_eq!(words(a), ["python", "-c", "pass"]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! `perf.data.perfpy/` where `perfpy record` keeps the program's perf maps and jitdumps (so
 //! /tmp keeps nothing and `perfpy report` finds them). Shared by `record` and `report`.
 
-use crate::report::{jit, read, Profile};
+use crate::report::{jit, read, NamesOff, Profile};
+use crate::say;
 use anyhow::{Context, Result};
 use perfpy_format::files;
 use std::path::{Path, PathBuf};
@@ -28,17 +29,29 @@ pub fn load(input: &Path, extra_dirs: &[PathBuf], progress: bool) -> Result<Prof
     read::read(input, &read::Options { jit_dirs, progress })
 }
 
+/// How many processes with names off are told about one by one.
+const NAMES_OFF_SHOWN: usize = 5;
+
 /// Tells on stderr what could make the report incomplete, each with what to do.
 pub fn warn_about(profile: &Profile) {
     let s = &profile.stats;
+    for off in s.names_off.iter().take(NAMES_OFF_SHOWN) {
+        say::warn(&names_off(profile, off));
+    }
+    if s.names_off.len() > NAMES_OFF_SHOWN {
+        say::warn(&format!(
+            "and in {} more processes, for the same reason",
+            s.names_off.len() - NAMES_OFF_SHOWN
+        ));
+    }
     if !s.pids_without_names.is_empty() {
         let pids: Vec<String> = s.pids_without_names.iter().map(|p| p.to_string()).collect();
-        eprintln!(
-            "perfpy: warning: no perf map or jitdump found for pid {}: their JIT code shows as \
-             [unknown]. Record with `perfpy record`, or pass --jit-dir with the \
-             perf-<pid>.map / jit-<pid>.dump files.",
+        say::warn(&format!(
+            "no perf map or jitdump found for pid {}: their JIT code shows as [unknown]. \
+             Record with `perfpy record`, or pass --jit-dir with the perf-<pid>.map / \
+             jit-<pid>.dump files.",
             pids.join(", ")
-        );
+        ));
     }
     if !s.missing_binaries.is_empty() {
         let shown: Vec<&str> = s
@@ -80,6 +93,44 @@ pub fn warn_about(profile: &Profile) {
             s.truncated, s.samples
         );
     }
+}
+
+/// What to say of a process that ran Python with its names off: that they were, what that
+/// looks like, and the ways to switch them on that its version has.
+fn names_off(profile: &Profile, off: &NamesOff) -> String {
+    let pid = off.pid;
+    let name = profile.process_names.get(&pid).map(String::as_str);
+    let version = off.version.map(|(a, b)| format!("CPython {a}.{b}"));
+    let what: Vec<&str> = name.into_iter().chain(version.as_deref()).collect();
+    let builtin = off.version.is_some_and(|v| v >= (3, 12));
+    let remote = off.version.is_some_and(|v| v >= (3, 14));
+    let command = profile
+        .command
+        .as_deref()
+        .filter(|_| profile.process_names.len() <= 1)
+        .unwrap_or("<command>");
+    format!(
+        "Python names were off in pid {pid}{}: it wrote no perf map or jitdump, so its Python \
+         functions show as the interpreter's (_PyEval_EvalFrameDefault). To name them, record \
+         with `perfpy record -- {command}`, which switches them on; or start the program with \
+         {}; or, for a program that runs, `perfpy record --pid {pid}`{}",
+        if what.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", what.join(", "))
+        },
+        if builtin {
+            "PYTHONPERFSUPPORT=1 (-X perf) or PYTHON_PERF_JIT_SUPPORT=1 (-X perf_jit)"
+        } else {
+            "perfpy installed in its interpreter and PYTHONPERFSUPPORT=1 (-X perf)"
+        },
+        if remote {
+            ""
+        } else {
+            ", if it was started with perfpy installed and PERFPY_ATTACH=1 (CPython 3.14+ needs \
+             nothing)"
+        }
+    )
 }
 
 /// Moves (or copies, for a process that still runs) the maps and dumps of `pids` into `dir`.

@@ -52,7 +52,17 @@ fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
         };
         (func.to_string(), place)
     })?;
-    if py.is_empty() {
+    let off = &profile.stats.names_off;
+    if py.is_empty() && !off.is_empty() {
+        let pids: Vec<String> = off.iter().map(|o| o.pid.to_string()).collect();
+        writeln!(
+            out,
+            "  (none: Python names were off in {} {}: no perf map or jitdump, so perf saw only \
+             the interpreter's own functions; `perfpy record -- <command>` switches them on)",
+            if off.len() == 1 { "pid" } else { "pids" },
+            pids.join(", ")
+        )?;
+    } else if py.is_empty() {
         writeln!(out, "  (none: no sample has a Python frame)")?;
     }
     let unnamed = profile.samples_with_unnamed_python();

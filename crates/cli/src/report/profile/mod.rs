@@ -70,9 +70,19 @@ pub struct Stats {
     pub missing_binaries: Vec<String>,
     /// pids with samples in Python stubs for which no perf map or jitdump was found.
     pub pids_without_names: Vec<i32>,
+    /// Processes that ran Python with its names off (no switch, no perf map or jitdump).
+    pub names_off: Vec<NamesOff>,
     /// The perf maps and jitdumps read.
     pub jit_files: Vec<std::path::PathBuf>,
     pub problems: Vec<String>,
+}
+
+/// A process that ran Python with its names off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamesOff {
+    pub pid: i32,
+    /// The interpreter's `(major, minor)`, when its file name says it.
+    pub version: Option<(u32, u32)>,
 }
 
 /// A profile: interned frames, interned stacks (root first), samples.

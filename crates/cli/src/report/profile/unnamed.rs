@@ -42,9 +42,12 @@ impl Profile {
             })
     }
 
-    /// How many samples have Python frames without a name (see
-    /// [`Profile::unnamed_python_frames`]).
+    /// How many samples of processes that had names on have Python frames without a name
+    /// (see [`Profile::unnamed_python_frames`]); those whose names were off altogether are
+    /// [`super::Stats::names_off`].
     pub fn samples_with_unnamed_python(&self) -> u64 {
+        let off: std::collections::HashSet<i32> =
+            self.stats.names_off.iter().map(|o| o.pid).collect();
         let flags: Vec<bool> = self
             .stacks
             .iter()
@@ -52,7 +55,7 @@ impl Profile {
             .collect();
         self.samples
             .iter()
-            .filter(|s| flags[s.stack as usize])
+            .filter(|s| flags[s.stack as usize] && !off.contains(&s.pid))
             .count() as u64
     }
 }
@@ -105,6 +108,13 @@ mod tests {
             ]
         );
         assert_eq!(leaf.samples_with_unnamed_python(), 2);
+        // Names that were never on are not "already running when they came on".
+        let mut off = leaf;
+        off.stats.names_off.push(super::super::NamesOff {
+            pid: 1,
+            version: Some((3, 11)),
+        });
+        assert_eq!(off.samples_with_unnamed_python(), 0);
 
         // A stripped interpreter: only its exported entry points have names.
         let mut p = Profile::default();

@@ -82,11 +82,11 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         profile.stats.problems.push(d.describe());
     }
     profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
-    profile.command = perf_file.cmdline().ok().flatten().map(|args| {
-        // `perf record ... -- python app.py` → `python app.py`.
-        let after = args.iter().position(|a| *a == "--").map_or(0, |i| i + 1);
-        args[after..].join(" ")
-    });
+    profile.command = perf_file
+        .cmdline()
+        .ok()
+        .flatten()
+        .map(|args| recorded_command(&args));
     profile.frequency =
         perf_file
             .event_attributes()
@@ -145,6 +145,8 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         b.finish_and_clear();
     }
     r.profile.stats.pids_without_names = r.procs.without_names();
+    let sampled = r.profile.samples.iter().map(|s| s.pid).collect();
+    r.profile.stats.names_off = r.procs.python_without_names(&sampled);
     Ok(r.profile)
 }
 
@@ -254,6 +256,27 @@ impl<A: Arch> Reader<A> {
     }
 }
 
+/// What a recording ran, from perf's command line: the words after `--`, else from the
+/// first word that names a Python interpreter (`perf record -g python3 app.py`), else the
+/// whole command line (perf's options can't be told from their values without perf's table).
+fn recorded_command(args: &[&str]) -> String {
+    let start = args
+        .iter()
+        .position(|a| *a == "--")
+        .map(|i| i + 1)
+        .or_else(|| {
+            args.iter()
+                .skip(1)
+                .position(|a| {
+                    let name = a.rsplit('/').next().unwrap_or(a);
+                    name.starts_with("python") && !a.starts_with('-')
+                })
+                .map(|i| i + 1)
+        })
+        .unwrap_or(0);
+    args[start..].join(" ")
+}
+
 /// A sample's callchain (`-g`), split into its kernel and user addresses, leaf first.
 fn split_callchain(s: &SampleRecord<'_>) -> (Vec<u64>, Vec<u64>) {
     let (mut kernel, mut user) = (Vec::new(), Vec::new());
@@ -271,4 +294,23 @@ fn split_callchain(s: &SampleRecord<'_>) -> (Vec<u64>, Vec<u64>) {
         }
     }
     (kernel, user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::recorded_command;
+
+    #[test]
+    fn the_recorded_command_is_found_in_perfs_command_line() {
+        let perf = |s: &str| recorded_command(&s.split(' ').collect::<Vec<_>>());
+        assert_eq!(
+            perf("perf record -g -- python3 app.py -v"),
+            "python3 app.py -v"
+        );
+        assert_eq!(
+            perf("/usr/bin/perf record -F 999 --call-graph dwarf /usr/bin/python3.11 app.py"),
+            "/usr/bin/python3.11 app.py"
+        );
+        assert_eq!(perf("perf record -a sleep 1"), "perf record -a sleep 1");
+    }
 }

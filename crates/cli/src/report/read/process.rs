@@ -5,9 +5,9 @@
 use super::unwind::Arch;
 use crate::report::elf::Elf;
 use crate::report::jit::{self, JitInfo};
-use crate::report::Stats;
+use crate::report::{NamesOff, Stats};
 use perfpy_format::files;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -58,6 +58,11 @@ impl Space {
 
     pub fn jit_infos(&self) -> impl Iterator<Item = &Arc<JitInfo>> {
         self.jit.iter().chain(self.inherited.iter())
+    }
+
+    /// Whether a perf map or jitdump names its stubs (its own, or its parent's).
+    pub fn has_names(&self) -> bool {
+        self.jit_infos().any(|j| !j.files.is_empty())
     }
 }
 
@@ -250,10 +255,66 @@ impl<A: Arch> Processes<A> {
         let mut pids: Vec<i32> = self
             .procs
             .iter()
-            .filter(|(_, p)| p.had_unnamed_anon && p.space.jit_infos().all(|j| j.files.is_empty()))
+            .filter(|(_, p)| p.had_unnamed_anon && !p.space.has_names())
             .map(|(&pid, _)| pid)
             .collect();
         pids.sort_unstable();
         pids
+    }
+
+    /// Of the `sampled` pids, those that ran a Python interpreter with its names off: they
+    /// map an interpreter (`python*`, `libpython*`), have no perf map or jitdump (nor a
+    /// parent's), and ran no anonymous code (stubs) that would have needed one. Sorted, each
+    /// with the interpreter's version when its file name says it (`libpython3.11.so.1.0`).
+    pub fn python_without_names(&self, sampled: &BTreeSet<i32>) -> Vec<NamesOff> {
+        let mut off: Vec<NamesOff> = sampled
+            .iter()
+            .filter_map(|&pid| {
+                let p = self.procs.get(&pid)?;
+                if p.had_unnamed_anon || p.space.has_names() {
+                    return None;
+                }
+                let interpreter = p.space.mappings.iter().find_map(|m| {
+                    let name = m.path.rsplit('/').next().unwrap_or(&m.path);
+                    let rest = name
+                        .strip_prefix("libpython")
+                        .or_else(|| name.strip_prefix("python"))?;
+                    Some(python_version(rest))
+                })?;
+                Some(NamesOff {
+                    pid,
+                    version: interpreter,
+                })
+            })
+            .collect();
+        off.sort_unstable_by_key(|o| o.pid);
+        off
+    }
+}
+
+/// `(major, minor)` from what follows `python` or `libpython` in a file name: `3.11.so.1.0`,
+/// `3.14`, `3.12d.so`; `None` for `3` or `` (a `python3` without its minor).
+fn python_version(rest: &str) -> Option<(u32, u32)> {
+    let mut parts = rest.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::python_version;
+
+    #[test]
+    fn reads_the_interpreter_version_from_its_file_name() {
+        assert_eq!(python_version("3.11.so.1.0"), Some((3, 11)));
+        assert_eq!(python_version("3.14"), Some((3, 14)));
+        assert_eq!(python_version("3.12d.so.1.0"), Some((3, 12)));
+        assert_eq!(python_version("3"), None);
+        assert_eq!(python_version(""), None);
     }
 }
