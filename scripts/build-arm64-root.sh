@@ -10,6 +10,7 @@
 #
 # Prints the root's path on stdout.
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 root="${PERFPY_ARM64_ROOT:-$HOME/.cache/perfpy/arm64-root}"
 stamp="$root/.perfpy-arm64-root"
 log() { echo "build-arm64-root: $*" >&2; }
@@ -18,7 +19,7 @@ command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
+    apt_install "${missing[@]}"
 fi
 if [ ! -f "$stamp" ]; then
     log "unpacking Debian bookworm's arm64 python3.11 into $root (once; about 30 s)"

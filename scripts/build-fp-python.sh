@@ -7,6 +7,7 @@
 #
 #   PERFPY_FP_PREFIX   where to install (default: ~/.cache/perfpy/python3.11-fp)
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 
 prefix="${PERFPY_FP_PREFIX:-$HOME/.cache/perfpy/python3.11-fp}"
 python="$prefix/bin/python3.11"
@@ -35,8 +36,7 @@ SRC
 fi
 if [ "$need_apt" = 1 ]; then
     log "apt-get update / install build tools"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential zlib1g-dev libffi-dev dpkg-dev xz-utils >&2
+    apt_install build-essential zlib1g-dev libffi-dev dpkg-dev xz-utils
 fi
 
 work="$(mktemp -d)"

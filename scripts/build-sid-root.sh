@@ -8,6 +8,7 @@
 #   PERFPY_SID_ROOT    where (default: ~/.cache/perfpy/sid-root)
 #   PERFPY_SID_MIRROR  the Debian archive (default: the one this machine's apt uses)
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 
 root="${PERFPY_SID_ROOT:-$HOME/.cache/perfpy/sid-root}"
 packages=(python3.14 python3.14-dev python3.14-venv python3.15 python3.15-dev python3.15-venv
@@ -26,8 +27,7 @@ add_extras() {
     done
     [ "${#need[@]}" -eq 0 ] && return
     log "installing ${need[*]} into the root"
-    chroot "$root" apt-get -o Acquire::Check-Valid-Until=false update -qq >&2
-    chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >&2
+    apt_install --root "$root" "${need[@]}"
 }
 
 if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ]; then
@@ -44,8 +44,7 @@ if [ -z "$mirror" ]; then
 fi
 if ! command -v debootstrap >/dev/null; then
     log "installing debootstrap"
-    apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >&2
+    apt_install debootstrap
 fi
 
 log "debootstrap sid into $root from $mirror (once; about two minutes)"

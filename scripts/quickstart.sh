@@ -15,11 +15,12 @@
 #
 #   PERFPY_QUICKSTART_MINOR=3.9 scripts/quickstart.sh   another pyenv CPython (3.8-3.13)
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 cd "$(dirname "$0")/.."
 
 if ! command -v perf >/dev/null; then
     echo "quickstart: perf is not installed; installing Debian's linux-perf" >&2
-    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq linux-perf >&2
+    apt_install linux-perf
 fi
 
 minor="${PERFPY_QUICKSTART_MINOR:-3.11}"

@@ -10,6 +10,7 @@
 #   PERFPY_SKIP_ROOT=1 ...          don't build or use the sid root (3.14 and 3.15 untested)
 #   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel (its tests skip)
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 cd "$(dirname "$0")/.."
 log() { echo "== $* (${SECONDS}s)" >&2; }
 
@@ -27,7 +28,7 @@ command -v wrk >/dev/null || missing+=(wrk)
 command -v go >/dev/null || missing+=(golang-go)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    apt_install "${missing[@]}"
 fi
 
 if [ -z "${PERFPY_SKIP_FP_BUILD:-}" ]; then
