@@ -1,5 +1,6 @@
 //! Command-line definitions.
 
+use crate::perf;
 use crate::report::output::Format;
 use crate::report::NativeView;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -111,6 +112,18 @@ pub struct RecordArgs {
     /// How perf records call stacks.
     #[arg(long, value_enum, default_value_t = CallGraph::Auto)]
     pub call_graph: CallGraph,
+    /// With DWARF call graphs: how much of each thread's stack perf copies with every sample
+    /// (at most 65528, perf's limit). The default holds the whole stack of programs some 60
+    /// Python functions deep; `perfpy report` says when stacks were deeper than the copy.
+    #[arg(long, value_name = "BYTES", default_value_t = perf::DEFAULT_STACK_COPY,
+          value_parser = stack_size)]
+    pub stack_size: u32,
+    /// Write the recording uncompressed. By default perf compresses it as it records (zstd,
+    /// `perf record -z`; where perf was built with zstd), which perfpy report, perf report,
+    /// perf script and samply read. perf inject --jit (perf 6.1 and 7.2) can't:
+    /// --keep-jit-files, which is for perf inject, records uncompressed.
+    #[arg(long)]
+    pub no_compress: bool,
     /// The recording to write.
     #[arg(short, long, value_name = "FILE", default_value = "perf.data")]
     pub output: PathBuf,
@@ -122,7 +135,8 @@ pub struct RecordArgs {
     #[arg(short, long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Leave the perf map / jitdump in /tmp (for perf inject --jit and perf report)
-    /// instead of moving them next to the recording.
+    /// instead of moving them next to the recording; the recording is then written
+    /// uncompressed, which perf inject --jit needs.
     #[arg(long)]
     pub keep_jit_files: bool,
     /// Record a running process instead of starting one. On CPython 3.14+ perfpy switches
@@ -158,6 +172,21 @@ pub struct RecordArgs {
         required_unless_present = "pid"
     )]
     pub command: Vec<OsString>,
+}
+
+/// `--stack-size`: a number of bytes perf can copy, rounded up to whole 8-byte words as perf
+/// does.
+fn stack_size(text: &str) -> Result<u32, String> {
+    let n: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    if n == 0 || n > perf::MAX_STACK_COPY {
+        return Err(format!(
+            "perf copies between 8 and {} bytes of stack; {n} is out of range",
+            perf::MAX_STACK_COPY
+        ));
+    }
+    Ok(n.div_ceil(8) * 8)
 }
 
 #[derive(Args, Debug)]
@@ -296,6 +325,30 @@ mod tests {
         let a = record(&["-o", "y.data", "--", "python", "-c", "pass"]).unwrap();
         assert_eq!(a.output, PathBuf::from("y.data"));
         assert_eq!(words(a), ["python", "-c", "pass"]);
+    }
+
+    #[test]
+    fn stack_sizes_are_perfs() {
+        assert_eq!(
+            record(&["--", "p"]).unwrap().stack_size,
+            perf::DEFAULT_STACK_COPY
+        );
+        assert_eq!(
+            record(&["--stack-size", "65528", "--", "p"])
+                .unwrap()
+                .stack_size,
+            65528
+        );
+        assert_eq!(
+            record(&["--stack-size", "1001", "--", "p"])
+                .unwrap()
+                .stack_size,
+            1008
+        );
+        for bad in ["0", "65529", "64k", "-8"] {
+            let e = record(&["--stack-size", bad, "--", "p"]).unwrap_err();
+            assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation, "{bad}");
+        }
     }
 
     #[test]

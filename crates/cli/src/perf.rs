@@ -1,7 +1,18 @@
-//! Finding perf and reading its version.
+//! Finding perf, reading its version and what it was built with, and the limits of what
+//! it records.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+/// The most user stack perf copies with a sample (`--call-graph dwarf,65528`): a 16-bit size,
+/// rounded down to whole words.
+pub const MAX_STACK_COPY: u32 = 65528;
+
+/// The user stack `perfpy record` has perf copy with each sample by default. The smallest that
+/// holds the whole stack of 99% of the samples of a program 60 Python functions deep under
+/// perfpy's trampoline, on every interpreter measured (`benches/stack_size.py`; the README's
+/// table).
+pub const DEFAULT_STACK_COPY: u32 = 16384;
 
 /// A perf version as `perf version` prints it. Distribution strings vary: `6.1.187`,
 /// `6.7-3` (Debian revision, not a patch level), `6.7.5-200.fc39.x86_64`.
@@ -73,6 +84,24 @@ pub fn locate() -> Option<PathBuf> {
     on_path("perf")
 }
 
+/// Whether the perf at `perf` compresses recordings as it writes them (`perf record -z`,
+/// zstd), from `perf version --build-options`; `None` when it doesn't say.
+pub fn compresses(perf: &Path) -> Option<bool> {
+    let out = Command::new(perf)
+        .args(["version", "--build-options"])
+        .output()
+        .ok()?;
+    zstd_built_in(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The `zstd: [ on  ]` line of `perf version --build-options`.
+fn zstd_built_in(build_options: &str) -> Option<bool> {
+    let line = build_options
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("zstd:"))?;
+    Some(line.trim_start().starts_with("[ on"))
+}
+
 /// `perf version`'s output, trimmed.
 pub fn version_text(perf: &std::path::Path) -> std::io::Result<String> {
     let out = Command::new(perf).arg("version").output()?;
@@ -123,6 +152,17 @@ mod tests {
             }
         );
         assert!(Version::parse("perf version unknown").is_none());
+    }
+
+    #[test]
+    fn reads_zstd_from_the_build_options() {
+        let on = "perf version 6.1.187\n                  zlib: [ on  ]  # HAVE_ZLIB_SUPPORT\n\
+                  \x20                 zstd: [ on  ]  # HAVE_ZSTD_SUPPORT\n";
+        assert_eq!(zstd_built_in(on), Some(true));
+        let off = "perf version 5.10\n                  zstd: [ OFF ]  # HAVE_ZSTD_SUPPORT\n";
+        assert_eq!(zstd_built_in(off), Some(false));
+        assert_eq!(zstd_built_in("perf version 4.9\n"), None);
+        assert_eq!(zstd_built_in("libzstd: [ on ]"), None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `perf.data.perfpy/` where `perfpy record` keeps the program's perf maps and jitdumps (so
 //! /tmp keeps nothing and `perfpy report` finds them). Shared by `record` and `report`.
 
+use crate::perf::MAX_STACK_COPY;
 use crate::report::{jit, read, NamesOff, Profile};
 use crate::say;
 use anyhow::{Context, Result};
@@ -60,9 +61,9 @@ pub fn warn_about(profile: &Profile) {
             .take(3)
             .map(String::as_str)
             .collect();
-        eprintln!(
-            "perfpy: warning: {} binar{} of the recording can't be read ({}{}): their frames \
-             are unnamed and stacks through them may be cut. Report on the machine that recorded.",
+        say::warn(&format!(
+            "{} binar{} of the recording can't be read ({}{}): their frames are unnamed and \
+             stacks through them may be cut. Report on the machine that recorded.",
             s.missing_binaries.len(),
             if s.missing_binaries.len() == 1 {
                 "y"
@@ -75,24 +76,53 @@ pub fn warn_about(profile: &Profile) {
             } else {
                 ""
             }
-        );
+        ));
     }
     for p in &s.problems {
-        eprintln!("perfpy: warning: {p}");
+        say::warn(p);
     }
     if s.lost_events > 0 {
-        eprintln!(
-            "perfpy: warning: perf lost {} events (the recording couldn't keep up); \
-             lower the frequency with -F",
+        say::warn(&format!(
+            "perf lost {} events (the recording couldn't keep up); lower the frequency with -F",
             s.lost_events
-        );
+        ));
+    }
+    if let Some(w) = stacks_cut(s) {
+        say::warn(&w);
     }
     if s.samples > 0 && s.truncated * 10 > s.samples {
-        eprintln!(
-            "perfpy: warning: {} of {} samples couldn't be unwound past their first frame",
+        say::warn(&format!(
+            "{} of {} samples couldn't be unwound past their first frame",
             s.truncated, s.samples
-        );
+        ));
     }
+}
+
+/// What to say when at least 1% of the samples' stacks went on past perf's copy of them.
+fn stacks_cut(s: &crate::report::Stats) -> Option<String> {
+    let copy = s.stack.copy?;
+    let cut = s.stack.cut;
+    if cut == 0 || cut * 100 < s.samples {
+        return None;
+    }
+    let fix = if copy < MAX_STACK_COPY {
+        format!(
+            "Record with `perfpy record --stack-size {MAX_STACK_COPY}` (or `perf record \
+             --call-graph dwarf,{MAX_STACK_COPY}`), the most perf copies"
+        )
+    } else {
+        "That is the most perf can copy: a program this deep needs frame pointers \
+         (`perfpy record --call-graph fp` on an interpreter built with them) for whole stacks"
+            .to_string()
+    };
+    Some(format!(
+        "{cut} of {} samples ({:.1}%) had stacks deeper than the {} bytes perf copied of \
+         them: their outer frames are missing (the program's start, and in a deep program its \
+         outer Python functions). {fix}",
+        s.samples,
+        100.0 * cut as f64 / s.samples as f64,
+        copy
+    ))
 }
 
 /// What to say of a process that ran Python with its names off: that they were, what that

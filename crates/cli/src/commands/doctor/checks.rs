@@ -106,6 +106,37 @@ pub fn perf_jit(v: perf::Version) -> Check {
     }
 }
 
+/// Whether perf compresses recordings as it writes them (`-z`, zstd), as `perfpy record` has
+/// it do wherever it can.
+pub fn compression(perf: &Path) -> Check {
+    match perf::compresses(perf) {
+        Some(true) => check(
+            Level::Pass,
+            "compression",
+            "perf compresses recordings as it writes them (zstd): perfpy record has it do so",
+            None,
+        ),
+        Some(false) => check(
+            Level::Warn,
+            "compression",
+            "perf was built without zstd: perfpy record's recordings are written uncompressed, \
+             ten to fifty times larger",
+            Some(
+                "a perf built with zstd (Debian's, Ubuntu's and Fedora's are); meanwhile watch \
+                 the disk, or record with a lower -F"
+                    .into(),
+            ),
+        ),
+        None => check(
+            Level::Warn,
+            "compression",
+            "perf version --build-options doesn't say whether perf has zstd: perfpy record \
+             writes uncompressed recordings",
+            Some("a newer perf (4.20+ builds with zstd)".into()),
+        ),
+    }
+}
+
 /// `perf_event_paranoid`: may this user profile their own processes?
 pub fn paranoid() -> Check {
     let root = euid() == 0;

@@ -30,6 +30,7 @@ fn run_checks(args: &DoctorArgs) -> Findings {
     let (perf_check, perf_version) = checks::perf_binary(perf.as_deref());
     out.push(perf_check);
     out.extend(perf_version.map(checks::perf_jit));
+    out.extend(perf.as_deref().map(checks::compression));
     out.push(checks::paranoid());
     out.extend(checks::kptr());
     out.push(checks::tmp());
@@ -67,22 +68,28 @@ fn run_checks(args: &DoctorArgs) -> Findings {
 }
 
 /// How to get the plan's stacks with perf alone (CPython's switch names, which perfpy
-/// honours too).
-fn with_perf_alone(plan: &Plan, perf_version: Option<perf::Version>) -> &'static [&'static str] {
+/// honours too). Uncompressed: perf inject --jit can't read perf record -z's recordings.
+fn with_perf_alone(plan: &Plan, perf_version: Option<perf::Version>) -> Vec<String> {
     let perf_unwinds_jit = perf_version.and_then(|v| v.dwarf_jit_unwinding()) == Some(true);
-    match (plan.call_graph, plan.backend) {
+    let lines: Vec<String> = match (plan.call_graph, plan.backend) {
         (plan::CallGraph::FramePointers, _) => {
-            &["PYTHONPERFSUPPORT=1 perf record -g -- python app.py"]
+            vec!["PYTHONPERFSUPPORT=1 perf record -g -- python app.py".into()]
         }
-        (plan::CallGraph::Dwarf, plan::Backend::Jitdump) if perf_unwinds_jit => &[
-            "PYTHON_PERF_JIT_SUPPORT=1 perf record -k 1 --call-graph dwarf,65528 -- python app.py",
-            "perf inject --jit -i perf.data -o perf.jit.data && perf report -i perf.jit.data",
+        (plan::CallGraph::Dwarf, plan::Backend::Jitdump) if perf_unwinds_jit => vec![
+            format!(
+                "PYTHON_PERF_JIT_SUPPORT=1 perf record -k 1 --call-graph dwarf,{} -- python \
+                 app.py",
+                perf::DEFAULT_STACK_COPY
+            ),
+            "perf inject --jit -i perf.data -o perf.jit.data && perf report -i perf.jit.data"
+                .into(),
         ],
-        _ => &[
-            "PYTHONPERFSUPPORT=1 perf record --call-graph dwarf -- python app.py",
-            "(perf report then names the innermost Python function of each sample)",
+        _ => vec![
+            "PYTHONPERFSUPPORT=1 perf record --call-graph dwarf -- python app.py".into(),
+            "(perf report then names the innermost Python function of each sample)".into(),
         ],
-    }
+    };
+    lines
 }
 
 pub fn run(args: &DoctorArgs) -> Result<ExitCode> {

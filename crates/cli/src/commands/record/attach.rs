@@ -2,7 +2,8 @@
 //! interpreter supports, and Python names switched on in each ([`crate::attach`]) for the
 //! length of the recording.
 
-use super::{perf_record, Setup};
+use super::perf_record::{self, Writing};
+use super::Setup;
 use crate::attach::{self, Switched};
 use crate::cli::RecordArgs;
 use crate::plan::{self, CallGraph};
@@ -14,7 +15,12 @@ use std::process::Command;
 
 /// perf attached to running processes: only the call graphs are ours to choose (frame
 /// pointers only if every process's interpreter has them).
-pub(super) fn attach(args: &RecordArgs, perf: &Path, pids: &[u32]) -> Result<Setup> {
+pub(super) fn attach(
+    args: &RecordArgs,
+    perf: &Path,
+    pids: &[u32],
+    writing: &Writing,
+) -> Result<Setup> {
     let mut fps = Vec::new();
     for &pid in pids {
         let facts = PythonFacts {
@@ -51,12 +57,14 @@ pub(super) fn attach(args: &RecordArgs, perf: &Path, pids: &[u32]) -> Result<Set
         }
     }
     let mut cmd = Command::new(perf);
-    cmd.args(perf_record::args(args, call_graph)).arg("-p").arg(
-        pids.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(","),
-    );
+    cmd.args(perf_record::args(args, call_graph, writing))
+        .arg("-p")
+        .arg(
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
     if let Some(d) = args.duration {
         cmd.args(["--", "sleep", &format!("{d}")]);
     }

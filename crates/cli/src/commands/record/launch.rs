@@ -3,7 +3,8 @@
 //! environment (and, where perfpy must be lent, the start-up hook directory on its
 //! `PYTHONPATH`).
 
-use super::{perf_record, Setup};
+use super::perf_record::{self, Writing};
+use super::Setup;
 use crate::cli::RecordArgs;
 use crate::lend::{self, Lend};
 use crate::perf;
@@ -19,6 +20,7 @@ pub(super) fn launch(
     args: &RecordArgs,
     perf: &Path,
     perf_version: Option<perf::Version>,
+    writing: &Writing,
 ) -> Result<Setup> {
     let program = PathBuf::from(&args.command[0]);
     let interpreter = match &args.python {
@@ -44,7 +46,7 @@ pub(super) fn launch(
         say::warn(w);
     }
     let mut cmd = Command::new(perf);
-    cmd.args(perf_record::args(args, p.call_graph))
+    cmd.args(perf_record::args(args, p.call_graph, writing))
         .arg("--")
         .args(&args.command);
     for var in plan::SWITCHES {

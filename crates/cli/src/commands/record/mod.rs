@@ -50,12 +50,13 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     let perf_version = perf::version_text(&perf)
         .ok()
         .and_then(|t| perf::Version::parse(&t));
+    let writing = perf_record::writing(args, &perf);
     let setup = if args.pid.is_empty() {
-        launch::launch(args, &perf, perf_version)?
+        launch::launch(args, &perf, perf_version, &writing)?
     } else {
-        attach::attach(args, &perf, &args.pid)?
+        attach::attach(args, &perf, &args.pid, &writing)?
     };
-    summary::announce(args, &setup);
+    summary::announce(args, &setup, &writing);
     let status = perf_record::run(setup.cmd, &perf, &args.output);
     for s in setup.switched {
         s.off();

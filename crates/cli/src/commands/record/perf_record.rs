@@ -2,6 +2,7 @@
 //! perfpy passed on to it and, on a terminal, a line now and then on how it goes.
 
 use crate::cli::RecordArgs;
+use crate::perf;
 use crate::plan::CallGraph;
 use anyhow::{bail, Context, Result};
 use std::ffi::OsString;
@@ -12,9 +13,57 @@ use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::time::Instant;
 
+/// How perf writes the recording, whichever way it reaches the program.
+pub(super) struct Writing {
+    /// `-z`: zstd as it records.
+    pub compress: bool,
+    /// With DWARF call graphs, the stack copied with each sample.
+    pub stack_size: u32,
+    /// Why, for the user.
+    pub reasons: Vec<String>,
+}
+
+/// How perf at `perf` will write the recording `args` ask for.
+pub(super) fn writing(args: &RecordArgs, perf: &Path) -> Writing {
+    let mut reasons = Vec::new();
+    let compress = if args.no_compress {
+        false
+    } else if args.keep_jit_files {
+        reasons.push(
+            "uncompressed: --keep-jit-files is for perf inject --jit, which can't read \
+             compressed recordings"
+                .to_string(),
+        );
+        false
+    } else {
+        match perf::compresses(perf) {
+            Some(true) => true,
+            Some(false) => {
+                reasons.push(
+                    "uncompressed: this perf was built without zstd (`perfpy doctor` says more)"
+                        .to_string(),
+                );
+                false
+            }
+            None => {
+                reasons.push(
+                    "uncompressed: this perf doesn't say whether it was built with zstd"
+                        .to_string(),
+                );
+                false
+            }
+        }
+    };
+    Writing {
+        compress,
+        stack_size: args.stack_size,
+        reasons,
+    }
+}
+
 /// `perf record`'s options for `args`, up to (not including) what it records: `--` and a
 /// command, or `-p`.
-pub(super) fn args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
+pub(super) fn args(args: &RecordArgs, call_graph: CallGraph, writing: &Writing) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec![
         "record".into(),
         "-F".into(),
@@ -27,11 +76,14 @@ pub(super) fn args(args: &RecordArgs, call_graph: CallGraph) -> Vec<OsString> {
         "--call-graph".into(),
         match call_graph {
             CallGraph::FramePointers => "fp".into(),
-            CallGraph::Dwarf => "dwarf,65528".into(),
+            CallGraph::Dwarf => format!("dwarf,{}", writing.stack_size).into(),
         },
         "-o".into(),
         args.output.clone().into(),
     ];
+    if writing.compress {
+        a.push("-z".into());
+    }
     if let Some(e) = &args.event {
         a.push("-e".into());
         a.push(e.into());

@@ -1,6 +1,7 @@
 //! What `record` tells the user: before, what it records, how and why; after, the number
 //! of samples, the hottest Python functions, and what to run next.
 
+use super::perf_record::Writing;
 use super::Setup;
 use crate::cli::RecordArgs;
 use crate::plan::{Backend, CallGraph, Plan};
@@ -22,7 +23,7 @@ fn shell_quote(arg: &str) -> String {
 }
 
 /// Tells the user what is recorded, how, and why.
-pub(super) fn announce(args: &RecordArgs, setup: &Setup) {
+pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
     let what = match args.pid.as_slice() {
         [pid] => format!("pid {pid}"),
         [] => args
@@ -40,7 +41,7 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup) {
         ),
     };
     eprintln!(
-        "perfpy: recording {what}{}, {} call graphs, {} Hz",
+        "perfpy: recording {what}{}, {} call graphs{}, {} Hz{}",
         match setup.plan.as_ref().map(|p| p.backend) {
             Some(Backend::PerfMap) => ", perf map",
             Some(Backend::Jitdump) => ", jitdump",
@@ -50,9 +51,14 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup) {
             CallGraph::FramePointers => "frame-pointer",
             CallGraph::Dwarf => "DWARF",
         },
-        args.frequency
+        match setup.call_graph {
+            CallGraph::FramePointers => String::new(),
+            CallGraph::Dwarf => format!(" ({} bytes of stack)", writing.stack_size),
+        },
+        args.frequency,
+        if writing.compress { ", compressed" } else { "" }
     );
-    for r in &setup.reasons {
+    for r in setup.reasons.iter().chain(&writing.reasons) {
         eprintln!("perfpy:   because: {r}");
     }
     if let Some((k, v)) = setup.plan.as_ref().map(Plan::env) {

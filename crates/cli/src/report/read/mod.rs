@@ -97,6 +97,12 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
                 SamplingPolicy::Frequency(f) if f > 0 => Some(f),
                 _ => None,
             });
+    profile.stats.stack.copy = perf_file
+        .event_attributes()
+        .iter()
+        .map(|a| a.attr.sample_stack_user)
+        .max()
+        .filter(|&size| size > 0);
     let kernel = KernelNames::new(&mut profile);
     let mut r: Reader<unwind::X86_64> = Reader {
         profile,
@@ -223,15 +229,19 @@ impl<A: Arch> Reader<A> {
         let proc = self.procs.with_names(pid, &mut self.profile.stats);
         let unwound = match (&s.user_regs, &s.user_stack) {
             (Some(regs), Some((stack, dyn_size))) => {
-                let bytes = stack.as_slice();
-                let valid = (*dyn_size as usize).min(bytes.len());
-                unwind::unwind(proc, regs, &bytes[..valid])
+                unwind::unwind(proc, regs, &stack.as_slice(), *dyn_size as usize)
             }
             _ => None,
         };
         let user: Vec<(u64, bool)> = match unwound {
             Some(u) => {
-                self.profile.stats.truncated += u.truncated as u64;
+                let stats = &mut self.profile.stats;
+                stats.truncated += u.truncated as u64;
+                match u.end {
+                    unwind::End::Root { used } => stats.stack.whole(used),
+                    unwind::End::CopyRanOut => stats.stack.cut += 1,
+                    unwind::End::Lost => {}
+                }
                 u.frames
             }
             None if user.is_empty() => s.ip.map(|ip| (ip, false)).into_iter().collect(),

@@ -112,14 +112,45 @@ pub struct Unwound {
     pub frames: Vec<(u64, bool)>,
     /// The unwinder gave up at the first frame.
     pub truncated: bool,
+    /// How the walk ended.
+    pub end: End,
 }
 
-/// Unwinds the user stack of a sample of `proc`: `stack` is the copy perf took at `sp`.
-pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Option<Unwound> {
+/// How an unwind ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// At the stack's root (the program's or the thread's start): a whole stack, which
+    /// needed `used` bytes of the stack copy.
+    Root { used: u64 },
+    /// The next step needed stack beyond the copy, and the copy was as long as perf was asked
+    /// for: the stack was deeper than that, and its outer frames are missing.
+    CopyRanOut,
+    /// Anything else: no rule for a frame, a return address outside all code, the depth cap.
+    Lost,
+}
+
+/// Unwinds the user stack of a sample of `proc`: `stack` is the copy perf took at `sp`, of
+/// which `valid` bytes hold the stack (fewer than its length when the stack ended sooner).
+pub fn unwind<A: Arch>(
+    proc: &mut Proc<A>,
+    regs: &Regs<'_>,
+    stack: &[u8],
+    valid: usize,
+) -> Option<Unwound> {
     let (ip, sp, unwind_regs) = A::convert_regs(regs)?;
+    let valid = valid.min(stack.len());
+    let copy_full = valid == stack.len();
+    // The farthest stack byte read, and whether a read went past the copy in this step.
+    let used = std::cell::Cell::new(0u64);
+    let ran_out = std::cell::Cell::new(false);
+    let stack = &stack[..valid];
     let mut read_stack = |addr: u64| -> Result<u64, ()> {
         let off = addr.checked_sub(sp).ok_or(())? as usize;
-        let word = stack.get(off..off + 8).ok_or(())?;
+        let Some(word) = stack.get(off..off.saturating_add(8)) else {
+            ran_out.set(true);
+            return Err(());
+        };
+        used.set(used.get().max(off as u64 + 8));
         Ok(u64::from_le_bytes(word.try_into().map_err(|_| ())?))
     };
     if proc.unwinder.is_none() {
@@ -132,6 +163,7 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
     let mut address = FrameAddress::from_instruction_pointer(ip);
     let mut frames = Vec::with_capacity(64);
     let mut truncated = false;
+    let mut end = End::Lost;
     // The previous frame and the registers it was stepped from.
     let mut prev: Option<(FrameAddress, A::Regs)> = None;
     let lookup = |a: FrameAddress| match a {
@@ -144,6 +176,7 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
             FrameAddress::ReturnAddress(a) => (a.get(), true),
         });
         let mut before = regs.clone();
+        ran_out.set(false);
         let mut step = unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
         if matches!(step, Ok(Some(ra)) if !is_code(space, ra)) || step.is_err() {
             // framehop follows most CFI, but not a CFA it must read from memory (GCC's stack
@@ -163,7 +196,10 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
         }
         let ra = match step {
             Ok(Some(ra)) if is_code(space, ra) => ra,
-            Ok(None) => break,
+            Ok(None) => {
+                end = End::Root { used: used.get() };
+                break;
+            }
             // Still no step: this frame's own rules in full, else its frame pointer; a step
             // counts only if it lands in code.
             _ => {
@@ -178,6 +214,9 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
                     Some(ra) => ra,
                     None => {
                         truncated = frames.len() <= 1;
+                        if ran_out.get() && copy_full {
+                            end = End::CopyRanOut;
+                        }
                         break;
                     }
                 }
@@ -186,10 +225,17 @@ pub fn unwind<A: Arch>(proc: &mut Proc<A>, regs: &Regs<'_>, stack: &[u8]) -> Opt
         prev = Some((address, before));
         match FrameAddress::from_return_address(ra) {
             Some(next) => address = next,
-            None => break,
+            None => {
+                end = End::Root { used: used.get() };
+                break;
+            }
         }
     }
-    Some(Unwound { frames, truncated })
+    Some(Unwound {
+        frames,
+        truncated,
+        end,
+    })
 }
 
 /// Whether `addr` is in one of `space`'s executable mappings or Python stubs.
