@@ -11,8 +11,9 @@ are the same is left alone, mtime and all.
 
 What is mirrored: the workspace (Cargo.toml, Cargo.lock, .cargo/, crates/), the fuzz targets'
 corpus that `cargo test` replays (fuzz/), and what maturin packages (pyproject.toml, python/,
-README.md). Files the checkout ignores (.gitignore) are left out; files it no longer has are
-removed from the tree.
+README.md) with the build backend pyproject.toml names (build_backend/), so that pip builds
+the tree too (tests/test_source_install.py does). Files the checkout ignores (.gitignore) are
+left out; files it no longer has are removed from the tree.
 """
 import os
 import subprocess
@@ -20,7 +21,7 @@ import sys
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOP_FILES = {"Cargo.toml", "Cargo.lock", "pyproject.toml", "README.md"}
-TOP_DIRS = {".cargo", "crates", "fuzz", "python"}
+TOP_DIRS = {".cargo", "build_backend", "crates", "fuzz", "python"}
 
 
 def wanted(path):

@@ -22,6 +22,9 @@ cd "$(dirname "$0")/.."
 here="$PWD"
 log() { echo "build-wheels: $*" >&2; }
 export CARGO_TERM_COLOR=never
+# pyproject.toml's build backend is maturin's wrapped (build_backend/perfpy_backend.py, for
+# builds from source), which maturin run directly here would warn about.
+export MATURIN_NO_MISSING_BUILD_BACKEND_WARNING=1
 
 # The build tools, in the host's tools venv (the tests' tools live there too).
 tools="$here/.venv-tools"

@@ -17,9 +17,11 @@ def main():
     exe = command()
     if not os.access(exe, os.X_OK):
         sys.stderr.write(
-            "perfpy: this perfpy installation has no perfpy command (%s is missing): it was "
-            "built from source without it. Install a perfpy wheel (pip install perfpy), or "
-            "build the command: cargo install --path crates/cli\n" % exe
+            "perfpy: this perfpy installation has no perfpy command (%s is missing or not "
+            "executable). A wheel has it, and so does a build from source by pip (pip install "
+            "., an sdist); maturin run by hand (maturin develop, maturin build) builds the "
+            "extension only. Reinstall perfpy with pip, or build the command with cargo "
+            "build --release -p perfpy-cli and copy target/release/perfpy to that path.\n" % exe
         )
         return 2
     try:
