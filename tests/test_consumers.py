@@ -6,6 +6,7 @@ import gzip
 import http.server
 import json
 import os
+import shutil
 import re
 import socketserver
 import subprocess
@@ -79,12 +80,19 @@ def test_go_tool_pprof_agrees_on_totals_and_top_functions(seed_recording):
         assert abs(100.0 * cum[func] / total - total_pct) <= 0.1, (func, cum[func], total_pct)
 
 
-def test_samply_imports_the_recording_with_the_python_names(tmp_path):
+@pytest.mark.parametrize("how", ["keep-jit-files", "no-compress"])
+def test_samply_imports_the_recording_with_the_python_names(tmp_path, how):
+    """samply 0.13.1 reads no sample of a compressed recording (perfpy record's default):
+    both ways of recording for it that `perfpy record --help` gives work."""
     if not os.path.exists(SAMPLY):
         pytest.fail("samply is missing at %s: scripts/test.sh installs it (cargo install "
                     "samply --version 0.13.1)" % SAMPLY)
-    # samply reads the names from /tmp, where the program wrote them: keep them there.
-    record(tmp_path, PYTHONS[-1].path, "--backend", "perf-jit", "--keep-jit-files")
+    # samply reads the names from /tmp, where the program wrote them: keep them there, or put
+    # the dump back there after perfpy record moved it next to perf.data.
+    record(tmp_path, PYTHONS[-1].path, "--backend", "perf-jit", "--" + how)
+    if how == "no-compress":
+        for f in os.listdir(tmp_path / "perf.data.perfpy"):
+            shutil.copy(tmp_path / "perf.data.perfpy" / f, "/tmp/" + f)
     out = tmp_path / "samply.json.gz"
     r = subprocess.run([SAMPLY, "import", str(tmp_path / "perf.data"), "--save-only", "-o",
                         str(out)], capture_output=True, text=True, timeout=300,

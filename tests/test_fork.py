@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from conftest import map_names, map_path, run, script
 
 
@@ -77,3 +79,78 @@ def test_exec_after_fork_leaves_no_map(py, tmp_path):
     ''')
     r = run(py, [path], PERFPY_BACKEND="perf").check()
     assert not os.path.exists(map_path(int(r.stdout)))
+
+
+def test_a_child_forked_from_c_keeps_a_descriptor_it_reused(py, tmp_path):
+    """With persist-after-fork, a child forked from C (no os.fork hooks) holds the parent's map
+    descriptor until its first new function. If the program closed that number and opened a
+    pipe under it meanwhile, perfpy must neither read from the pipe nor close it."""
+    path = script(tmp_path, '''
+        import ctypes, os, perfpy
+        perfpy.set_persist_after_fork(True)
+        perfpy.activate_stack_trampoline("perf")
+        def before(): pass
+        def after(): pass   # first run in the child
+        before()
+        libc = ctypes.CDLL(None, use_errno=True)
+        pid = libc.fork()
+        if pid == 0:
+            mine = [int(fd) for fd in os.listdir("/proc/self/fd")
+                    if os.path.realpath("/proc/self/fd/" + fd) == "/tmp/perf-%d.map" % os.getppid()]
+            assert len(mine) == 1, mine
+            r, w = os.pipe()
+            os.dup2(w, mine[0])
+            os.close(w)
+            os.write(mine[0], b"still mine")
+            after()   # the child's first stub: its own map is opened now
+            os.write(mine[0], b"!")
+            got = os.read(r, 100)
+            os._exit(0 if got == b"still mine!" else 3)
+        _, status = os.waitpid(pid, 0)
+        print(pid, status >> 8)
+    ''')
+    r = run(py, [path]).check()
+    child, code = (int(x) for x in r.stdout.split())
+    assert code == 0, (code, r.stderr)
+    assert "after" in names_for(child, path), map_names(child)
+    assert r.stderr == "", r.stderr
+
+
+@pytest.mark.parametrize("backend", ["perf", "perf_jit"])
+def test_every_process_that_writes_a_file_enrols_on_the_roster(py, tmp_path, backend):
+    """`perfpy record` names a roster file in PERFPY_ROSTER; each process that creates its perf
+    map or jitdump (forked children, with and without persist-after-fork, included) appends
+    its pid, so record can collect its file even if perf lost the fork record. A roster that
+    doesn't exist is not created."""
+    roster = tmp_path / "roster"
+    roster.write_text("")
+    path = script(tmp_path, '''
+        import os, sys, perfpy
+        def work(): pass
+        work()
+        kids = []
+        for persist in (False, True, False):
+            perfpy.set_persist_after_fork(persist)
+            pid = os.fork()
+            if pid == 0:
+                def child_work(): pass
+                child_work()
+                os._exit(0)
+            os.waitpid(pid, 0)
+            kids.append(pid)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)   # runs nothing new: writes no file, so not enrolled
+        os.waitpid(pid, 0)
+        print(os.getpid(), *kids)
+        print(pid)
+    ''')
+    r = run(py, [path], PERFPY_BACKEND=backend, PERFPY_ROSTER=str(roster)).check()
+    enrolled, idle = r.stdout.splitlines()
+    assert sorted(int(p) for p in roster.read_text().split()) == sorted(
+        int(p) for p in enrolled.split())
+    assert not os.path.exists(map_path(int(idle)))
+    assert not os.path.exists("/tmp/jit-%s.dump" % idle)
+    missing = tmp_path / "no-such-roster"
+    run(py, [path], PERFPY_BACKEND=backend, PERFPY_ROSTER=str(missing)).check()
+    assert not missing.exists()

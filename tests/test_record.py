@@ -326,3 +326,76 @@ def test_backend_accepts_cpythons_spelling(tmp_path):
     assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
     assert "switched on with PERFPY_BACKEND=perf_jit" in r.stderr
     assert "hottest Python functions" in r.stderr
+
+
+def header(data, cwd):
+    """perf's own reading of a recording's header."""
+    r = subprocess.run([PERF, "report", "--header-only", "-i", data], capture_output=True,
+                       text=True, cwd=str(cwd))
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_recordings_are_compressed_and_perf_reads_them(tmp_path):
+    """By default perf compresses as it records (this perf has zstd): perf report says so
+    of the file, perf script reads its samples, and perfpy report its whole stacks. With
+    --no-compress, and with --keep-jit-files (for perf inject, which can't read compressed
+    recordings), it doesn't."""
+    r = record(tmp_path, PYTHONS[-1].path)
+    assert ", compressed" in r.stderr.splitlines()[0], r.stderr
+    assert re.search(r"^# compressed : Zstd", header("perf.data", tmp_path), re.M)
+    assert len(script_samples(str(tmp_path / "perf.data"))) >= 50
+    counts = collapsed(tmp_path)
+    assert sum(n for s, n in counts.items() if SEED_CHAIN in s) >= 0.7 * sum(counts.values())
+
+    record(tmp_path, PYTHONS[-1].path, "--no-compress", out="plain.data")
+    assert "# compressed" not in header("plain.data", tmp_path)
+    r = record(tmp_path, PYTHONS[-1].path, "--keep-jit-files", out="kept.data")
+    assert "because: uncompressed: --keep-jit-files is for perf inject" in r.stderr, r.stderr
+    assert "# compressed" not in header("kept.data", tmp_path)
+
+
+DEEP = '''
+import sys, time
+def hot():
+    t = 0
+    for i in range(3000):
+        t += i * i
+def step(k):
+    if k <= 0:
+        hot()
+    else:
+        step(k - 1)
+end = time.time() + 2.5
+while time.time() < end:
+    step(int(sys.argv[1]))
+'''
+
+
+def test_stacks_deeper_than_the_copy_are_said_with_the_flag_that_fixes_it(tmp_path):
+    """A program 200 Python functions deep overflows an 8 KiB copy of its stack: record and
+    report say how many samples lost their outer frames, and name --stack-size 65528. At 60
+    functions, the default copy (perf's whole 65528 bytes) holds the stacks: no such warning.
+    At 300, nothing perf copies does: the warning says what does."""
+    deep = script(tmp_path, DEEP, "deep.py")
+    py = PYTHONS[-1].path
+    r = record(tmp_path, py, "--stack-size", "8192", program=[deep, "200"], out="small.data")
+    assert "(8192 bytes of stack)" in r.stderr.splitlines()[0], r.stderr
+    m = re.search(r"warning: (\d+) of (\d+) samples \(([\d.]+)%\) had stacks deeper than the "
+                  r"8192 bytes perf copied", r.stderr)
+    assert m and float(m.group(3)) >= 50, r.stderr
+    assert "perfpy record --stack-size 65528" in r.stderr, r.stderr
+    again = perfpy("report", "-i", "small.data", cwd=tmp_path)
+    assert "had stacks deeper than the 8192 bytes" in again.stderr, again.stderr
+
+    r = record(tmp_path, py, program=[deep, "58"], out="default.data")
+    assert "(65528 bytes of stack)" in r.stderr.splitlines()[0], r.stderr
+    assert "had stacks deeper" not in r.stderr, r.stderr
+    counts = collapsed(tmp_path, data="default.data")
+    whole = sum(n for s, n in counts.items() if s.count("py::step:") == 59)
+    assert whole >= 0.8 * sum(counts.values()), sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+
+    # Deeper than perf's whole copy: only frame pointers help then.
+    r = record(tmp_path, py, program=[deep, "300"], out="deepest.data")
+    assert "had stacks deeper than the 65528 bytes" in r.stderr, r.stderr
+    assert "--call-graph fp" in r.stderr and "--stack-size" not in r.stderr, r.stderr

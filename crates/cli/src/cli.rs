@@ -112,16 +112,18 @@ pub struct RecordArgs {
     /// How perf records call stacks.
     #[arg(long, value_enum, default_value_t = CallGraph::Auto)]
     pub call_graph: CallGraph,
-    /// With DWARF call graphs: how much of each thread's stack perf copies with every sample
-    /// (at most 65528, perf's limit). The default holds the whole stack of programs some 60
-    /// Python functions deep; `perfpy report` says when stacks were deeper than the copy.
+    /// With DWARF call graphs: how much of each thread's stack perf copies with every sample.
+    /// The default is perf's limit, which programs some 60 Python functions deep need on
+    /// distributions' interpreters; a smaller copy makes perf's work lighter and loses the
+    /// outer frames of deeper stacks, which `perfpy report` then counts and says.
     #[arg(long, value_name = "BYTES", default_value_t = perf::DEFAULT_STACK_COPY,
           value_parser = stack_size)]
     pub stack_size: u32,
-    /// Write the recording uncompressed. By default perf compresses it as it records (zstd,
-    /// `perf record -z`; where perf was built with zstd), which perfpy report, perf report,
-    /// perf script and samply read. perf inject --jit (perf 6.1 and 7.2) can't:
-    /// --keep-jit-files, which is for perf inject, records uncompressed.
+    /// Write the recording uncompressed, for readers that can't take compressed ones: samply
+    /// 0.13 (it reads no sample of them) and perf inject --jit (perf 6.1 and 7.2 lose the
+    /// Python names; --keep-jit-files, which is for perf inject, records uncompressed). By
+    /// default perf compresses as it records (zstd, `perf record -z`, where perf was built
+    /// with it): some 100 times smaller, read by perfpy report, perf report and perf script.
     #[arg(long)]
     pub no_compress: bool,
     /// The recording to write.

@@ -8,11 +8,14 @@ use std::process::Command;
 /// rounded down to whole words.
 pub const MAX_STACK_COPY: u32 = 65528;
 
-/// The user stack `perfpy record` has perf copy with each sample by default. The smallest that
-/// holds the whole stack of 99% of the samples of a program 60 Python functions deep under
-/// perfpy's trampoline, on every interpreter measured (`benches/stack_size.py`; the README's
-/// table).
-pub const DEFAULT_STACK_COPY: u32 = 16384;
+/// The user stack `perfpy record` has perf copy with each sample by default: all it can. A
+/// program 60 Python functions deep under perfpy's trampoline needs 26 to 32 KiB of stack on
+/// CPython 3.8-3.13 built -O3 (pyenv), and 55-56 KiB on Debian's 3.14 and 3.15, whose
+/// evaluator frames are larger; with calls through C between them, more than 64 KiB
+/// (`benches/stack_size.py`; the README's table). Only the whole copy keeps 99% of such
+/// stacks whole on every interpreter measured. Compression (`-z`) makes the unused part of
+/// each copy cost next to nothing in the file.
+pub const DEFAULT_STACK_COPY: u32 = MAX_STACK_COPY;
 
 /// A perf version as `perf version` prints it. Distribution strings vary: `6.1.187`,
 /// `6.7-3` (Debian revision, not a patch level), `6.7.5-200.fc39.x86_64`.

@@ -163,9 +163,19 @@ fn names_off(profile: &Profile, off: &NamesOff) -> String {
     )
 }
 
-/// Moves (or copies, for a process that still runs) the maps and dumps of `pids` into `dir`.
-pub fn collect_jit_files(pids: &[i32], dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut moved = Vec::new();
+/// What [`collect_jit_files`] did.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// The files moved (or copied, for a process that still runs), by their old path.
+    pub moved: Vec<PathBuf>,
+    /// The files that couldn't be, and why.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Moves (or copies, for a process that still runs) the maps and dumps of `pids` into `dir`;
+/// one that can't be moved doesn't keep the others from being.
+pub fn collect_jit_files(pids: &[i32], dir: &Path) -> Collected {
+    let mut done = Collected::default();
     for &pid in pids {
         let alive = u32::try_from(pid).is_ok_and(crate::procfs::running);
         for src in jit::candidates(pid, &[], None) {
@@ -184,18 +194,26 @@ pub fn collect_jit_files(pids: &[i32], dir: &Path) -> Result<Vec<PathBuf>> {
             if dst.exists() {
                 continue; // the namespace path and /tmp were the same file
             }
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            if alive || std::fs::rename(&src, &dst).is_err() {
-                std::fs::copy(&src, &dst).with_context(|| {
-                    format!("cannot copy {} to {}", src.display(), dst.display())
-                })?;
-                if !alive {
-                    let _ = std::fs::remove_file(&src);
-                }
+            match move_or_copy(&src, &dst, alive) {
+                Ok(()) => done.moved.push(src),
+                Err(e) => done.failed.push((src, format!("{e:#}"))),
             }
-            moved.push(src);
         }
     }
-    Ok(moved)
+    done
+}
+
+/// Moves `src` to `dst` (a copy and a removal across file systems), or only copies it when
+/// its process still runs.
+fn move_or_copy(src: &Path, dst: &Path, alive: bool) -> Result<()> {
+    if let Some(dir) = dst.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    if alive || std::fs::rename(src, dst).is_err() {
+        std::fs::copy(src, dst).with_context(|| format!("cannot copy it to {}", dst.display()))?;
+        if !alive {
+            std::fs::remove_file(src).context("cannot remove it after copying it")?;
+        }
+    }
+    Ok(())
 }

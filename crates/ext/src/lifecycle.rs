@@ -26,6 +26,7 @@ use std::sync::atomic::Ordering;
 /// The GIL is held.
 pub(crate) unsafe fn activate(backend: &str) -> Result<(), Error> {
     let kind = Kind::from_name(backend)?;
+    crate::backend::roster::init();
     fork::install();
     install_exit_hook();
     let mut inner = state::lock();

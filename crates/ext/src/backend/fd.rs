@@ -35,15 +35,27 @@ pub(crate) fn open_nofollow(path: &Path, flags: libc::c_int) -> io::Result<Owned
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Length of the open file `fd`.
-pub(crate) fn len(fd: RawFd) -> io::Result<u64> {
+/// `fstat` of the open file `fd`.
+fn stat(fd: RawFd) -> io::Result<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `fd` is open; `st` is a valid out-pointer.
+    // SAFETY: `st` is a valid out-pointer; fstat checks `fd` itself.
     if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: fstat succeeded and filled `st`.
-    Ok(unsafe { st.assume_init() }.st_size as u64)
+    Ok(unsafe { st.assume_init() })
+}
+
+/// Length of the open file `fd`.
+pub(crate) fn len(fd: RawFd) -> io::Result<u64> {
+    Ok(stat(fd)?.st_size as u64)
+}
+
+/// Which file `fd` has open (device and inode), to tell later whether a descriptor number
+/// still means the same file.
+pub(crate) fn identity(fd: RawFd) -> io::Result<(u64, u64)> {
+    let st = stat(fd)?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Runs a read/write-style syscall until it is not interrupted; its byte count or error.

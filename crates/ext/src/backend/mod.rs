@@ -17,6 +17,7 @@
 mod fd;
 pub(crate) mod perf_jit;
 pub(crate) mod perf_map;
+pub(crate) mod roster;
 
 use crate::error::Error;
 use perfpy_trampoline::StubPool;

@@ -67,6 +67,7 @@ impl JitFile {
         let pid = std::process::id();
         let path = files::Kind::Jitdump.path(pid);
         let fd = fd::open_nofollow(&path, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC)?;
+        super::roster::enroll();
         let mut header = Vec::with_capacity(jitdump::HEADER_SIZE);
         let arch = Arch::host().map_or(0, Arch::elf_machine);
         jitdump::write_header(&mut header, arch, pid, monotonic_ns());

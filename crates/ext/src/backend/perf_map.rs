@@ -45,6 +45,7 @@ impl MapFile {
                 format!("{} is not a regular file", path.display()),
             ));
         }
+        super::roster::enroll();
         Ok(MapFile { fd, path })
     }
 
@@ -64,10 +65,19 @@ pub(crate) struct PerfMap {
     pool: Option<StubPool>,
     map: Option<MapFile>,
     /// In a persist-after-fork child: the parent's map descriptor, inherited through
-    /// `fork()`, and its length at the fork, to copy before writing the child's own lines.
-    inherited: Option<(RawFd, u64)>,
+    /// `fork()`, its length at the fork, to copy before writing the child's own lines, and the
+    /// file it had open then (device, inode).
+    inherited: Option<Inherited>,
     /// Length of our map when a fork began (set before the fork, read in the child).
     len_at_fork: Option<u64>,
+}
+
+/// The parent's map, as a forked child holds it until it opens its own.
+#[derive(Debug, Clone, Copy)]
+struct Inherited {
+    fd: RawFd,
+    len: u64,
+    file: (u64, u64),
 }
 
 impl PerfMap {
@@ -92,11 +102,18 @@ impl PerfMap {
             return Ok(self.map.insert(map));
         }
         let map = MapFile::open_current()?;
-        if let Some((parent, len)) = self.inherited.take() {
-            let copied = fd::copy_prefix(parent, len, map.fd.as_raw_fd());
-            // SAFETY: `parent` is the parent's map descriptor, owned by us since the fork.
-            unsafe { libc::close(parent) };
-            copied?;
+        if let Some(parent) = self.inherited.take() {
+            // A child forked from C may run long before its first stub: if the program closed
+            // that descriptor number and opened something of its own under it meanwhile, it
+            // is not ours to read or close any more (and the parent's names stay in the
+            // parent's map, where perfpy report finds them).
+            if fd::identity(parent.fd).ok() == Some(parent.file) {
+                let copied = fd::copy_prefix(parent.fd, parent.len, map.fd.as_raw_fd());
+                // SAFETY: `parent.fd` still has the parent's map open (same device and inode
+                // as at the fork): the descriptor we inherited, owned by us since the fork.
+                unsafe { libc::close(parent.fd) };
+                copied?;
+            }
         }
         Ok(self.map.insert(map))
     }
@@ -135,9 +152,16 @@ impl Backend for PerfMap {
     fn after_fork_child(&mut self, persist: bool) {
         let len = self.len_at_fork.take();
         if let Some(map) = self.map.take() {
+            let file = fd::identity(map.fd.as_raw_fd()).ok();
             let parent = map.fd.into_raw_fd();
-            match (persist, len) {
-                (true, Some(len)) => self.inherited = Some((parent, len)),
+            match (persist, len, file) {
+                (true, Some(len), Some(file)) => {
+                    self.inherited = Some(Inherited {
+                        fd: parent,
+                        len,
+                        file,
+                    })
+                }
                 // SAFETY: `parent` is the inherited descriptor, which the child no longer uses.
                 _ => unsafe {
                     libc::close(parent);

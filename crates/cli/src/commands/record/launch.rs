@@ -3,6 +3,7 @@
 //! environment (and, where perfpy must be lent, the start-up hook directory on its
 //! `PYTHONPATH`).
 
+use super::collect::Roster;
 use super::perf_record::{self, Writing};
 use super::Setup;
 use crate::cli::RecordArgs;
@@ -21,6 +22,7 @@ pub(super) fn launch(
     perf: &Path,
     perf_version: Option<perf::Version>,
     writing: &Writing,
+    roster: Option<&Roster>,
 ) -> Result<Setup> {
     let program = PathBuf::from(&args.command[0]);
     let interpreter = match &args.python {
@@ -54,6 +56,10 @@ pub(super) fn launch(
     }
     let (k, v) = p.env();
     cmd.env(k, v);
+    cmd.env_remove(Roster::VAR);
+    if let Some(r) = roster {
+        cmd.env(Roster::VAR, r.path());
+    }
     let hook = match (p.trampoline, &lend) {
         (Trampoline::PerfpyLent, Lend::Yes(package)) => {
             let skipped = lend::options_skipping_the_hook(&args.command[1..]);

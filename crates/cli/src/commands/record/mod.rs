@@ -23,9 +23,10 @@ use crate::perf;
 use crate::plan::{CallGraph, Plan};
 use crate::recording;
 use crate::report::output::{self, Format};
-use crate::report::NativeView;
+use crate::report::{NativeView, Profile};
 use crate::say;
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::process::{Command, ExitCode};
 
@@ -51,8 +52,13 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         .ok()
         .and_then(|t| perf::Version::parse(&t));
     let writing = perf_record::writing(args, &perf);
+    let roster = if args.pid.is_empty() && !args.keep_jit_files {
+        Some(collect::Roster::create()?)
+    } else {
+        None
+    };
     let setup = if args.pid.is_empty() {
-        launch::launch(args, &perf, perf_version, &writing)?
+        launch::launch(args, &perf, perf_version, &writing, roster.as_ref())?
     } else {
         attach::attach(args, &perf, &args.pid, &writing)?
     };
@@ -61,18 +67,35 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     for s in setup.switched {
         s.off();
     }
-    let status = status?;
     drop(setup.hook);
     let progress = std::io::stderr().is_terminal();
-    let mut profile = recording::load(&args.output, &[], progress)?;
-    if args.pid.is_empty() && collect::wait_for_the_rest(&profile.pids) {
+    // The program's files are collected even when perf wrote no recording or it can't be
+    // read: nothing of the program stays in /tmp either way.
+    let mut loaded = match &status {
+        Ok(_) => recording::load(&args.output, &[], progress),
+        Err(_) => Err(anyhow::anyhow!("no recording")),
+    };
+    let program = |loaded: &Result<Profile>| -> BTreeSet<i32> {
+        let enrolled = roster
+            .as_ref()
+            .map(collect::Roster::pids)
+            .unwrap_or_default();
+        match loaded {
+            Ok(profile) => profile.pids.union(&enrolled).copied().collect(),
+            Err(_) => enrolled,
+        }
+    };
+    if status.is_ok() && args.pid.is_empty() && collect::wait_for_the_rest(&program(&loaded)) {
         // Their names are complete now (an interpreter may buffer its jitdump until exit).
-        profile = recording::load(&args.output, &[], progress)?;
+        loaded = recording::load(&args.output, &[], progress);
     }
     if !args.keep_jit_files {
-        let pids: Vec<i32> = profile.pids.iter().copied().collect();
+        let pids: Vec<i32> = program(&loaded).into_iter().collect();
         collect::keep_names(&pids, &args.output)?;
     }
+    drop(roster);
+    let status = status?;
+    let profile = loaded?;
     let profile = profile.with_view(NativeView::Leaf);
     recording::warn_about(&profile);
     summary::summary(&profile, args.top, &args.output);
