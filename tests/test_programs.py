@@ -271,10 +271,14 @@ def test_numpy_stacks_reach_blas_under_the_python_caller(py, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "DWARF call graphs" in r.stderr
     counts = collapsed(tmp_path)
-    total = sum(counts.values())
 
-    def share(pred):
-        return sum(n for s, n in counts.items() if pred(s.split(";"))) / total
+    def share(pred, within):
+        """Of the samples whose stack has Python function `within`, the share that `pred`
+        holds for: a property of the unwinding, which a busy machine (where OpenBLAS's
+        spinning threads take a larger share of all samples) doesn't move."""
+        stacks = {s: n for s, n in counts.items() if "py::%s:" % within in s}
+        assert sum(stacks.values()) >= 20, (within, sorted(counts, key=counts.get)[-5:])
+        return sum(n for s, n in stacks.items() if pred(s.split(";"))) / sum(stacks.values())
 
     def chain(stack, *steps):
         """Whether `stack` (root first) passes each step, in order."""
@@ -285,19 +289,26 @@ def test_numpy_stacks_reach_blas_under_the_python_caller(py, tmp_path):
         return i == len(steps)
 
     py_frame = lambda name: lambda f: f.startswith("py::%s:" % name)
-    # py::matmul → numpy's matmul loop → the BLAS entry point.
-    assert share(lambda s: chain(s, py_frame("matmul"), lambda f: "matmul" in f and
-                                 not f.startswith("py::"), lambda f: "dgemm" in f)) > 0.005
-    # py::ufuncs → numpy's ufunc loops → libm.
-    assert share(lambda s: chain(s, py_frame("ufuncs"), lambda f: f.startswith("ufunc_") or
-                                 f.startswith("PyUFunc"), lambda f: "DOUBLE_" in f)) > 0.1
-    # py::sort → numpy's sort.
-    assert share(lambda s: chain(s, py_frame("sort"), lambda f: "PyArray_Sort" in f or
-                                 "array_sort" in f)) > 0.005
-    # Through numpy's AVX2 sort too, whose realigned stack has a CFA read from memory
-    # (framehop alone lost about a fifth of the main thread's samples there).
-    assert share(lambda s: chain(s, py_frame("sort"), lambda f: "array_sort" in f,
-                                 lambda f: "qsort_simd" in f, lambda f: "partition" in f)) > 0.02
+    found = {
+        # py::matmul → numpy's matmul loop → the BLAS entry point.
+        "matmul": share(lambda s: chain(s, py_frame("matmul"), lambda f: "matmul" in f and
+                                        not f.startswith("py::"), lambda f: "dgemm" in f),
+                        "matmul"),
+        # py::ufuncs → numpy's ufunc loops → libm.
+        "ufuncs": share(lambda s: chain(s, py_frame("ufuncs"), lambda f: f.startswith("ufunc_")
+                                        or f.startswith("PyUFunc"), lambda f: "DOUBLE_" in f),
+                        "ufuncs"),
+        # py::sort → numpy's sort.
+        "sort": share(lambda s: chain(s, py_frame("sort"), lambda f: "PyArray_Sort" in f or
+                                      "array_sort" in f), "sort"),
+        # Through numpy's AVX2 sort too, whose realigned stack has a CFA read from memory
+        # (framehop alone lost about a fifth of the main thread's samples there).
+        "qsort_simd": share(lambda s: chain(s, py_frame("sort"), lambda f: "array_sort" in f,
+                                            lambda f: "qsort_simd" in f,
+                                            lambda f: "partition" in f), "sort"),
+    }
+    least = {"matmul": 0.3, "ufuncs": 0.5, "sort": 0.5, "qsort_simd": 0.2}
+    assert all(found[k] >= least[k] for k in least), (found, least)
     # Time on the main thread keeps its Python caller: all but start-up and OpenBLAS's
     # assembly kernels, which have no CFI.
     main = [s for s in counts if not s.startswith("clone3;") and "blas_thread" not in s

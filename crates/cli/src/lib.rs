@@ -12,4 +12,5 @@ pub mod procfs;
 pub mod python;
 pub mod recording;
 pub mod report;
+pub mod roster;
 pub mod say;

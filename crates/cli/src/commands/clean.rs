@@ -5,12 +5,13 @@
 //! `~/.debug`). None is removed when the process exits, since perf needs them afterwards.
 //! `perfpy-switch-<perfpy pid>-<pid>-<n>.py` is a switch `perfpy record --pid` sent a process
 //! that ended before running it. `perfpy-lend-<pid>-<n>/` is the start-up hook directory `perfpy record` lends perfpy
-//! through, left only if that command was killed. A file is listed only if its pid is not
-//! running.
+//! through, and `perfpy-roster-<pid>-<n>` the roster of the processes it recorded, left only
+//! if that command was killed. A file is listed only if its pid is not running.
 
 use crate::cli::CleanArgs;
 use crate::lend;
 use crate::procfs::running;
+use crate::roster;
 use anyhow::{Context, Result};
 use perfpy_format::files;
 use std::fs;
@@ -41,7 +42,10 @@ pub fn pid_of(name: &str) -> Option<u32> {
         let pid = parts.next()?;
         parts.next()?.parse::<u32>().ok()?;
         pid
-    } else if let Some(rest) = name.strip_prefix(lend::HOOK_PREFIX) {
+    } else if let Some(rest) = name
+        .strip_prefix(lend::HOOK_PREFIX)
+        .or_else(|| name.strip_prefix(roster::PREFIX))
+    {
         let (pid, n) = rest.split_once('-')?;
         n.parse::<u32>().ok()?;
         pid
@@ -172,6 +176,7 @@ mod tests {
         assert_eq!(pid_of("jit-77.dump"), Some(77));
         assert_eq!(pid_of("jitted-77-12.so"), Some(77));
         assert_eq!(pid_of("perfpy-lend-4242-0"), Some(4242));
+        assert_eq!(pid_of("perfpy-roster-4242-3"), Some(4242));
         assert_eq!(pid_of("perfpy-switch-10-4242-0.py"), Some(4242));
         for other in [
             "perf-abc.map",
@@ -182,6 +187,7 @@ mod tests {
             "perf.data",
             "perfpy-lend-4242",
             "perfpy-lend-x-0",
+            "perfpy-roster-4242",
         ] {
             assert_eq!(pid_of(other), None, "{other}");
         }

@@ -3,8 +3,8 @@
 //! environment (and, where perfpy must be lent, the start-up hook directory on its
 //! `PYTHONPATH`).
 
-use super::collect::Roster;
 use super::perf_record::{self, Writing};
+use super::Roster;
 use super::Setup;
 use crate::cli::RecordArgs;
 use crate::lend::{self, Lend};

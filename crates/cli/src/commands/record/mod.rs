@@ -24,6 +24,7 @@ use crate::plan::{CallGraph, Plan};
 use crate::recording;
 use crate::report::output::{self, Format};
 use crate::report::{NativeView, Profile};
+use crate::roster::Roster;
 use crate::say;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -53,7 +54,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         .and_then(|t| perf::Version::parse(&t));
     let writing = perf_record::writing(args, &perf);
     let roster = if args.pid.is_empty() && !args.keep_jit_files {
-        Some(collect::Roster::create()?)
+        Some(Roster::create()?)
     } else {
         None
     };
@@ -76,10 +77,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         Err(_) => Err(anyhow::anyhow!("no recording")),
     };
     let program = |loaded: &Result<Profile>| -> BTreeSet<i32> {
-        let enrolled = roster
-            .as_ref()
-            .map(collect::Roster::pids)
-            .unwrap_or_default();
+        let enrolled = roster.as_ref().map(Roster::pids).unwrap_or_default();
         match loaded {
             Ok(profile) => profile.pids.union(&enrolled).copied().collect(),
             Err(_) => enrolled,
