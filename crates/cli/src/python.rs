@@ -244,6 +244,29 @@ pub fn default_python() -> PathBuf {
     perf::on_path("python3").unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// Whether `path` is an interpreter's binary (`python3.11`, `libpython3.11.so.1.0`), and if so
+/// its `(major, minor)`, when the file name says it (`None` for a plain `python3`).
+pub fn interpreter_file_version(path: &str) -> Option<Option<(u32, u32)>> {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let rest = name
+        .strip_prefix("libpython")
+        .or_else(|| name.strip_prefix("python"))?;
+    Some(python_version(rest))
+}
+
+/// `(major, minor)` from what follows `python` or `libpython` in a file name: `3.11.so.1.0`,
+/// `3.14`, `3.12d.so`; `None` for `3` or `` (a `python3` without its minor).
+fn python_version(rest: &str) -> Option<(u32, u32)> {
+    let mut parts = rest.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor: String = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    Some((major, minor.parse().ok()?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +313,15 @@ mod tests {
         assert_eq!(interpreter_of(&not_python), None);
         assert_eq!(interpreter_of(&via_env), None);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn reads_the_interpreter_version_from_its_file_name() {
+        let v = interpreter_file_version;
+        assert_eq!(v("/usr/lib/libpython3.11.so.1.0"), Some(Some((3, 11))));
+        assert_eq!(v("/usr/bin/python3.14"), Some(Some((3, 14))));
+        assert_eq!(v("libpython3.12d.so.1.0"), Some(Some((3, 12))));
+        assert_eq!(v("/usr/bin/python3"), Some(None));
+        assert_eq!(v("/usr/lib/libc.so.6"), None);
     }
 }

@@ -134,10 +134,12 @@ fn names_off(profile: &Profile, off: &NamesOff) -> String {
     let what: Vec<&str> = name.into_iter().chain(version.as_deref()).collect();
     let builtin = off.version.is_some_and(|v| v >= (3, 12));
     let remote = off.version.is_some_and(|v| v >= (3, 14));
+    // The recorded command is this process's when it is the only one sampled.
+    let alone = profile.samples.iter().all(|s| s.pid == pid);
     let command = profile
         .command
         .as_deref()
-        .filter(|_| profile.process_names.len() <= 1)
+        .filter(|_| alone)
         .unwrap_or("<command>");
     format!(
         "Python names were off in pid {pid}{}: it wrote no perf map or jitdump, so its Python \

@@ -9,10 +9,13 @@
 //!          ──► Profile: interned stack + sample
 //! ```
 //!
-//! [`process`] keeps the address spaces, [`unwind`] the per-architecture unwinding,
-//! [`symbolize`] the naming, [`progress`] the progress bar.
+//! [`header`] reads what the file says of itself, [`process`] keeps the address spaces,
+//! [`modules`] and [`unwind`] the per-architecture unwinding, [`symbolize`] the naming,
+//! [`progress`] the progress bar.
 
 pub mod cfi;
+pub mod header;
+pub mod modules;
 pub mod process;
 pub mod progress;
 pub mod repair;
@@ -25,9 +28,7 @@ use anyhow::{bail, Context, Result};
 use linux_perf_data::linux_perf_event_reader::constants::{
     PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER,
 };
-use linux_perf_data::linux_perf_event_reader::{
-    CpuMode, EventRecord, SampleRecord, SamplingPolicy,
-};
+use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord, SampleRecord};
 use linux_perf_data::{PerfFileReader, PerfFileRecord};
 use process::Processes;
 use std::io::BufReader;
@@ -81,28 +82,7 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     if let Some(d) = &damage {
         profile.stats.problems.push(d.describe());
     }
-    profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
-    profile.command = perf_file
-        .cmdline()
-        .ok()
-        .flatten()
-        .map(|args| recorded_command(&args));
-    profile.frequency =
-        perf_file
-            .event_attributes()
-            .iter()
-            .find_map(|a| match a.attr.sampling_policy {
-                // A frequency of 0 is no frequency (a damaged attr; found by fuzzing: the
-                // Firefox writer's interval can't be made from it).
-                SamplingPolicy::Frequency(f) if f > 0 => Some(f),
-                _ => None,
-            });
-    profile.stats.stack.copy = perf_file
-        .event_attributes()
-        .iter()
-        .map(|a| a.attr.sample_stack_user)
-        .max()
-        .filter(|&size| size > 0);
+    header::describe(&perf_file, &mut profile);
     let kernel = KernelNames::new(&mut profile);
     let mut r: Reader<unwind::X86_64> = Reader {
         profile,
@@ -266,27 +246,6 @@ impl<A: Arch> Reader<A> {
     }
 }
 
-/// What a recording ran, from perf's command line: the words after `--`, else from the
-/// first word that names a Python interpreter (`perf record -g python3 app.py`), else the
-/// whole command line (perf's options can't be told from their values without perf's table).
-fn recorded_command(args: &[&str]) -> String {
-    let start = args
-        .iter()
-        .position(|a| *a == "--")
-        .map(|i| i + 1)
-        .or_else(|| {
-            args.iter()
-                .skip(1)
-                .position(|a| {
-                    let name = a.rsplit('/').next().unwrap_or(a);
-                    name.starts_with("python") && !a.starts_with('-')
-                })
-                .map(|i| i + 1)
-        })
-        .unwrap_or(0);
-    args[start..].join(" ")
-}
-
 /// A sample's callchain (`-g`), split into its kernel and user addresses, leaf first.
 fn split_callchain(s: &SampleRecord<'_>) -> (Vec<u64>, Vec<u64>) {
     let (mut kernel, mut user) = (Vec::new(), Vec::new());
@@ -304,23 +263,4 @@ fn split_callchain(s: &SampleRecord<'_>) -> (Vec<u64>, Vec<u64>) {
         }
     }
     (kernel, user)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::recorded_command;
-
-    #[test]
-    fn the_recorded_command_is_found_in_perfs_command_line() {
-        let perf = |s: &str| recorded_command(&s.split(' ').collect::<Vec<_>>());
-        assert_eq!(
-            perf("perf record -g -- python3 app.py -v"),
-            "python3 app.py -v"
-        );
-        assert_eq!(
-            perf("/usr/bin/perf record -F 999 --call-graph dwarf /usr/bin/python3.11 app.py"),
-            "/usr/bin/python3.11 app.py"
-        );
-        assert_eq!(perf("perf record -a sleep 1"), "perf record -a sleep 1");
-    }
 }

@@ -274,13 +274,11 @@ impl<A: Arch> Processes<A> {
                 if p.had_unnamed_anon || p.space.has_names() {
                     return None;
                 }
-                let interpreter = p.space.mappings.iter().find_map(|m| {
-                    let name = m.path.rsplit('/').next().unwrap_or(&m.path);
-                    let rest = name
-                        .strip_prefix("libpython")
-                        .or_else(|| name.strip_prefix("python"))?;
-                    Some(python_version(rest))
-                })?;
+                let interpreter = p
+                    .space
+                    .mappings
+                    .iter()
+                    .find_map(|m| crate::python::interpreter_file_version(&m.path))?;
                 Some(NamesOff {
                     pid,
                     version: interpreter,
@@ -289,32 +287,5 @@ impl<A: Arch> Processes<A> {
             .collect();
         off.sort_unstable_by_key(|o| o.pid);
         off
-    }
-}
-
-/// `(major, minor)` from what follows `python` or `libpython` in a file name: `3.11.so.1.0`,
-/// `3.14`, `3.12d.so`; `None` for `3` or `` (a `python3` without its minor).
-fn python_version(rest: &str) -> Option<(u32, u32)> {
-    let mut parts = rest.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor: String = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    Some((major, minor.parse().ok()?))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::python_version;
-
-    #[test]
-    fn reads_the_interpreter_version_from_its_file_name() {
-        assert_eq!(python_version("3.11.so.1.0"), Some((3, 11)));
-        assert_eq!(python_version("3.14"), Some((3, 14)));
-        assert_eq!(python_version("3.12d.so.1.0"), Some((3, 12)));
-        assert_eq!(python_version("3"), None);
-        assert_eq!(python_version(""), None);
     }
 }
