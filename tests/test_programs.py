@@ -176,6 +176,7 @@ def test_gunicorn_under_load(py, tmp_path, worker, preload, backend):
                    .most_common(3)) for w in served
                if not any(has(s, "app") for s in stacks.get(w, []))}
     assert not unnamed, unnamed
+    everyone = []
     for w in served:
         app = [s for s in stacks[w] if has(s, "app")]
         # Whole stacks: from the app down through the worker loop to the master's
@@ -184,7 +185,10 @@ def test_gunicorn_under_load(py, tmp_path, worker, preload, backend):
                  has(s, "Arbiter.run") and has(s, "SyncWorker.run") or
                  s[0] == "py::Thread._bootstrap" and has(s, "ThreadWorker.handle")]
         assert len(whole) >= 0.8 * len(app), (w, len(whole), len(app), app[:2])
-        assert any(has(s, "render_rows") and has(s, "score") for s in app)
+        everyone += app
+    # The app's own callees, named under it (score is brief: at 99 Hz on a busy machine a
+    # worker may have no sample in it, so this counts every worker's).
+    assert any(has(s, "render_rows") and has(s, "score") for s in everyone), everyone[:3]
 
 
 @needs_wrk
@@ -272,14 +276,6 @@ def test_numpy_stacks_reach_blas_under_the_python_caller(py, tmp_path):
     assert "DWARF call graphs" in r.stderr
     counts = collapsed(tmp_path)
 
-    def share(pred, within):
-        """Of the samples whose stack has Python function `within`, the share that `pred`
-        holds for: a property of the unwinding, which a busy machine (where OpenBLAS's
-        spinning threads take a larger share of all samples) doesn't move."""
-        stacks = {s: n for s, n in counts.items() if "py::%s:" % within in s}
-        assert sum(stacks.values()) >= 20, (within, sorted(counts, key=counts.get)[-5:])
-        return sum(n for s, n in stacks.items() if pred(s.split(";"))) / sum(stacks.values())
-
     def chain(stack, *steps):
         """Whether `stack` (root first) passes each step, in order."""
         i = 0
@@ -288,30 +284,42 @@ def test_numpy_stacks_reach_blas_under_the_python_caller(py, tmp_path):
                 i += 1
         return i == len(steps)
 
+    # The main thread's stacks: not OpenBLAS's threads, nor its assembly kernels (no CFI).
+    main = [s for s in counts if not s.startswith("clone3;") and "blas_thread" not in s
+            and s.split(";")[0] != "dgemm_kernel_HASWELL"]
+
+    def reach(native, *steps):
+        """Of the main thread's samples in native code `native` matches, how many, and the
+        share whose stack passes `steps` (Python caller first) down to it: a property of the
+        unwinding, which neither a busy machine (where OpenBLAS's spinning threads take more
+        of all samples) nor numpy's choice of kernel (AVX-512's sort takes a fraction of the
+        AVX2 one's time) moves."""
+        inside = {s: counts[s] for s in main if any(native(f) for f in s.split(";"))}
+        n = sum(inside.values())
+        whole = sum(c for s, c in inside.items() if chain(s.split(";"), *steps, native))
+        return n, whole / max(n, 1)
+
     py_frame = lambda name: lambda f: f.startswith("py::%s:" % name)
     found = {
         # py::matmul → numpy's matmul loop → the BLAS entry point.
-        "matmul": share(lambda s: chain(s, py_frame("matmul"), lambda f: "matmul" in f and
-                                        not f.startswith("py::"), lambda f: "dgemm" in f),
-                        "matmul"),
+        "matmul": reach(lambda f: "dgemm" in f and f != "dgemm_kernel_HASWELL",
+                        py_frame("matmul"), lambda f: "matmul" in f and not f.startswith("py::")),
         # py::ufuncs → numpy's ufunc loops → libm.
-        "ufuncs": share(lambda s: chain(s, py_frame("ufuncs"), lambda f: f.startswith("ufunc_")
-                                        or f.startswith("PyUFunc"), lambda f: "DOUBLE_" in f),
-                        "ufuncs"),
+        "ufuncs": reach(lambda f: f.startswith("DOUBLE_") and "matmul" not in f,
+                        py_frame("ufuncs"),
+                        lambda f: f.startswith("ufunc_") or f.startswith("PyUFunc")),
         # py::sort → numpy's sort.
-        "sort": share(lambda s: chain(s, py_frame("sort"), lambda f: "PyArray_Sort" in f or
-                                      "array_sort" in f), "sort"),
+        "sort": reach(lambda f: "PyArray_Sort" in f or "array_sort" in f, py_frame("sort")),
         # Through numpy's AVX2 sort too, whose realigned stack has a CFA read from memory
-        # (framehop alone lost about a fifth of the main thread's samples there).
-        "qsort_simd": share(lambda s: chain(s, py_frame("sort"), lambda f: "array_sort" in f,
-                                            lambda f: "qsort_simd" in f,
-                                            lambda f: "partition" in f), "sort"),
+        # (framehop alone lost about a fifth of the main thread's samples there); an AVX-512
+        # machine's numpy 2.4 sorts with another kernel, and in too little time to judge.
+        "qsort_simd": reach(lambda f: "qsort_simd" in f, py_frame("sort"),
+                            lambda f: "array_sort" in f),
     }
-    least = {"matmul": 0.3, "ufuncs": 0.5, "sort": 0.5, "qsort_simd": 0.2}
-    assert all(found[k] >= least[k] for k in least), (found, least)
+    needed = {"matmul": 20, "ufuncs": 20, "sort": 1, "qsort_simd": 20}
+    assert all(found[k][0] >= needed[k] for k in ("matmul", "ufuncs", "sort")), found
+    assert all(share >= 0.8 for k, (n, share) in found.items() if n >= needed[k]), found
     # Time on the main thread keeps its Python caller: all but start-up and OpenBLAS's
     # assembly kernels, which have no CFI.
-    main = [s for s in counts if not s.startswith("clone3;") and "blas_thread" not in s
-            and s.split(";")[0] != "dgemm_kernel_HASWELL"]
     with_py = sum(counts[s] for s in main if "py::" in s)
     assert with_py >= 0.9 * sum(counts[s] for s in main), sorted(main, key=counts.get)[-5:]

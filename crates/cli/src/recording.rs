@@ -134,12 +134,13 @@ fn names_off(profile: &Profile, off: &NamesOff) -> String {
     let what: Vec<&str> = name.into_iter().chain(version.as_deref()).collect();
     let builtin = off.version.is_some_and(|v| v >= (3, 12));
     let remote = off.version.is_some_and(|v| v >= (3, 14));
-    // The recorded command is this process's when it is the only one sampled.
+    // The recorded command is this process's when it is the only one sampled, and when perf
+    // kept it (perf 7.2 keeps only its own path in the header).
     let alone = profile.samples.iter().all(|s| s.pid == pid);
     let command = profile
         .command
         .as_deref()
-        .filter(|_| alone)
+        .filter(|c| alone && !c.split(' ').next().is_some_and(|w| w.ends_with("perf")))
         .unwrap_or("<command>");
     format!(
         "Python names were off in pid {pid}{}: it wrote no perf map or jitdump, so its Python \

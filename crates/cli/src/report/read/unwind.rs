@@ -176,19 +176,36 @@ pub fn unwind<A: Arch>(
         let mut before = regs.clone();
         ran_out.set(false);
         let mut step = unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
-        if matches!(step, Ok(Some(ra)) if !is_code(space, ra)) || step.is_err() {
+        let stepped_into_code = matches!(step, Ok(Some(ra)) if is_code(space, ra));
+        if !stepped_into_code {
             // framehop follows most CFI, but not a CFA it must read from memory (GCC's stack
-            // realignment, as in numpy's AVX2 sorts): there it steps by the frame pointer,
-            // which finds the return address but not the stack pointer, and the frame after
-            // goes wrong. Redo the previous frame by its full rules (cfi.rs) and retry.
+            // realignment, as in numpy's AVX2 and AVX-512 sorts): there it steps by the frame
+            // pointer, which finds the return address but not the stack pointer, and the frame
+            // after goes wrong: no rule, a return address outside all code, or a zero read
+            // where the return address isn't, which looks like the stack's end. Redo the
+            // previous frame by its full rules (cfi.rs) and retry; an end that stays an end
+            // is kept as it was.
             if let Some((paddr, pregs)) = &prev {
                 let mut fixed = pregs.clone();
                 let again = A::full_cfi_step(space, lookup(*paddr), &mut fixed, &mut read_stack);
                 if again == Some(address.address()) && A::sp(&fixed) != A::sp(&before) {
-                    before = fixed.clone();
-                    regs = fixed;
-                    step =
-                        unwinder.unwind_frame(address, &mut regs, &mut proc.cache, &mut read_stack);
+                    let mut retried = fixed.clone();
+                    let next = unwinder.unwind_frame(
+                        address,
+                        &mut retried,
+                        &mut proc.cache,
+                        &mut read_stack,
+                    );
+                    let better = match (&step, &next) {
+                        (Ok(None), Ok(Some(ra))) => is_code(space, *ra),
+                        (Ok(None), _) => false,
+                        _ => true,
+                    };
+                    if better {
+                        before = fixed;
+                        regs = retried;
+                        step = next;
+                    }
                 }
             }
         }
