@@ -26,6 +26,7 @@ buffers in C with the GIL released, so every core stays busy; it counts the work
 Usage: benches/long_recording.py --python PY [--perfpy PERFPY] [--samply SAMPLY]
                                  [--stack-use STACK_USE] [--seconds 20] [--rounds 3]
                                  [--durations 10,60] [--dir DIR] [--only settings|readers]
+                                 [--perfpy-before OLD_PERFPY]
 PY must have perfpy installed (the settings table switches it on with PERFPY_BACKEND).
 """
 
@@ -150,7 +151,7 @@ def settings_table(a, prog):
     settings = [(n.replace("DEFAULT", str(default)), s or default, z) for n, s, z in SETTINGS]
     stats = os.path.join(a.dir, "stats.txt")
     rows = {name: [] for name, _, _ in settings}
-    baseline = []
+    baseline, before_report = [], []
     for r in range(a.rounds):
         order = settings[r % len(settings):] + settings[:r % len(settings)]
         work, _, pid = program_run(a.python, prog, a.seconds, stats)
@@ -166,6 +167,10 @@ def settings_table(a, prog):
             whole = sum(use["whole_kib"]) / max(use["samples"], 1)
             report, _, _ = run_measured([a.perfpy, "report", "-i", data, "--format",
                                          "collapsed", "-o", os.devnull])
+            if a.perfpy_before and name == settings[0][0]:
+                old, _, _ = run_measured([a.perfpy_before, "report", "-i", data, "--format",
+                                          "collapsed", "-o", os.devnull])
+                before_report.append(old)
             lost = lost_events(a.perfpy, data)
             rows[name].append(dict(size=size, rate=size / a.seconds, perf_cpu=perf_cpu,
                                    samples=use["samples"], lost=lost, whole=whole, work=work,
@@ -189,6 +194,9 @@ def settings_table(a, prog):
     print("\nnow against before: %.0fx smaller, perf's CPU %.2fx, report time %.2fx"
           % (med(before, "size") / med(now, "size"), med(now, "perf_cpu") / med(before, "perf_cpu"),
              med(now, "report") / med(before, "report")))
+    if before_report:
+        print("perfpy report of the `before` file by %s: %.2f s (now's file by this one: %.2f s)"
+              % (a.perfpy_before, statistics.median(before_report), med(now, "report")))
     sys.stdout.flush()
 
 
@@ -247,6 +255,8 @@ def main():
     ap.add_argument("--durations", default="10,60")
     ap.add_argument("--dir", default="/var/tmp/perfpy-long")
     ap.add_argument("--only", choices=["settings", "readers"])
+    ap.add_argument("--perfpy-before", help="another perfpy command (the previous release's) to "
+                    "time on the `before` setting's file too")
     a = ap.parse_args()
     if a.only != "readers" and not os.access(a.stack_use, os.X_OK):
         raise SystemExit("no %s: cargo build --release -p perfpy-cli --example stack_use"
