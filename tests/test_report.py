@@ -343,3 +343,63 @@ def test_names_on_but_missing_in_one_process_is_not_called_off(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "no perf map or jitdump found for pid" in r.stderr, r.stderr
     assert "names were off" not in r.stderr + r.stdout, r.stderr
+
+
+def test_a_recording_of_two_events_is_reported_one_event_at_a_time(tmp_path):
+    """`perf record -e cpu-clock/freq=999/ -e cs/period=1/`: CPU ticks and context switches
+    count different things, so they are never added up. The report is of the first event by
+    default, says what else the file holds, and `--event` (perf's name, or the event's generic
+    name) picks the other; a name the file doesn't hold is refused with the ones it does."""
+    py = next(p for p in reversed(PYTHONS) if p.version >= (3, 12))
+    prog = script(tmp_path, """
+        import time
+        def spin(n):
+            s = 0
+            for i in range(n):
+                s += i
+            return s
+        def nap():
+            for _ in range(30):
+                time.sleep(0.01)
+        spin(3_000_000); nap(); spin(1_000_000)
+    """)
+    data = str(tmp_path / "two.data")
+    subprocess.run([PERF, "record", "-q", "-e", "cpu-clock/freq=999/", "-e", "cs/period=1/",
+                    "--call-graph", "dwarf,16384", "-o", data, py.path, "-X", "perf", prog],
+                   check=True, capture_output=True, env=child_env())
+    events = subprocess.run([PERF, "script", "-i", data, "-F", "event"], capture_output=True,
+                            text=True, check=True).stdout.split()
+    ticks, switches = events.count("cpu-clock/freq=999/:"), events.count("cs/period=1/:")
+    assert ticks > 50 and switches >= 30, (ticks, switches)
+
+    text = perfpy("report", "-i", "two.data", cwd=tmp_path).stdout
+    assert text.startswith("%d cpu-clock/freq=999/ samples in 1 process" % ticks), text
+    assert ("also holds %d samples of cs/period=1/, counted apart: `--event cs/period=1/`"
+            % switches) in text, text
+    assert re.search(r"^\s+[\d.]+%\s+[\d.]+%\s+\d+\s+py::spin\s", text, re.M), text
+
+    def folded(*args):
+        r = perfpy("report", "-i", "two.data", "--format", "collapsed", *args, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        counts = {}
+        for line in r.stdout.splitlines():
+            stack, n = line.rsplit(" ", 1)
+            counts[stack] = int(n)
+        return counts, r.stderr
+
+    cpu, said = folded()
+    assert sum(cpu.values()) == ticks, said
+    assert "this report is of cpu-clock/freq=999/'s samples" in said, said
+    for name in ["cs/period=1/", "cs", "context-switches"]:
+        off, _ = folded("--event", name)
+        assert sum(off.values()) == switches, name
+    # Every switch out of nap() is a sleep; spin() is mostly on the CPU.
+    napping = sum(n for s, n in off.items() if "py::nap:" in s)
+    assert napping >= 30, sorted(off.items(), key=lambda kv: -kv[1])[:3]
+    spinning = sum(n for s, n in cpu.items() if "py::spin:" in s)
+    assert spinning > 0.5 * ticks, sorted(cpu.items(), key=lambda kv: -kv[1])[:3]
+
+    r = perfpy("report", "-i", "two.data", "--event", "cycles", cwd=tmp_path)
+    assert r.returncode != 0
+    assert ('no event named "cycles"; it holds cpu-clock/freq=999/, cs/period=1/: pass one of '
+            'those to --event') in r.stderr, r.stderr

@@ -225,6 +225,13 @@ pub struct ReportArgs {
     /// How many functions the text table lists.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
+    /// Which event's samples to report, in a recording of several (`perf record -e cpu-clock
+    /// -e sched:sched_switch`): perf's name for it (`sched:sched_switch`), without its
+    /// modifiers (`cpu-clock` for `cpu-clock:ppp`), or its generic name (`context-switches`
+    /// for `cs`). Samples of different events count different things, so a report is of one.
+    /// Default: the first event; the report lists the others.
+    #[arg(long, value_name = "NAME")]
+    pub event: Option<String>,
 }
 
 #[derive(Args, Debug)]

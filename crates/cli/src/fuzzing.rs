@@ -43,6 +43,7 @@ pub fn perf_data(path: &Path, jit_dirs: Vec<PathBuf>) -> u64 {
     let opts = read::Options {
         jit_dirs,
         progress: false,
+        event: None,
     };
     let Ok(profile) = read::read(path, &opts) else {
         return 0;

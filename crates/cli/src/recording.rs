@@ -16,8 +16,14 @@ pub fn side_dir(data: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Reads `input` with the side directory and `extra_dirs` searched first for the Python names.
-pub fn load(input: &Path, extra_dirs: &[PathBuf], progress: bool) -> Result<Profile> {
+/// Reads `input`'s samples of `event` (`None`: its first event), with the side directory
+/// and `extra_dirs` searched first for the Python names.
+pub fn load(
+    input: &Path,
+    extra_dirs: &[PathBuf],
+    event: Option<&str>,
+    progress: bool,
+) -> Result<Profile> {
     if !input.exists() {
         anyhow::bail!(
             "{} does not exist; record one with `perfpy record -- python app.py` \
@@ -27,7 +33,12 @@ pub fn load(input: &Path, extra_dirs: &[PathBuf], progress: bool) -> Result<Prof
     }
     let mut jit_dirs = extra_dirs.to_vec();
     jit_dirs.push(side_dir(input));
-    read::read(input, &read::Options { jit_dirs, progress })
+    let opts = read::Options {
+        jit_dirs,
+        progress,
+        event: event.map(str::to_string),
+    };
+    read::read(input, &opts)
 }
 
 /// How many processes with names off are told about one by one.

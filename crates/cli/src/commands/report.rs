@@ -11,15 +11,30 @@ use std::process::ExitCode;
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
-    let profile = load(&args.input, &args.jit_dir, progress)?;
+    let profile = load(&args.input, &args.jit_dir, args.event.as_deref(), progress)?;
     let mut profile = profile.with_view(args.native);
     if !args.pid.is_empty() {
         profile.samples.retain(|s| args.pid.contains(&s.pid));
     }
     warn_about(&profile);
+    if args.format != output::Format::Text {
+        if let (Some(e), Some(others)) = (
+            profile.events.iter().find(|e| e.reported),
+            output::other_events(&profile),
+        ) {
+            crate::say::note(&format!("this report is of {}'s samples; {others}", e.name));
+        }
+    }
     if profile.samples.is_empty() {
+        let event = profile
+            .events
+            .iter()
+            .find(|e| e.reported)
+            .filter(|_| profile.events.len() > 1)
+            .map(|e| format!(" of {}", e.name))
+            .unwrap_or_default();
         anyhow::bail!(
-            "{} has no samples{}",
+            "{} has no samples{event}{}",
             args.input.display(),
             if args.pid.is_empty() {
                 ""

@@ -73,7 +73,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     // The program's files are collected even when perf wrote no recording or it can't be
     // read: nothing of the program stays in /tmp either way.
     let mut loaded = match &status {
-        Ok(_) => recording::load(&args.output, &[], progress),
+        Ok(_) => recording::load(&args.output, &[], None, progress),
         Err(_) => Err(anyhow::anyhow!("no recording")),
     };
     let program = |loaded: &Result<Profile>| -> BTreeSet<i32> {
@@ -85,7 +85,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     };
     if status.is_ok() && args.pid.is_empty() && collect::wait_for_the_rest(&program(&loaded)) {
         // Their names are complete now (an interpreter may buffer its jitdump until exit).
-        loaded = recording::load(&args.output, &[], progress);
+        loaded = recording::load(&args.output, &[], None, progress);
     }
     if !args.keep_jit_files {
         let pids: Vec<i32> = program(&loaded).into_iter().collect();

@@ -72,6 +72,31 @@ impl Format {
     }
 }
 
+/// What a recording of several events holds besides the one reported, with how to report
+/// another; `None` for a recording of one event.
+pub fn other_events(profile: &Profile) -> Option<String> {
+    let others: Vec<_> = profile.events.iter().filter(|e| !e.reported).collect();
+    let listed: Vec<String> = others
+        .iter()
+        .map(|e| {
+            format!(
+                "{} of {}",
+                crate::say::count(e.samples as usize, "sample", "samples"),
+                e.name
+            )
+        })
+        .collect();
+    let pick = match others.as_slice() {
+        [] => return None,
+        [one] => format!("`--event {}` reports them", one.name),
+        _ => "`--event NAME` reports one of them".to_string(),
+    };
+    Some(format!(
+        "the recording also holds {}, counted apart: {pick}",
+        listed.join(", ")
+    ))
+}
+
 /// What a writer needs beyond the profile.
 pub struct Meta {
     /// What was profiled (the recording's command line), for titles.

@@ -18,9 +18,15 @@ impl Writer for Text {
 fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
     let total = profile.samples.len() as u64;
     let pids: HashSet<i32> = profile.samples.iter().map(|s| s.pid).collect();
+    let several = profile.events.len() > 1;
+    let event = profile.events.iter().find(|e| e.reported);
     writeln!(
         out,
-        "{total} samples in {} process{}{}{}{}",
+        "{total} {}samples in {} process{}{}{}{}",
+        event
+            .filter(|_| several)
+            .map(|e| format!("{} ", e.name))
+            .unwrap_or_default(),
         pids.len(),
         if pids.len() == 1 { "" } else { "es" },
         profile
@@ -38,6 +44,9 @@ fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
             format!(": {}", meta.title)
         }
     )?;
+    if let Some(others) = super::other_events(profile) {
+        writeln!(out, "  {others}")?;
+    }
     let py = python_table(profile);
     let py_samples: u64 = py.iter().map(|r| r.self_samples).sum();
     let title = format!(

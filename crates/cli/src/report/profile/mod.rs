@@ -146,6 +146,9 @@ pub struct Profile {
     pub perf_version: Option<String>,
     /// What was recorded: the command after `perf record ... --`, or perf's whole command line.
     pub command: Option<String>,
+    /// The events the recording holds (perf's side-band event left out), and which one the
+    /// samples are of.
+    pub events: Vec<crate::report::read::events::Event>,
     /// Every process the recording saw start or exec.
     pub pids: std::collections::BTreeSet<i32>,
     pub stats: Stats,

@@ -1,34 +1,28 @@
 //! What a recording says of itself, apart from its records: perf's version, the command it
-//! ran, the sampling frequency, and how much user stack each sample copies.
+//! ran, and, of the event reported, the sampling frequency and how much user stack each
+//! sample copies.
 
 use crate::report::Profile;
 use linux_perf_data::linux_perf_event_reader::SamplingPolicy;
 use linux_perf_data::PerfFile;
 
-/// Fills `profile`'s description of the recording from `perf_file`'s header.
-pub fn describe(perf_file: &PerfFile, profile: &mut Profile) {
+/// Fills `profile`'s description of the recording from `perf_file`'s header, for the
+/// samples of its `event`th event.
+pub fn describe(perf_file: &PerfFile, event: usize, profile: &mut Profile) {
+    let attr = perf_file.event_attributes().get(event).map(|d| &d.attr);
     profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
     profile.command = perf_file
         .cmdline()
         .ok()
         .flatten()
         .map(|args| recorded_command(&args));
-    profile.frequency =
-        perf_file
-            .event_attributes()
-            .iter()
-            .find_map(|a| match a.attr.sampling_policy {
-                // A frequency of 0 is no frequency (a damaged attr; found by fuzzing: the
-                // Firefox writer's interval can't be made from it).
-                SamplingPolicy::Frequency(f) if f > 0 => Some(f),
-                _ => None,
-            });
-    profile.stats.stack.copy = perf_file
-        .event_attributes()
-        .iter()
-        .map(|a| a.attr.sample_stack_user)
-        .max()
-        .filter(|&size| size > 0);
+    profile.frequency = attr.and_then(|a| match a.sampling_policy {
+        // A frequency of 0 is no frequency (a damaged attr; found by fuzzing: the Firefox
+        // writer's interval can't be made from it).
+        SamplingPolicy::Frequency(f) if f > 0 => Some(f),
+        _ => None,
+    });
+    profile.stats.stack.copy = attr.map(|a| a.sample_stack_user).filter(|&size| size > 0);
 }
 
 /// What a recording ran, from perf's command line: the words after `--`, else from the

@@ -9,11 +9,14 @@
 //!          ──► Profile: interned stack + sample
 //! ```
 //!
-//! [`header`] reads what the file says of itself, [`process`] keeps the address spaces,
+//! [`header`] reads what the file says of itself, [`events`] which event's samples the
+//! report is of (one: samples of different events are never added up), [`process`] keeps the
+//! address spaces,
 //! [`modules`] and [`unwind`] the per-architecture unwinding, [`symbolize`] the naming,
 //! [`progress`] the progress bar.
 
 pub mod cfi;
+pub mod events;
 pub mod header;
 pub mod modules;
 pub mod process;
@@ -28,7 +31,7 @@ use anyhow::{bail, Context, Result};
 use linux_perf_data::linux_perf_event_reader::constants::{
     PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER,
 };
-use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord, SampleRecord};
+use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord, RecordType, SampleRecord};
 use linux_perf_data::{PerfFileReader, PerfFileRecord};
 use process::Processes;
 use std::io::BufReader;
@@ -41,6 +44,8 @@ pub struct Options {
     pub jit_dirs: Vec<PathBuf>,
     /// Show a progress bar (on a terminal, for large inputs).
     pub progress: bool,
+    /// The event whose samples to report (`--event`); `None`: the file's first.
+    pub event: Option<String>,
 }
 
 /// Reads `path` into a profile.
@@ -82,7 +87,11 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     if let Some(d) = &damage {
         profile.stats.problems.push(d.describe());
     }
-    header::describe(&perf_file, &mut profile);
+    let descs = perf_file.event_attributes().to_vec();
+    let event = events::select(&descs, opts.event.as_deref())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    header::describe(&perf_file, event, &mut profile);
+    let mut counts = vec![0u64; descs.len()];
     let kernel = KernelNames::new(&mut profile);
     let mut r: Reader<unwind::X86_64> = Reader {
         profile,
@@ -109,9 +118,17 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         if let Some(b) = bar.as_ref().filter(|_| n.is_multiple_of(4096)) {
             b.set_position(pos.get());
         }
-        let PerfFileRecord::EventRecord { record, .. } = record else {
+        let PerfFileRecord::EventRecord { attr_index, record } = record else {
             continue;
         };
+        if record.record_type == RecordType::SAMPLE {
+            if let Some(c) = counts.get_mut(attr_index) {
+                *c += 1;
+            }
+            if attr_index != event {
+                continue;
+            }
+        }
         if sanitize::record_would_panic(&record) {
             damaged += 1;
             continue;
@@ -130,6 +147,16 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    r.profile.events = descs
+        .iter()
+        .enumerate()
+        .filter(|&(i, d)| i == event || !events::is_side_band(d))
+        .map(|(i, d)| events::Event {
+            name: events::name(d),
+            samples: counts[i],
+            reported: i == event,
+        })
+        .collect();
     r.profile.stats.pids_without_names = r.procs.without_names();
     let sampled = r.profile.samples.iter().map(|s| s.pid).collect();
     r.profile.stats.names_off = r.procs.python_without_names(&sampled);
