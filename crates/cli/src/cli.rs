@@ -80,6 +80,18 @@ pub enum Trampoline {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Where the CPU time goes: a sample of every running thread -F times a second of CPU.
+    Cpu,
+    /// Where the time goes, running or waiting: the CPU samples, and each time a thread
+    /// leaves the CPU, its stack and how long it stays off (perf's context-switch event and
+    /// switch records). The report weighs both in time and says why each wait was.
+    Wall,
+    /// Only the waits: each time a thread leaves the CPU, its stack, why and for how long.
+    OffCpu,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CallGraph {
     /// dwarf, even where the interpreter has frame pointers: the C extensions it calls
     /// (numpy, BLAS, most wheels) have none.
@@ -95,10 +107,15 @@ pub enum CallGraph {
 #[command(after_help = "EXAMPLES:\n  \
     perfpy record -- python app.py --app-arg\n  \
     perfpy record --flamegraph -- python app.py        and write flamegraph.svg\n  \
+    perfpy record --mode wall -- python app.py         where it waits, and why\n  \
     perfpy record -F 499 -o slow.data -- ./venv/bin/python -m mypkg\n  \
     perfpy record --pid 4242 --duration 10     a running program: names on for 10 s (3.14+)")]
 pub struct RecordArgs {
-    /// Samples per second.
+    /// What to record: CPU time, wall-clock time (CPU time and waits, each wait with its
+    /// reason), or only the waits.
+    #[arg(long, value_enum, default_value_t = Mode::Cpu)]
+    pub mode: Mode,
+    /// Samples per second (of CPU time).
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 999)]
     pub frequency: u32,
     /// Which file tells perf the Python names.
@@ -133,7 +150,8 @@ pub struct RecordArgs {
     /// a Python shebang).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
-    /// perf event to sample (default: perf's own choice, cycles or cpu-clock).
+    /// perf event to sample (default: perf's own choice, cycles or cpu-clock). With --mode
+    /// cpu only: the other modes choose their events.
     #[arg(short, long, value_name = "EVENT")]
     pub event: Option<String>,
     /// Leave the perf map / jitdump in /tmp (for perf inject --jit and perf report)

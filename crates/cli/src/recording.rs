@@ -93,10 +93,20 @@ pub fn warn_about(profile: &Profile) {
         say::warn(p);
     }
     if s.lost_events > 0 {
-        say::warn(&format!(
-            "perf lost {} events (the recording couldn't keep up); lower the frequency with -F",
-            s.lost_events
-        ));
+        say::warn(&if profile.measure.is_time() {
+            format!(
+                "perf lost {} events (the recording couldn't keep up): some waits or CPU time \
+                 are missing. Every context switch copies a stack: a smaller --stack-size, or \
+                 recording as root (perfpy then gives perf a larger buffer), loses fewer",
+                s.lost_events
+            )
+        } else {
+            format!(
+                "perf lost {} events (the recording couldn't keep up); lower the frequency \
+                 with -F",
+                s.lost_events
+            )
+        });
     }
     if let Some(w) = stacks_cut(s) {
         say::warn(&w);

@@ -17,7 +17,7 @@ mod perf_record;
 mod summary;
 
 use crate::attach::Switched;
-use crate::cli::RecordArgs;
+use crate::cli::{Mode, RecordArgs};
 use crate::lend;
 use crate::perf;
 use crate::plan::{CallGraph, Plan};
@@ -27,6 +27,7 @@ use crate::report::{NativeView, Profile};
 use crate::roster::Roster;
 use crate::say;
 use anyhow::{Context, Result};
+use clap::ValueEnum;
 use std::collections::BTreeSet;
 use std::io::IsTerminal;
 use std::process::{Command, ExitCode};
@@ -45,6 +46,16 @@ struct Setup {
 }
 
 pub fn run(args: &RecordArgs) -> Result<ExitCode> {
+    if let (Some(event), false) = (&args.event, args.mode == Mode::Cpu) {
+        anyhow::bail!(
+            "--event {event} can't be given with --mode {}: that mode records its own events \
+             (CPU-clock samples and context switches); use --mode cpu to sample {event}",
+            args.mode
+                .to_possible_value()
+                .map(|v| v.get_name().to_string())
+                .unwrap_or_default()
+        );
+    }
     let perf = perf::locate().context(
         "perf is not on PATH; install it (Debian: apt-get install linux-perf; Ubuntu: \
          linux-tools-$(uname -r); Fedora: perf), then check with `perfpy doctor`",

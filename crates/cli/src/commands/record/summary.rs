@@ -3,10 +3,11 @@
 
 use super::perf_record::Writing;
 use super::Setup;
-use crate::cli::RecordArgs;
+use crate::cli::{Mode, RecordArgs};
 use crate::plan::{Backend, CallGraph, Plan};
+use crate::report::output::wall::duration;
 use crate::report::profile::tables::{pct, python_table};
-use crate::report::Profile;
+use crate::report::{Measure, Profile};
 use std::path::Path;
 
 /// `arg` as a shell would need it typed (for messages).
@@ -40,8 +41,16 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
                 .join(", ")
         ),
     };
+    let sampling = match args.mode {
+        Mode::Cpu => format!("{} Hz", args.frequency),
+        Mode::Wall => format!(
+            "wall clock: {} Hz of CPU samples and every context switch",
+            args.frequency
+        ),
+        Mode::OffCpu => "off CPU: every context switch".to_string(),
+    };
     eprintln!(
-        "perfpy: recording {what}{}, {} call graphs{}, {} Hz{}",
+        "perfpy: recording {what}{}, {} call graphs{}, {sampling}{}",
         match setup.plan.as_ref().map(|p| p.backend) {
             Some(Backend::PerfMap) => ", perf map",
             Some(Backend::Jitdump) => ", jitdump",
@@ -55,7 +64,6 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
             CallGraph::FramePointers => String::new(),
             CallGraph::Dwarf => format!(" ({} bytes of stack)", writing.stack_size),
         },
-        args.frequency,
         if writing.compress { ", compressed" } else { "" }
     );
     for r in setup.reasons.iter().chain(&writing.reasons) {
@@ -81,10 +89,25 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
 }
 
 pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
-    let total = profile.samples.len() as u64;
+    let total: u64 = profile.samples.iter().map(|s| s.weight).sum();
+    let off: u64 = profile
+        .samples
+        .iter()
+        .filter(|s| profile.is_wait(s.stack))
+        .map(|s| s.weight)
+        .sum();
     eprintln!();
     eprintln!(
-        "{total} samples{}",
+        "{}{}",
+        match profile.measure {
+            Measure::Samples => format!("{total} samples"),
+            Measure::Wall => format!(
+                "{} of wall time ({} off CPU)",
+                duration(total),
+                duration(off)
+            ),
+            Measure::OffCpu => format!("{} off CPU", duration(total)),
+        },
         if profile.stats.lost_events > 0 {
             format!(" ({} events lost)", profile.stats.lost_events)
         } else {
@@ -95,7 +118,14 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
     if rows.is_empty() {
         eprintln!("no sample ran Python code with a name (see the warnings above)");
     } else {
-        eprintln!("hottest Python functions:");
+        eprintln!(
+            "{}",
+            if profile.measure.is_time() {
+                "Python functions taking the most time:"
+            } else {
+                "hottest Python functions:"
+            }
+        );
         eprintln!("  {:>6}  {:>6}  function", "self", "total");
         // Functions under 1% of the samples are noise here; perfpy report lists them all.
         for r in rows
@@ -119,7 +149,14 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
         format!(" -i {}", output.display())
     };
     eprintln!();
-    eprintln!("next: perfpy report{input}                      (all functions)");
+    eprintln!(
+        "next: perfpy report{input}                      (all functions{})",
+        if profile.measure.is_time() {
+            ", the waits' reasons"
+        } else {
+            ""
+        }
+    );
     eprintln!("      perfpy report{input} --format flamegraph  (flamegraph.svg)");
 }
 

@@ -1,4 +1,5 @@
-//! Folded stacks: one `root;...;leaf count` line per distinct stack, sorted.
+//! Folded stacks: one `root;...;leaf count` line per distinct stack, sorted. The count is
+//! of samples, or of microseconds in wall-clock and off-CPU profiles.
 
 use super::{Meta, Writer};
 use crate::report::Profile;
@@ -22,7 +23,8 @@ pub(super) fn clean(name: &str) -> String {
     name.replace([';', '\n'], ",")
 }
 
-/// `root;...;leaf count` lines, sorted.
+/// `root;...;leaf count` lines, sorted; counts in microseconds when the profile measures
+/// time.
 pub(super) fn folded(profile: &Profile) -> Vec<String> {
     let mut lines: BTreeMap<String, u64> = BTreeMap::new();
     for (stack, count) in profile.stack_counts() {
@@ -36,5 +38,11 @@ pub(super) fn folded(profile: &Profile) -> Vec<String> {
         }
         *lines.entry(key).or_default() += count;
     }
-    lines.into_iter().map(|(k, c)| format!("{k} {c}")).collect()
+    let time = profile.measure.is_time();
+    lines
+        .into_iter()
+        .map(|(k, c)| (k, if time { (c + 500) / 1000 } else { c }))
+        .filter(|&(_, c)| c > 0)
+        .map(|(k, c)| format!("{k} {c}"))
+        .collect()
 }

@@ -26,6 +26,8 @@ fn firefox(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
     let python = p.add_category("Python", fx::CategoryColor::Blue);
     let native = p.add_category("Native", fx::CategoryColor::Orange);
     let kernel = p.add_category("Kernel", fx::CategoryColor::Red);
+    let wait = p.add_category("Waiting", fx::CategoryColor::Gray);
+    let time = profile.measure.is_time();
     let t0 = profile.samples.iter().map(|s| s.time).min().unwrap_or(0);
     let ts = |t: u64| fx::Timestamp::from_nanos_since_reference(t.saturating_sub(t0));
     let names: Vec<fx::StringHandle> = profile
@@ -48,6 +50,12 @@ fn firefox(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
         if let Some(n) = profile.thread_names.get(&tid) {
             p.set_thread_name(thread, n);
         }
+        if time {
+            p.set_thread_samples_weight_type(thread, fx::WeightType::TracingMs);
+        }
+        // In time units, whole milliseconds per sample (the format's weights are integers),
+        // the remainder carried to the thread's next sample so its total is kept.
+        let mut carried_ns = 0u64;
         let mut stack_handles: HashMap<u32, Option<fx::StackHandle>> = HashMap::new();
         for i in idx {
             let s = profile.samples[i];
@@ -58,6 +66,7 @@ fn firefox(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
                         Kind::Python => (python, fx::FrameFlags::IS_JS),
                         Kind::Native => (native, fx::FrameFlags::empty()),
                         Kind::Kernel => (kernel, fx::FrameFlags::empty()),
+                        Kind::Wait => (wait, fx::FrameFlags::empty()),
                     };
                     fx::FrameInfo {
                         frame: fx::Frame::Label(names[f as usize]),
@@ -67,12 +76,21 @@ fn firefox(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
                 });
                 p.intern_stack_frames(thread, frames)
             });
+            let (cpu, weight) = if time {
+                carried_ns += s.weight;
+                let ms = carried_ns / 1_000_000;
+                carried_ns -= ms * 1_000_000;
+                let on_cpu = !profile.is_wait(s.stack);
+                (if on_cpu { s.weight } else { 0 }, ms as i32)
+            } else {
+                (interval.nanos(), 1)
+            };
             p.add_sample(
                 thread,
                 ts(s.time),
                 handle,
-                fx::CpuDelta::from_nanos(interval.nanos()),
-                1,
+                fx::CpuDelta::from_nanos(cpu),
+                weight,
             );
         }
     }

@@ -1,4 +1,5 @@
-//! A flamegraph SVG (inferno), Python frames blue, native code warm, the kernel orange.
+//! A flamegraph SVG (inferno), Python frames blue, native code warm, the kernel orange,
+//! waits grey.
 
 use super::collapsed::{clean, folded};
 use super::{Meta, Writer};
@@ -22,8 +23,13 @@ fn flamegraph(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()>
     } else {
         format!("perfpy: {}", meta.title)
     };
-    opts.count_name = "samples".into();
-    // Python frames blue, native code warm, the kernel orange: the Python stack stands out.
+    opts.count_name = if profile.measure.is_time() {
+        "µs".into()
+    } else {
+        "samples".into()
+    };
+    // Python frames blue, native code warm, the kernel orange, waits grey: the Python stack
+    // stands out.
     let mut palette = inferno::flamegraph::color::PaletteMap::default();
     for f in &profile.frames {
         palette.insert(clean(&f.name), frame_color(f));
@@ -47,6 +53,7 @@ fn frame_color(frame: &Frame) -> inferno::flamegraph::color::Color {
         Kind::Python => (70 + v(40, 0), 130 + v(50, 8), 220 + v(35, 16)),
         Kind::Native => (215 + v(40, 0), 90 + v(90, 8), 40 + v(40, 16)),
         Kind::Kernel => (235, 150 + v(30, 8), 20),
+        Kind::Wait => (150 + v(20, 0), 150 + v(20, 0), 160 + v(20, 0)),
     };
     inferno::flamegraph::color::Color { r, g, b }
 }

@@ -15,6 +15,7 @@ pub mod flamegraph;
 pub mod pprof;
 pub mod speedscope;
 pub mod text;
+pub mod wall;
 
 use super::Profile;
 use anyhow::{Context, Result};
@@ -150,10 +151,16 @@ pub fn save(profile: &Profile, format: Format, output: Option<PathBuf>, top: usi
             write(profile, format, &meta, &mut w)?;
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
+            let total: u64 = profile.samples.iter().map(|s| s.weight).sum();
             eprintln!(
-                "perfpy: wrote {} ({} samples){}",
+                "perfpy: wrote {} ({}){}",
                 path.display(),
-                profile.samples.len(),
+                match profile.measure {
+                    crate::report::Measure::Samples => format!("{total} samples"),
+                    crate::report::Measure::Wall =>
+                        format!("{} of wall time", wall::duration(total)),
+                    crate::report::Measure::OffCpu => format!("{} off CPU", wall::duration(total)),
+                },
                 open_hint(format, &path)
             );
         }

@@ -2,7 +2,7 @@
 //! distinct stack, leaf first, with Python functions' file and `def` line.
 
 use super::{Meta, Writer};
-use crate::report::{Kind, Profile};
+use crate::report::{Kind, Measure, Profile};
 use anyhow::Result;
 use std::collections::HashMap;
 use std::io::Write;
@@ -105,18 +105,25 @@ fn pprof(profile: &Profile, out: &mut dyn Write) -> Result<()> {
         i
     };
     let period_ns = 1_000_000_000 / profile.frequency.unwrap_or(1000).max(1) as i64;
+    // Sample counts and the CPU time they stand for; or, in time profiles, counts and the
+    // time measured (CPU samples' and waits' nanoseconds).
+    let time = match profile.measure {
+        Measure::Samples => "cpu",
+        Measure::Wall => "wall",
+        Measure::OffCpu => "off_cpu",
+    };
     let sample_type = vec![
         pb::ValueType {
             r#type: s("samples"),
             unit: s("count"),
         },
         pb::ValueType {
-            r#type: s("cpu"),
+            r#type: s(time),
             unit: s("nanoseconds"),
         },
     ];
     let period_type = Some(pb::ValueType {
-        r#type: s("cpu"),
+        r#type: s(time),
         unit: s("nanoseconds"),
     });
     let mut function = Vec::with_capacity(profile.frames.len());
@@ -143,17 +150,28 @@ fn pprof(profile: &Profile, out: &mut dyn Write) -> Result<()> {
             }],
         });
     }
-    let sample = profile
-        .stack_counts()
+    let mut by_stack: HashMap<u32, (i64, i64)> = HashMap::new();
+    for smp in &profile.samples {
+        let v = by_stack.entry(smp.stack).or_default();
+        v.0 += 1;
+        v.1 += if profile.measure.is_time() {
+            smp.weight as i64
+        } else {
+            period_ns
+        };
+    }
+    let mut stacks: Vec<_> = by_stack.into_iter().collect();
+    stacks.sort_unstable_by_key(|&(stack, _)| stack);
+    let sample = stacks
         .into_iter()
-        .map(|(stack, count)| pb::Sample {
+        .map(|(stack, (count, value))| pb::Sample {
             // Leaf first.
             location_id: profile.stacks[stack as usize]
                 .iter()
                 .rev()
                 .map(|&f| f as u64 + 1)
                 .collect(),
-            value: vec![count as i64, count as i64 * period_ns],
+            value: vec![count, value],
         })
         .collect();
     let (t0, t1) = profile

@@ -74,6 +74,7 @@ fn speedscope(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()>
             },
         })
         .collect();
+    let time = profile.measure.is_time();
     let weight = profile.frequency.map(|f| 1.0 / f.max(1) as f64);
     let profiles = threads(profile)
         .into_iter()
@@ -82,14 +83,26 @@ fn speedscope(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()>
                 .iter()
                 .map(|&i| profile.stacks[profile.samples[i].stack as usize].clone())
                 .collect();
-            let w = weight.unwrap_or(1.0);
+            // Time profiles: each sample's own nanoseconds; sample counts: the sampling
+            // interval in seconds where the recording had a frequency.
+            let weights: Vec<f64> = if time {
+                idx.iter()
+                    .map(|&i| profile.samples[i].weight as f64)
+                    .collect()
+            } else {
+                vec![weight.unwrap_or(1.0); samples.len()]
+            };
             SpeedscopeProfile {
                 kind: "sampled",
                 name: thread_label(profile, pid, tid),
-                unit: if weight.is_some() { "seconds" } else { "none" },
+                unit: match (time, weight) {
+                    (true, _) => "nanoseconds",
+                    (false, Some(_)) => "seconds",
+                    (false, None) => "none",
+                },
                 start_value: 0.0,
-                end_value: w * samples.len() as f64,
-                weights: vec![w; samples.len()],
+                end_value: weights.iter().sum(),
+                weights,
                 samples,
             }
         })

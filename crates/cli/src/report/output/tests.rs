@@ -31,6 +31,7 @@ fn profile() -> Profile {
             pid: 7,
             tid,
             stack,
+            weight: 1,
         });
     }
     p.frequency = Some(1000);
@@ -170,4 +171,72 @@ fn flamegraph_and_firefox_carry_the_python_frames() {
 fn default_outputs() {
     assert_eq!(Format::Text.default_output(), None);
     assert_eq!(Format::Flamegraph.default_output(), Some("flamegraph.svg"));
+}
+
+/// The profile of [`profile`] as a wall-clock one: thread 7's three samples 1 ms of CPU
+/// each, and thread 8 waiting 2.5 ms to sleep.
+fn wall_profile() -> Profile {
+    let mut p = profile();
+    p.measure = crate::report::Measure::Wall;
+    let wait = p.intern_frame(Frame::named(Kind::Wait, "[wait: sleep]"));
+    let mut slept = p.stacks[p.samples[3].stack as usize].clone();
+    slept.push(wait);
+    let slept = p.intern_stack(&slept);
+    for (i, s) in p.samples.iter_mut().enumerate() {
+        s.weight = 1_000_000;
+        if i == 3 {
+            s.stack = slept;
+            s.weight = 2_500_000;
+        }
+    }
+    p
+}
+
+fn render_wall(format: Format) -> Vec<u8> {
+    let meta = Meta {
+        title: "python m.py".into(),
+        top: 10,
+    };
+    let mut out = Vec::new();
+    write(&wall_profile(), format, &meta, &mut out).expect("writes");
+    out
+}
+
+#[test]
+fn wall_profiles_carry_time_in_every_format() {
+    let text = String::from_utf8(render_wall(Format::Collapsed)).unwrap();
+    assert_eq!(
+        text,
+        "main;py::<module>:/app/m.py;[kernel];[wait: sleep] 2500\n\
+         main;py::<module>:/app/m.py;py::f:/app/m.py;py::g:/app/m.py;memcpy 3000\n"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&render_wall(Format::Speedscope)).unwrap();
+    let profiles = v["profiles"].as_array().unwrap();
+    assert_eq!(profiles[0]["unit"], "nanoseconds");
+    assert_eq!(profiles[0]["endValue"], 3_000_000.0);
+    assert_eq!(profiles[1]["weights"][0], 2_500_000.0);
+
+    use prost::Message;
+    use std::io::Read;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&render_wall(Format::Pprof)[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let p = super::pprof::pb::Profile::decode(&raw[..]).unwrap();
+    let kind = &p.string_table[p.sample_type[1].r#type as usize];
+    let unit = &p.string_table[p.sample_type[1].unit as usize];
+    assert_eq!((kind.as_str(), unit.as_str()), ("wall", "nanoseconds"));
+    let total: i64 = p.sample.iter().map(|s| s.value[1]).sum();
+    assert_eq!(total, 5_500_000);
+
+    let text = String::from_utf8(render_wall(Format::Text)).unwrap();
+    assert!(
+        text.starts_with(
+            "5.5 ms of wall time in 2 threads of 1 process (3.0 ms on CPU, 2.5 ms off CPU)"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("    2.5 ms  [wait: sleep]"), "{text}");
+    let svg = String::from_utf8(render_wall(Format::Flamegraph)).unwrap();
+    assert!(svg.contains("µs"), "the flamegraph counts microseconds");
 }

@@ -1,4 +1,5 @@
-//! The text report: a header line, then the Python functions' table and the native code's.
+//! The text report: a header line, then the Python functions' table and the native code's
+//! (wall-clock and off-CPU profiles: [`super::wall`]).
 
 use super::{Meta, Writer};
 use crate::report::profile::tables::{native_table, pct, python_table, Row};
@@ -16,6 +17,9 @@ impl Writer for Text {
 }
 
 fn text(profile: &Profile, meta: &Meta, out: &mut dyn Write) -> Result<()> {
+    if profile.measure.is_time() {
+        return super::wall::text(profile, meta, out);
+    }
     let total = profile.samples.len() as u64;
     let pids: HashSet<i32> = profile.samples.iter().map(|s| s.pid).collect();
     let several = profile.events.len() > 1;

@@ -18,6 +18,9 @@ pub enum Kind {
     /// The kernel: its symbol from `/proc/kallsyms` when the recorded kernel is this
     /// machine's running one, else one `[kernel]` frame for the kernel part of a sample.
     Kernel,
+    /// Why a thread was off the CPU (`[wait: sleep]`): the leaf of each wait in wall-clock
+    /// and off-CPU recordings.
+    Wait,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,6 +60,29 @@ pub struct Sample {
     pub pid: i32,
     pub tid: i32,
     pub stack: u32,
+    /// What the sample stands for, in the profile's [`Measure`]: 1 (a sample), or
+    /// nanoseconds (of CPU time, or of a wait).
+    pub weight: u64,
+}
+
+/// What a profile's samples measure.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    /// Samples of one event, each counting one.
+    #[default]
+    Samples,
+    /// Wall-clock time (`perfpy record --mode wall`): CPU samples weighed by the CPU time
+    /// each stands for, waits by their length, in nanoseconds.
+    Wall,
+    /// Off-CPU time (`--mode off-cpu`): waits by their length, in nanoseconds.
+    OffCpu,
+}
+
+impl Measure {
+    /// Whether weights are nanoseconds (else counts).
+    pub fn is_time(self) -> bool {
+        self != Measure::Samples
+    }
 }
 
 /// Counters about how the recording was read, for the report's footer.
@@ -141,6 +167,8 @@ pub struct Profile {
     /// Thread names (`comm`) by tid, and process names by pid.
     pub thread_names: HashMap<i32, String>,
     pub process_names: HashMap<i32, String>,
+    /// What the samples' weights measure.
+    pub measure: Measure,
     /// The sampling frequency, when the recording used one.
     pub frequency: Option<u64>,
     pub perf_version: Option<String>,
@@ -175,11 +203,12 @@ impl Profile {
         id
     }
 
-    /// Sample counts per distinct stack, in first-seen order.
+    /// The samples' weights summed per distinct stack (counts, or nanoseconds: see
+    /// [`Measure`]), in first-seen order.
     pub fn stack_counts(&self) -> Vec<(u32, u64)> {
         let mut counts = vec![0u64; self.stacks.len()];
         for s in &self.samples {
-            counts[s.stack as usize] += 1;
+            counts[s.stack as usize] += s.weight;
         }
         counts
             .into_iter()
@@ -187,6 +216,13 @@ impl Profile {
             .filter(|&(_, c)| c > 0)
             .map(|(i, c)| (i as u32, c))
             .collect()
+    }
+
+    /// Whether `stack` is a wait's (its leaf a `[wait: …]` frame).
+    pub fn is_wait(&self, stack: u32) -> bool {
+        self.stacks[stack as usize]
+            .last()
+            .is_some_and(|&f| self.frames[f as usize].kind == Kind::Wait)
     }
 
     /// Keeps only the frames `view` asks for in every stack (see [`NativeView`]).
@@ -200,6 +236,7 @@ impl Profile {
         let mut remap = Vec::with_capacity(old_stacks.len());
         for stack in &old_stacks {
             let is_py = |f: &u32| self.frames[*f as usize].kind == Kind::Python;
+            let is_wait = |f: &u32| self.frames[*f as usize].kind == Kind::Wait;
             let innermost_py = stack.iter().rposition(is_py);
             // Frames below the outermost named one that are Python without a name (running
             // before names came on) stay as the interpreter frames they are, with their roots.
@@ -211,14 +248,21 @@ impl Profile {
             };
             let kept: Vec<u32> = match (view, innermost_py) {
                 (NativeView::Leaf, None) => stack.clone(),
-                (_, None) => vec![native_marker],
+                (_, None) => [native_marker]
+                    .into_iter()
+                    .chain(stack.last().copied().filter(|f| is_wait(f)))
+                    .collect(),
                 (NativeView::Leaf, Some(i)) => stack[..keep_roots]
                     .iter()
                     .copied()
                     .chain(stack[keep_roots..i].iter().copied().filter(|f| is_py(f)))
                     .chain(stack[i..].iter().copied())
                     .collect(),
-                (_, Some(_)) => stack.iter().copied().filter(|f| is_py(f)).collect(),
+                (_, Some(_)) => stack
+                    .iter()
+                    .copied()
+                    .filter(|f| is_py(f) || is_wait(f))
+                    .collect(),
             };
             remap.push(self.intern_stack(&kept));
         }
@@ -239,7 +283,7 @@ pub enum NativeView {
     /// (an extension, the interpreter loop): the interpreter glue between Python frames
     /// is dropped. Samples without Python frames keep their native stack.
     Leaf,
-    /// Python frames only (samples without any become `[native]`).
+    /// Python frames only (samples without any become `[native]`), and the reason of a wait.
     None,
 }
 
@@ -277,6 +321,7 @@ mod tests {
                 pid: 1,
                 tid: 1,
                 stack,
+                weight: 1,
             });
         }
         let names = |p: &Profile, s: u32| -> Vec<String> {

@@ -1,7 +1,9 @@
 //! The two tables of the text report (and of `perfpy record`'s summary): Python functions
-//! and native functions, with self and total sample counts.
+//! and native functions, with self and total sample counts (or times), and the waits of
+//! wall-clock profiles by function and reason.
 
 use super::{Kind, Profile};
+use crate::report::read::waits::Reason;
 use std::collections::{HashMap, HashSet};
 
 /// One row of a table.
@@ -36,7 +38,12 @@ pub fn native_table(profile: &Profile) -> Vec<Row> {
     let mut total_c: HashMap<u32, u64> = HashMap::new();
     for (stack, count) in profile.stack_counts() {
         let frames = &profile.stacks[stack as usize];
-        let native = |f: &&u32| profile.frames[**f as usize].kind != Kind::Python;
+        let native = |f: &&u32| {
+            matches!(
+                profile.frames[**f as usize].kind,
+                Kind::Native | Kind::Kernel
+            )
+        };
         if let Some(&leaf) = frames.last().filter(native) {
             *self_c.entry(leaf).or_default() += count;
         }
@@ -46,6 +53,31 @@ pub fn native_table(profile: &Profile) -> Vec<Row> {
         }
     }
     rows(self_c, total_c)
+}
+
+/// Waits by the innermost Python function they happened in (`None`: no Python frame) and by
+/// reason, in the profile's weights: `[wait: …]` leaves, from wall-clock and off-CPU
+/// recordings.
+pub fn waits_by_function(profile: &Profile) -> HashMap<Option<u32>, HashMap<Reason, u64>> {
+    let mut out: HashMap<Option<u32>, HashMap<Reason, u64>> = HashMap::new();
+    for (stack, weight) in profile.stack_counts() {
+        let frames = &profile.stacks[stack as usize];
+        let Some(reason) = frames
+            .last()
+            .map(|&f| &profile.frames[f as usize])
+            .filter(|f| f.kind == Kind::Wait)
+            .and_then(|f| Reason::of_frame(&f.name))
+        else {
+            continue;
+        };
+        let inner = frames
+            .iter()
+            .rev()
+            .find(|&&f| profile.frames[f as usize].kind == Kind::Python)
+            .copied();
+        *out.entry(inner).or_default().entry(reason).or_default() += weight;
+    }
+    out
 }
 
 fn rows(self_c: HashMap<u32, u64>, total_c: HashMap<u32, u64>) -> Vec<Row> {

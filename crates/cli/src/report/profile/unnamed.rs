@@ -88,6 +88,7 @@ mod tests {
                 pid: 1,
                 tid: 1,
                 stack,
+                weight: 1,
             });
         }
         assert_eq!(p.samples_with_unnamed_python(), 2);

@@ -1,10 +1,13 @@
 //! The events a recording holds (`perf record -e cpu-clock -e sched:sched_switch …`): their
 //! names, and which one a report is of. Samples of different events count different things
 //! (a CPU-time tick, a context switch), so they are never added together: a report is of one
-//! event, the first the file holds unless `--event NAME` picks another.
+//! event, the first the file holds unless `--event NAME` picks another; except the
+//! recordings `perfpy record --mode wall|off-cpu` makes (CPU-clock samples, context-switch
+//! samples and perf's switch records), which are read as one timeline in time units.
 
+use crate::report::Measure;
 use linux_perf_data::linux_perf_event_reader::{
-    HardwareEventId, PerfEventType, SoftwareCounterType,
+    AttrFlags, HardwareEventId, PerfEventType, SoftwareCounterType,
 };
 use linux_perf_data::AttributeDescription;
 
@@ -106,6 +109,69 @@ fn aliases(desc: &AttributeDescription) -> Vec<String> {
     }
     out.extend(kind(&desc.attr.type_));
     out
+}
+
+/// How a recording is read: what its samples measure, and which events give them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    pub measure: Measure,
+    /// The event whose samples are the profile's (CPU time in wall mode).
+    pub samples: Option<usize>,
+    /// The context-switch event whose samples give the waits' stacks (wall, off-cpu).
+    pub switches: Option<usize>,
+}
+
+impl Selection {
+    /// Whether the report is of event `i`'s samples.
+    pub fn reports(&self, i: usize) -> bool {
+        self.samples == Some(i) || self.switches == Some(i)
+    }
+}
+
+/// How to read a recording of `descs`: the event `wanted` names; else, for a wall-clock or
+/// off-CPU recording (a context-switch event with perf's switch records, with or without a
+/// CPU-clock event), its timeline; else the first event. `Err` says what the file holds.
+pub fn selection(
+    descs: &[AttributeDescription],
+    wanted: Option<&str>,
+) -> Result<Selection, String> {
+    let one = |i| Selection {
+        measure: Measure::Samples,
+        samples: Some(i),
+        switches: None,
+    };
+    if wanted.is_some() {
+        return select(descs, wanted).map(one);
+    }
+    let find = |want: fn(&SoftwareCounterType) -> bool| {
+        descs
+            .iter()
+            .position(|d| matches!(&d.attr.type_, PerfEventType::Software(t) if want(t)))
+    };
+    let switch_records = descs
+        .iter()
+        .any(|d| d.attr.flags.contains(AttrFlags::CONTEXT_SWITCH));
+    let switches = find(|t| matches!(t, SoftwareCounterType::ContextSwitches));
+    match (switches, switch_records) {
+        (Some(cs), true) => {
+            let cpu = find(|t| {
+                matches!(
+                    t,
+                    SoftwareCounterType::CpuClock | SoftwareCounterType::TaskClock
+                )
+            });
+            Ok(Selection {
+                measure: if cpu.is_some() {
+                    Measure::Wall
+                } else {
+                    Measure::OffCpu
+                },
+                samples: cpu,
+                switches: Some(cs),
+            })
+        }
+        _ => select(descs, None).map(one),
+    }
 }
 
 /// Which of the recording's events the report is of: the one `wanted` names, else the first

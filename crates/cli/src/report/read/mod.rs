@@ -25,13 +25,17 @@ pub mod repair;
 pub mod sanitize;
 pub mod symbolize;
 pub mod unwind;
+pub mod waits;
 
 use crate::report::{Profile, Sample};
 use anyhow::{bail, Context, Result};
 use linux_perf_data::linux_perf_event_reader::constants::{
     PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER,
 };
-use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord, RecordType, SampleRecord};
+use linux_perf_data::linux_perf_event_reader::{
+    ContextSwitchRecord, CpuMode, EventRecord, RawEventRecord, RecordType, SampleRecord,
+    TaskWasPreempted,
+};
 use linux_perf_data::{PerfFileReader, PerfFileRecord};
 use process::Processes;
 use std::io::BufReader;
@@ -88,15 +92,19 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
         profile.stats.problems.push(d.describe());
     }
     let descs = perf_file.event_attributes().to_vec();
-    let event = events::select(&descs, opts.event.as_deref())
+    let selection = events::selection(&descs, opts.event.as_deref())
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    header::describe(&perf_file, event, &mut profile);
+    profile.measure = selection.measure;
+    let described = selection.samples.or(selection.switches).unwrap_or(0);
+    header::describe(&perf_file, described, &mut profile);
     let mut counts = vec![0u64; descs.len()];
     let kernel = KernelNames::new(&mut profile);
     let mut r: Reader<unwind::X86_64> = Reader {
         profile,
         procs: Processes::new(opts.jit_dirs.clone()),
         kernel,
+        selection,
+        timeline: waits::Timeline::default(),
     };
     let bar = progress::bar(opts.progress, path, total);
     let (mut n, mut damaged) = (0u64, 0u64);
@@ -125,16 +133,20 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
             if let Some(c) = counts.get_mut(attr_index) {
                 *c += 1;
             }
-            if attr_index != event {
+            if !selection.reports(attr_index) {
                 continue;
             }
+        }
+        if record.record_type == RecordType::SWITCH && selection.switches.is_some() {
+            r.on_switch(&record);
+            continue;
         }
         if sanitize::record_would_panic(&record) {
             damaged += 1;
             continue;
         }
         if let Ok(parsed) = record.parse() {
-            r.on_record(parsed);
+            r.on_record(parsed, attr_index);
         }
     }
     if damaged > 0 {
@@ -150,13 +162,24 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     r.profile.events = descs
         .iter()
         .enumerate()
-        .filter(|&(i, d)| i == event || !events::is_side_band(d))
+        .filter(|&(i, d)| selection.reports(i) || !events::is_side_band(d))
         .map(|(i, d)| events::Event {
             name: events::name(d),
             samples: counts[i],
-            reported: i == event,
+            reported: selection.reports(i),
         })
         .collect();
+    if selection.measure.is_time() {
+        let timeline = std::mem::take(&mut r.timeline);
+        let unstacked = timeline.into_samples(&mut r.profile).waits_without_stack;
+        if unstacked > 0 {
+            r.profile.stats.problems.push(format!(
+                "{} had no stack (perf lost its context-switch sample): they are charged \
+                 to their reason alone",
+                crate::say::count(unstacked as usize, "wait", "waits")
+            ));
+        }
+    }
     r.profile.stats.pids_without_names = r.procs.without_names();
     let sampled = r.profile.samples.iter().map(|s| s.pid).collect();
     r.profile.stats.names_off = r.procs.python_without_names(&sampled);
@@ -168,12 +191,16 @@ struct Reader<A: Arch> {
     profile: Profile,
     procs: Processes<A>,
     kernel: KernelNames,
+    selection: events::Selection,
+    /// Wall-clock and off-CPU recordings: the threads' switches.
+    timeline: waits::Timeline,
 }
 
 impl<A: Arch> Reader<A> {
-    fn on_record(&mut self, record: EventRecord<'_>) {
+    fn on_record(&mut self, record: EventRecord<'_>, attr_index: usize) {
         match record {
-            EventRecord::Sample(s) => self.on_sample(&s),
+            EventRecord::Sample(s) => self.on_sample(&s, attr_index),
+            EventRecord::Exit(e) => self.timeline.exit(e.tid, e.timestamp),
             EventRecord::Mmap2(m) => {
                 let path = String::from_utf8_lossy(&m.path.as_slice()).into_owned();
                 let exec = m.protection & libc::PROT_EXEC as u32 != 0;
@@ -222,7 +249,26 @@ impl<A: Arch> Reader<A> {
         }
     }
 
-    fn on_sample(&mut self, s: &SampleRecord<'_>) {
+    /// A switch record (`--switch-events`): when a thread left the CPU or came back.
+    fn on_switch(&mut self, record: &RawEventRecord<'_>) {
+        let (Ok(common), Ok(EventRecord::ContextSwitch(switch))) =
+            (record.common_data(), record.parse())
+        else {
+            return;
+        };
+        let (Some(pid), Some(tid), Some(time)) = (common.pid, common.tid, common.timestamp) else {
+            return;
+        };
+        let (out, preempted) = match switch {
+            ContextSwitchRecord::Out { preempted, .. } => {
+                (true, preempted == TaskWasPreempted::Yes)
+            }
+            ContextSwitchRecord::In { .. } => (false, false),
+        };
+        self.timeline.switch(pid, tid, time, out, preempted);
+    }
+
+    fn on_sample(&mut self, s: &SampleRecord<'_>, attr_index: usize) {
         let (Some(pid), Some(tid)) = (s.pid, s.tid) else {
             return;
         };
@@ -264,11 +310,27 @@ impl<A: Arch> Reader<A> {
         }
         leaf_first.reverse();
         let stack = self.profile.intern_stack(&leaf_first);
+        let time = s.timestamp.unwrap_or(0);
+        if self.selection.switches == Some(attr_index) {
+            self.timeline.switch_stack(pid, tid, time, stack);
+            return;
+        }
+        if self.profile.measure.is_time() {
+            // cpu-clock's period is the CPU time the sample stands for, in nanoseconds; the
+            // timeline measures it from the switches where it can.
+            let period = s
+                .period
+                .filter(|&p| p > 0)
+                .unwrap_or(1_000_000_000 / self.profile.frequency.unwrap_or(1000).max(1));
+            self.timeline.cpu_sample(pid, tid, time, stack, period);
+            return;
+        }
         self.profile.samples.push(Sample {
-            time: s.timestamp.unwrap_or(0),
+            time,
             pid,
             tid,
             stack,
+            weight: 1,
         });
     }
 }

@@ -1,0 +1,175 @@
+"""Wall-clock and off-CPU profiles (`perfpy record --mode wall|off-cpu`): where a program's
+time went, on the CPU and off it, and why each wait was, against what the program measured of
+itself (real perf, real interpreters, real waits)."""
+
+import json
+import re
+
+import pytest
+
+from conftest import PYTHONS, script
+from recording import CLI_MARKS, collapsed, perfpy, record
+
+pytestmark = CLI_MARKS
+
+#: A program whose waits are known: it times each of its parts itself (perf_counter) and
+#: writes the times, and each thread's life, to truth.json.
+KNOWN_WAITS = """
+    import json, subprocess, sys, threading, time
+
+    truth = {}
+
+    def timed(f):
+        def run(*a):
+            t = time.perf_counter()
+            f(*a)
+            truth[f.__name__] = time.perf_counter() - t
+        return run
+
+    def sleeper():
+        for _ in range(20):
+            time.sleep(0.02)
+
+    def holder(lock, held):
+        with lock:
+            held.set()
+            time.sleep(0.2)
+
+    def contender(lock, held):
+        held.wait()
+        with lock:
+            pass
+
+    def child():
+        subprocess.run(["sleep", "0.3"])
+
+    def spinner(n):
+        s = 0
+        for i in range(n):
+            s += i
+        return s
+
+    def main():
+        timed(sleeper)()
+        lock, held = threading.Lock(), threading.Event()
+        a = threading.Thread(target=timed(holder), args=(lock, held))
+        b = threading.Thread(target=timed(contender), args=(lock, held))
+        a.start(); b.start(); a.join(); b.join()
+        timed(child)()
+        timed(spinner)(int(sys.argv[1]))
+
+    main()
+    with open(sys.argv[2], "w") as f:
+        json.dump(truth, f)
+"""
+
+
+def totals(counts, function):
+    """Microseconds of the stacks through `function` (py::NAME:), by their leaf: `[wait: R]`
+    for a wait, `cpu` for CPU time."""
+    out = {}
+    for stack, us in counts.items():
+        if "py::%s:" % function not in stack:
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        key = leaf if leaf.startswith("[wait: ") else "cpu"
+        out[key] = out.get(key, 0) + us
+    return out
+
+
+@pytest.mark.parametrize("mode", ["wall", "off-cpu"])
+def test_each_function_gets_its_time_and_each_wait_its_reason(tmp_path, py, mode):
+    """20 × sleep(0.02), a lock held 200 ms while another thread waits for it, a child
+    process of 0.3 s, a CPU loop: each function's time within 5% (or 10 ms) of what the
+    program measured, and the reason right for each."""
+    prog = script(tmp_path, KNOWN_WAITS)
+    truth_file = tmp_path / "truth.json"
+    r = record(tmp_path, py.path, "--mode", mode,
+               program=[prog, "2000000", str(truth_file)])
+    assert ("wall clock: 999 Hz of CPU samples and every context switch" if mode == "wall"
+            else "off CPU: every context switch") in r.stderr, r.stderr
+    truth = json.loads(truth_file.read_text())
+    counts = collapsed(tmp_path)
+
+    def near(got_us, seconds, what):
+        want = seconds * 1e6
+        assert abs(got_us - want) <= max(0.05 * want, 10_000), (what, got_us, want)
+
+    def share(t, key):
+        return t.get(key, 0) / max(sum(t.values()), 1)
+
+    sleeper, holder = totals(counts, "sleeper"), totals(counts, "holder")
+    contender, child = totals(counts, "contender"), totals(counts, "child")
+    spinner = totals(counts, "spinner")
+    waited = {f: sum(v for k, v in t.items() if k != "cpu")
+              for f, t in [("sleeper", sleeper), ("holder", holder), ("contender", contender),
+                           ("child", child)]}
+    if mode == "wall":
+        for name, t in [("sleeper", sleeper), ("holder", holder), ("contender", contender),
+                        ("child", child), ("spinner", spinner)]:
+            near(sum(t.values()), truth[name], name)
+        # The loop runs on the CPU; off it only when the machine's other work preempted it
+        # (on a busy machine, for much of the time).
+        assert share(spinner, "cpu") + share(spinner, "[wait: preempted]") > 0.97, spinner
+        assert spinner.get("cpu", 0) > 0, spinner
+    else:
+        # Only waits: each waiting function's time is all of it off the CPU.
+        for name in ["sleeper", "holder", "contender", "child"]:
+            near(waited[name], truth[name], name)
+        assert not any(k == "cpu" for t in (sleeper, spinner) for k in t), spinner
+    # The reasons, from the stacks (kernel frames as root; the C library's otherwise).
+    # Waking from a wait, a thread may wait for the GIL or be preempted for a moment too.
+    assert share(sleeper, "[wait: sleep]") > 0.9, sleeper
+    assert share(holder, "[wait: sleep]") > 0.9, holder
+    assert share(contender, "[wait: lock]") > 0.9, contender
+    assert share(child, "[wait: child]") > 0.9, child
+
+    text = perfpy("report", cwd=tmp_path).stdout
+    what = "wall time" if mode == "wall" else "off-CPU time"
+    assert re.match(r"[\d.]+ m?s of %s in \d+ threads of 2 processes \([\d.]+ m?s on CPU, "
+                    r"[\d.]+ m?s off CPU\)" % what, text), text
+    row = re.search(r"^\s+[\d.]+%\s+[\d.]+%\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+py::sleeper\s+"
+                    r"\S+\s+sleep (\d+)%", text, re.M)
+    assert row, text
+    assert abs(float(row.group(1)) - truth["sleeper"] * 1e3) <= max(
+        0.05 * truth["sleeper"] * 1e3, 10), (row.group(0), truth)
+    assert int(row.group(4)) >= 90, row.group(0)
+    assert re.search(r"^\s+[\d.]+%\s+[\d.]+ ms\s+\[wait: lock\]$", text, re.M), text
+
+
+def test_threads_waiting_for_the_gil_say_so(tmp_path):
+    """Four threads running pure Python on two cores: most of each thread's off-CPU time is
+    spent waiting for the GIL, under its own Python function."""
+    py = PYTHONS[-1]
+    prog = script(tmp_path, """
+        import threading
+        def work(n):
+            s = 0
+            for i in range(n):
+                s += i
+        ts = [threading.Thread(target=work, args=(1_500_000,)) for _ in range(4)]
+        for t in ts: t.start()
+        for t in ts: t.join()
+    """)
+    record(tmp_path, py.path, "--mode", "wall", program=[prog])
+    counts = collapsed(tmp_path)
+    work = totals(counts, "work")
+    off = {k: v for k, v in work.items() if k != "cpu"}
+    assert off, work
+    assert off.get("[wait: GIL]", 0) > 0.6 * sum(off.values()), work
+
+
+def test_a_multi_event_recording_keeps_its_events_apart_unless_it_is_a_timeline(tmp_path):
+    """--event on a wall-clock recording reads one of its events as plain samples (counts),
+    and --mode wall refuses --event, which would make the timeline something else."""
+    py = PYTHONS[-1]
+    prog = script(tmp_path, KNOWN_WAITS)
+    record(tmp_path, py.path, "--mode", "wall",
+           program=[prog, "300000", str(tmp_path / "t.json")])
+    text = perfpy("report", "--event", "context-switches", cwd=tmp_path).stdout
+    assert re.match(r"\d+ cs/period=1/ samples in \d+ process", text), text
+    assert "also holds" in text and "cpu-clock/freq=999/" in text, text
+    r = perfpy("record", "--mode", "wall", "-e", "cycles", "--", py.path, "-c", "pass",
+               cwd=tmp_path)
+    assert r.returncode != 0
+    assert "--event cycles can't be given with --mode wall" in r.stderr, r.stderr
