@@ -66,23 +66,20 @@ pub(super) fn writing(args: &RecordArgs, perf: &Path) -> Writing {
 pub(super) fn args(args: &RecordArgs, call_graph: CallGraph, writing: &Writing) -> Vec<OsString> {
     let mut a: Vec<OsString> = vec!["record".into()];
     a.extend(events(args).into_iter().map(OsString::from));
-    a.extend(
-        [
-            // CLOCK_MONOTONIC, as the jitdump's timestamps: perf inject --jit needs it.
-            "-k".into(),
-            "1".into(),
-            // No copies of the binaries in ~/.debug.
-            "--no-buildid-cache".into(),
-            "--call-graph".into(),
-            match call_graph {
-                CallGraph::FramePointers => "fp".into(),
-                CallGraph::Dwarf => format!("dwarf,{}", writing.stack_size).into(),
-            },
-            "-o".into(),
-            args.output.clone().into(),
-        ]
-        .into_iter(),
-    );
+    a.extend([
+        // CLOCK_MONOTONIC, as the jitdump's timestamps: perf inject --jit needs it.
+        "-k".into(),
+        "1".into(),
+        // No copies of the binaries in ~/.debug.
+        "--no-buildid-cache".into(),
+        "--call-graph".into(),
+        match call_graph {
+            CallGraph::FramePointers => "fp".into(),
+            CallGraph::Dwarf => format!("dwarf,{}", writing.stack_size).into(),
+        },
+        "-o".into(),
+        args.output.clone().into(),
+    ]);
     if writing.compress {
         a.push("-z".into());
     }
