@@ -173,3 +173,34 @@ def test_a_multi_event_recording_keeps_its_events_apart_unless_it_is_a_timeline(
                cwd=tmp_path)
     assert r.returncode != 0
     assert "--event cycles can't be given with --mode wall" in r.stderr, r.stderr
+
+
+def test_idle_threads_can_be_left_out(tmp_path):
+    """A pool thread that waits on its queue the whole run: in the wall-clock profile, with
+    its wait as a lock; `--no-idle` leaves it out and says so, `--idle` keeps it."""
+    py = PYTHONS[-1]
+    prog = script(tmp_path, """
+        import queue, threading, time
+        def pool_worker(q):
+            q.get()
+        def busy(seconds):
+            end = time.perf_counter() + seconds
+            while time.perf_counter() < end:
+                pass
+        q = queue.Queue()
+        t = threading.Thread(target=pool_worker, args=(q,))
+        t.start()
+        busy(1.0)
+        q.put(None)
+        t.join()
+    """)
+    record(tmp_path, py.path, "--mode", "wall", program=[prog])
+    every = collapsed(tmp_path)
+    assert any("py::pool_worker:" in s and s.endswith("[wait: lock]") for s in every), every
+    r = perfpy("report", "--format", "collapsed", "--no-idle", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "left out 1 idle thread" in r.stderr, (r.stderr, perfpy("report", cwd=tmp_path).stdout)
+    assert "py::pool_worker:" not in r.stdout, r.stdout
+    assert "py::busy:" in r.stdout, r.stdout
+    kept = perfpy("report", "--format", "collapsed", "--no-idle", "--idle", cwd=tmp_path)
+    assert "py::pool_worker:" in kept.stdout

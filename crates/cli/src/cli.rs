@@ -250,6 +250,14 @@ pub struct ReportArgs {
     /// Default: the first event; the report lists the others.
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
+    /// Wall-clock and off-CPU profiles: leave out the idle threads, those on the CPU for less
+    /// than 1% of their time (a pool's workers waiting on their queue). They are counted in
+    /// a note.
+    #[arg(long, overrides_with = "idle")]
+    pub no_idle: bool,
+    /// Keep every thread, idle ones included (the default).
+    #[arg(long, overrides_with = "no_idle")]
+    pub idle: bool,
 }
 
 #[derive(Args, Debug)]

@@ -16,6 +16,15 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     if !args.pid.is_empty() {
         profile.samples.retain(|s| args.pid.contains(&s.pid));
     }
+    if args.no_idle {
+        let idle = profile.without_idle_threads();
+        if !idle.is_empty() {
+            crate::say::note(&format!(
+                "left out {} (on the CPU for less than 1% of their time; --idle keeps them)",
+                crate::say::count(idle.len(), "idle thread", "idle threads")
+            ));
+        }
+    }
     warn_about(&profile);
     if args.format != output::Format::Text {
         if let (Some(e), Some(others)) = (

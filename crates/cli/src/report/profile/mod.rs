@@ -4,6 +4,9 @@
 
 pub mod tables;
 mod unnamed;
+mod view;
+
+pub use view::NativeView;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -217,74 +220,6 @@ impl Profile {
             .map(|(i, c)| (i as u32, c))
             .collect()
     }
-
-    /// Whether `stack` is a wait's (its leaf a `[wait: …]` frame).
-    pub fn is_wait(&self, stack: u32) -> bool {
-        self.stacks[stack as usize]
-            .last()
-            .is_some_and(|&f| self.frames[f as usize].kind == Kind::Wait)
-    }
-
-    /// Keeps only the frames `view` asks for in every stack (see [`NativeView`]).
-    pub fn with_view(mut self, view: NativeView) -> Profile {
-        if view == NativeView::All {
-            return self;
-        }
-        let old_stacks = std::mem::take(&mut self.stacks);
-        self.stack_ids.clear();
-        let native_marker = self.intern_frame(Frame::named(Kind::Native, "[native]"));
-        let mut remap = Vec::with_capacity(old_stacks.len());
-        for stack in &old_stacks {
-            let is_py = |f: &u32| self.frames[*f as usize].kind == Kind::Python;
-            let is_wait = |f: &u32| self.frames[*f as usize].kind == Kind::Wait;
-            let innermost_py = stack.iter().rposition(is_py);
-            // Frames below the outermost named one that are Python without a name (running
-            // before names came on) stay as the interpreter frames they are, with their roots.
-            let unnamed = self.unnamed_python_frames(stack);
-            let keep_roots = if unnamed {
-                stack.iter().position(is_py).unwrap_or(0)
-            } else {
-                0
-            };
-            let kept: Vec<u32> = match (view, innermost_py) {
-                (NativeView::Leaf, None) => stack.clone(),
-                (_, None) => [native_marker]
-                    .into_iter()
-                    .chain(stack.last().copied().filter(|f| is_wait(f)))
-                    .collect(),
-                (NativeView::Leaf, Some(i)) => stack[..keep_roots]
-                    .iter()
-                    .copied()
-                    .chain(stack[keep_roots..i].iter().copied().filter(|f| is_py(f)))
-                    .chain(stack[i..].iter().copied())
-                    .collect(),
-                (_, Some(_)) => stack
-                    .iter()
-                    .copied()
-                    .filter(|f| is_py(f) || is_wait(f))
-                    .collect(),
-            };
-            remap.push(self.intern_stack(&kept));
-        }
-        for s in &mut self.samples {
-            s.stack = remap[s.stack as usize];
-        }
-        self
-    }
-}
-
-/// Which native frames a report keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum NativeView {
-    /// Every frame, as perf shows them: the interpreter's own functions between Python
-    /// frames included.
-    All,
-    /// Python frames, plus the native code the innermost Python function is running
-    /// (an extension, the interpreter loop): the interpreter glue between Python frames
-    /// is dropped. Samples without Python frames keep their native stack.
-    Leaf,
-    /// Python frames only (samples without any become `[native]`), and the reason of a wait.
-    None,
 }
 
 #[cfg(test)]

@@ -200,3 +200,22 @@ pub fn select(descs: &[AttributeDescription], wanted: Option<&str>) -> Result<us
         )
     })
 }
+
+/// The recording's events (perf's side-band event left out unless reported) with their
+/// sample counts, and which the report is of.
+pub fn summary(
+    descs: &[AttributeDescription],
+    counts: &[u64],
+    selection: &Selection,
+) -> Vec<Event> {
+    descs
+        .iter()
+        .enumerate()
+        .filter(|&(i, d)| selection.reports(i) || !is_side_band(d))
+        .map(|(i, d)| Event {
+            name: name(d),
+            samples: counts.get(i).copied().unwrap_or(0),
+            reported: selection.reports(i),
+        })
+        .collect()
+}

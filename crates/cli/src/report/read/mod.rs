@@ -32,10 +32,7 @@ use anyhow::{bail, Context, Result};
 use linux_perf_data::linux_perf_event_reader::constants::{
     PERF_CONTEXT_KERNEL, PERF_CONTEXT_MAX, PERF_CONTEXT_USER,
 };
-use linux_perf_data::linux_perf_event_reader::{
-    ContextSwitchRecord, CpuMode, EventRecord, RawEventRecord, RecordType, SampleRecord,
-    TaskWasPreempted,
-};
+use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord, RecordType, SampleRecord};
 use linux_perf_data::{PerfFileReader, PerfFileRecord};
 use process::Processes;
 use std::io::BufReader;
@@ -138,7 +135,7 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
             }
         }
         if record.record_type == RecordType::SWITCH && selection.switches.is_some() {
-            r.on_switch(&record);
+            r.timeline.switch_record(&record);
             continue;
         }
         if sanitize::record_would_panic(&record) {
@@ -159,26 +156,9 @@ pub fn read(path: &Path, opts: &Options) -> Result<Profile> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    r.profile.events = descs
-        .iter()
-        .enumerate()
-        .filter(|&(i, d)| selection.reports(i) || !events::is_side_band(d))
-        .map(|(i, d)| events::Event {
-            name: events::name(d),
-            samples: counts[i],
-            reported: selection.reports(i),
-        })
-        .collect();
+    r.profile.events = events::summary(&descs, &counts, &selection);
     if selection.measure.is_time() {
-        let timeline = std::mem::take(&mut r.timeline);
-        let unstacked = timeline.into_samples(&mut r.profile).waits_without_stack;
-        if unstacked > 0 {
-            r.profile.stats.problems.push(format!(
-                "{} had no stack (perf lost its context-switch sample): they are charged \
-                 to their reason alone",
-                crate::say::count(unstacked as usize, "wait", "waits")
-            ));
-        }
+        std::mem::take(&mut r.timeline).into_samples(&mut r.profile);
     }
     r.profile.stats.pids_without_names = r.procs.without_names();
     let sampled = r.profile.samples.iter().map(|s| s.pid).collect();
@@ -247,25 +227,6 @@ impl<A: Arch> Reader<A> {
             self.procs
                 .mmap(pid, start, len, pgoff, path, &mut self.profile.stats);
         }
-    }
-
-    /// A switch record (`--switch-events`): when a thread left the CPU or came back.
-    fn on_switch(&mut self, record: &RawEventRecord<'_>) {
-        let (Ok(common), Ok(EventRecord::ContextSwitch(switch))) =
-            (record.common_data(), record.parse())
-        else {
-            return;
-        };
-        let (Some(pid), Some(tid), Some(time)) = (common.pid, common.tid, common.timestamp) else {
-            return;
-        };
-        let (out, preempted) = match switch {
-            ContextSwitchRecord::Out { preempted, .. } => {
-                (true, preempted == TaskWasPreempted::Yes)
-            }
-            ContextSwitchRecord::In { .. } => (false, false),
-        };
-        self.timeline.switch(pid, tid, time, out, preempted);
     }
 
     fn on_sample(&mut self, s: &SampleRecord<'_>, attr_index: usize) {
