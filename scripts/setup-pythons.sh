@@ -21,10 +21,10 @@ mapfile -t pythons < <(scripts/pythons.sh)
 
 tools="$root/.venv-tools"
 if ! "$tools/bin/python" -c "import pytest, jsonschema, PIL, pipx" 2>/dev/null \
-        || [ ! -x "$tools/bin/uv" ]; then
+        || [ ! -x "$tools/bin/uv" ] || [ ! -x "$tools/bin/py-spy" ]; then
     log "installing the test tools into $tools"
     "$tools/bin/pip" install -q --disable-pip-version-check pytest "jsonschema>=4,<5" \
-        "pillow>=10" "pipx==1.18.4" "uv==0.13.8" >&2
+        "pillow>=10" "pipx==1.18.4" "uv==0.13.8" "py-spy==0.4.1" >&2
 fi
 
 install_into() {  # interpreter, venv dir

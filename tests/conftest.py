@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -131,8 +132,11 @@ def script(tmp_path, source, name="script.py"):
 
 
 class Run:
-    def __init__(self, proc, stdout, stderr):
+    def __init__(self, proc, stdout, stderr, started):
         self.pid = proc.pid
+        #: When the process was started (time.time()): a file in /tmp named after its pid
+        #: and older than this is another, earlier process's (pids are reused).
+        self.started = started
         self.returncode = proc.returncode
         self.stdout = stdout
         self.stderr = stderr
@@ -146,6 +150,7 @@ class Run:
 def run(python, args, env=None, timeout=300, cwd=None, **extra_env):
     """Runs ``python args...`` and returns a Run (with the child's pid)."""
     exe = python if isinstance(python, str) else python.path
+    started = time.time()
     proc = subprocess.Popen(
         [exe] + list(args),
         stdout=subprocess.PIPE,
@@ -155,11 +160,20 @@ def run(python, args, env=None, timeout=300, cwd=None, **extra_env):
         cwd=cwd,
     )
     out, err = proc.communicate(timeout=timeout)
-    return Run(proc, out, err)
+    return Run(proc, out, err, started)
 
 
 def map_path(pid):
     return "/tmp/perf-%d.map" % pid
+
+
+def written_since(path, started):
+    """Whether `path` exists and was written at or after `started`: a pid's /tmp file left
+    by an earlier process with the same pid (a killed run's) is not this process's."""
+    try:
+        return os.stat(path).st_mtime >= started - 1
+    except FileNotFoundError:
+        return False
 
 
 def read_map(pid):

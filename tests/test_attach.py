@@ -104,6 +104,11 @@ def test_names_are_switched_on_for_the_recording_and_off_after(py, whose, tmp_pa
         during = [l for l in t.lines() if "sys=True" in l or "perfpy=True" in l]
         assert during, "the target saw its trampoline on during the recording"
         assert t.settle() == "sys=False perfpy=False default_eval=True"
+        # Switching off, perfpy's trampoline closes and removes its file (the recording has its
+        # copy); CPython's keeps its own, as CPython does.
+        files = [f for f in ("/tmp/jit-%d.dump" % t.proc.pid, "/tmp/perf-%d.map" % t.proc.pid)
+                 if os.path.exists(f)]
+        assert (not files) if whose == "perfpy" else files, files
     finally:
         t.close()
     counts = collapsed(tmp_path)
@@ -170,10 +175,11 @@ def test_a_main_thread_blocked_in_c_is_waited_for_and_the_recording_happens(tmp_
     finally:
         t.close()
     # Neither switch ran: the switch-on was replaced by the switch-off, which is left pending
-    # for the main thread; no script of a switch that was replaced is left behind.
+    # for the main thread (its script, and the note that perfpy stopped waiting for its
+    # marker); no script of a switch that was replaced is left behind.
     left = [f for f in os.listdir("/tmp") if f.startswith("perfpy-switch-") and
             "-%d-" % t.proc.pid in f]
-    assert len(left) <= 1, left
+    assert len({f.split(".")[0] for f in left}) <= 1 and len(left) <= 2, left
     # The target is gone: perfpy clean lists what it never ran (and deleting is ours to do
     # here, not clean's: /tmp holds other processes' files).
     r = perfpy("clean", cwd=tmp_path)
@@ -220,12 +226,33 @@ def test_before_3_14_perfpy_attach_switches_names_on_and_off(py, tmp_path):
         assert "switched Python names off in pid %d" % t.proc.pid in r.stderr, r.stderr
         assert [l for l in t.lines() if "perfpy=True" in l]
         assert t.settle() == "sys=False perfpy=False default_eval=True"
+        # Switched off, it closed and removed its file: the recording has the copy.
+        assert not os.path.exists("/tmp/perf-%d.map" % t.proc.pid)
+        assert not os.path.exists("/tmp/jit-%d.dump" % t.proc.pid)
+        assert (tmp_path / "perf.data.perfpy").is_dir()
     finally:
         t.close()
     counts = collapsed(tmp_path)
     total = sum(n for s, n in counts.items() if "py::" in s)
     middle = sum(n for s, n in counts.items() if "py::middle:" in s)
     assert total >= 100 and middle >= 0.9 * total, sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+
+
+@pytest.mark.skipif(not DORMANT, reason="no CPython 3.9-3.13 in this run: the host's run has them")
+def test_before_3_14_names_on_from_the_start_are_left_on(tmp_path):
+    """PERFPY_ATTACH=1 with names on from the start (PERFPY_BACKEND=perf): record --pid says
+    so, and leaves them on, and their map in /tmp, after the recording."""
+    py = DORMANT[-1]
+    t = Target(py.path, tmp_path, PERFPY_ATTACH="1", PERFPY_BACKEND="perf")
+    try:
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "1", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "had Python names on already" in r.stderr, r.stderr
+        assert "switched Python names off" not in r.stderr, r.stderr
+        assert "perfpy=True" in t.settle()
+        assert os.path.exists("/tmp/perf-%d.map" % t.proc.pid)
+    finally:
+        t.close()
 
 
 @pytest.mark.skipif(not DORMANT, reason="no CPython 3.9-3.13 in this run: the host's run has them")

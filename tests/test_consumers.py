@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from conftest import PYTHONS, SEED
+from conftest import PYTHONS, SCRIPTS, SEED
 from recording import (CACHE, CLI_MARKS, on_the_host_only, perfpy, python_rows, record,
                        seed_recording, shutil_which)
 
@@ -133,40 +133,126 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def test_speedscope_app_draws_the_profile(seed_recording):
+def draws_in_speedscope(tmp, profile):
+    """Opens `profile` in the speedscope app in headless Chromium: how many distinct saturated
+    colours the flame chart has (an empty or failed load is a plain page with a message)."""
     if not os.path.exists(os.path.join(SPEEDSCOPE_APP, "index.html")):
         pytest.fail("the speedscope app is missing at %s: scripts/test.sh unpacks the npm "
                     "package" % SPEEDSCOPE_APP)
     from PIL import Image
-    r = perfpy("report", "--format", "speedscope", "-o", "profile.json", cwd=seed_recording)
-    assert r.returncode == 0, r.stderr
-    site = seed_recording / "site"
-    if not site.exists():
-        os.symlink(SPEEDSCOPE_APP, site)
-    os.replace(seed_recording / "profile.json",
-               os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json"))
+    served = os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json")
+    shutil.copy(profile, served)
     handler = lambda *a: _Quiet(*a, directory=SPEEDSCOPE_APP)
+    shot = tmp / "speedscope.png"
     with socketserver.TCPServer(("127.0.0.1", 0), handler) as httpd:
         port = httpd.server_address[1]
         threading.Thread(target=httpd.serve_forever, daemon=True).start()
         try:
             url = "http://127.0.0.1:%d/index.html#profileURL=http://127.0.0.1:%d/" \
                   "perfpy-test-profile.json" % (port, port)
-            shot = seed_recording / "speedscope.png"
             subprocess.run([chromium()] + CHROMIUM_FLAGS + [
-                "--user-data-dir=%s" % (seed_recording / "chromium-speedscope"),
+                "--user-data-dir=%s" % (tmp / "chromium-speedscope"),
                 "--window-size=1200,800", "--virtual-time-budget=10000",
                 "--screenshot=%s" % shot, url], capture_output=True, timeout=120)
         finally:
             httpd.shutdown()
-            os.unlink(os.path.join(SPEEDSCOPE_APP, "perfpy-test-profile.json"))
+            os.unlink(served)
     img = Image.open(shot).convert("RGB")
-    # The flame chart: many distinct saturated colours in the chart area (an empty or
-    # failed load is a plain page with a message).
     colours = set()
     for x in range(0, 1200, 6):
         for y in range(150, 780, 6):
             px = img.getpixel((x, y))
             if max(px) - min(px) > 60:
                 colours.add(px)
-    assert len(colours) >= 8, len(colours)
+    return len(colours)
+
+
+def test_speedscope_app_draws_the_profile(seed_recording):
+    r = perfpy("report", "--format", "speedscope", "-o", "profile.json", cwd=seed_recording)
+    assert r.returncode == 0, r.stderr
+    # The flame chart: many distinct saturated colours in the chart area.
+    assert draws_in_speedscope(seed_recording, seed_recording / "profile.json") >= 8
+
+
+# Wall-clock recordings: every format carries time, and each consumer reads it as time.
+
+@pytest.fixture(scope="module")
+def wall_recording(tmp_path_factory):
+    """The known-waits program recorded once with --mode wall (newest interpreter)."""
+    tmp = tmp_path_factory.mktemp("wall")
+    record(tmp, PYTHONS[-1].path, "--mode", "wall",
+           program=[os.path.join(SCRIPTS, "known_waits.py"), "1000000", str(tmp / "t.json")])
+    return tmp
+
+
+def wall_rows(tmp):
+    """{function: (total %, total wall ms)} from the wall-clock text report, and its total ms (as
+    the header rounds it: to 3 significant digits in seconds)."""
+    r = perfpy("report", "--top", "100000", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    m = re.match(r"([\d.]+) (m?s) of wall time", r.stdout)
+    total_ms = float(m.group(1)) * (1 if m.group(2) == "ms" else 1000)
+    rows = {}
+    for line in r.stdout.splitlines():
+        m = re.match(r"^\s+[\d.]+%\s+([\d.]+)%\s+([\d.]+)\s+[\d.]+\s+[\d.]+\s+(py::\S+)", line)
+        if m:
+            # (The ms columns are the function's self time; its total is its total share.)
+            total_pct = float(m.group(1))
+            rows.setdefault(m.group(3), (total_pct, total_pct * total_ms / 100))
+    return total_ms, rows
+
+
+def test_go_tool_pprof_reads_wall_time_in_nanoseconds(wall_recording):
+    go = shutil_which("go")
+    if not go:
+        pytest.fail("go is missing: scripts/test.sh installs Debian's golang-go")
+    r = perfpy("report", "--format", "pprof", "-o", "wall.pb.gz", cwd=wall_recording)
+    assert r.returncode == 0, r.stderr
+    top = subprocess.run([go, "tool", "pprof", "-sample_index=wall", "-unit=ms", "-top",
+                          "-nodecount=500", str(wall_recording / "wall.pb.gz")],
+                         capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, HOME=str(wall_recording / "home")))
+    assert top.returncode == 0, top.stderr
+    total_ms, rows = wall_rows(wall_recording)
+    m = re.search(r"of ([\d.]+)ms total", top.stdout)
+    assert m and abs(float(m.group(1)) - total_ms) <= max(1.0, 0.005 * total_ms), (
+        top.stdout[:600], total_ms)
+    cum = {}
+    for line in top.stdout.splitlines():
+        # (pprof prints a zero without its unit.)
+        m = re.match(r"^\s+[\d.]+(?:ms)?\s+[\d.]+%\s+[\d.]+%\s+([\d.]+)(?:ms)?\s+[\d.]+%\s+"
+                     r"(.+?)\s*$", line)
+        if m:
+            cum[m.group(2)] = float(m.group(1))
+    for func in ("py::sleeper", "py::holder", "py::contender", "py::child", "py::spinner"):
+        assert func in cum, (func, sorted(cum)[:20])
+        assert abs(cum[func] - rows[func][1]) <= max(1.0, 0.01 * rows[func][1]), (
+            func, cum[func], rows[func])
+
+
+def test_flamegraph_search_weighs_wall_time(wall_recording):
+    r = perfpy("report", "--format", "flamegraph", "-o", "wall.svg", cwd=wall_recording)
+    assert r.returncode == 0, r.stderr
+    _, rows = wall_rows(wall_recording)
+    svg = (wall_recording / "wall.svg").read_text()
+    # Each frame's tooltip in microseconds (inferno's counts, the time's unit in its label).
+    assert re.search(r"<title>py::sleeper[^<]*\([\d,]+ µs, [\d.]+%\)</title>", svg), \
+        re.findall(r"<title>py::sleeper[^<]*</title>", svg)[:3]
+    dom = subprocess.run([chromium()] + CHROMIUM_FLAGS + [
+        "--user-data-dir=%s" % (wall_recording / "chromium-search"), "--dump-dom",
+        (wall_recording / "wall.svg").as_uri() + "?s=py::sleeper"], capture_output=True,
+        text=True, timeout=120).stdout
+    m = re.search(r'id="matched"[^>]*>Matched: ([\d.]+)%<', dom)
+    assert m, dom[-2000:]
+    assert abs(float(m.group(1)) - rows["py::sleeper"][0]) <= 0.2, (m.group(1), rows)
+
+
+def test_speedscope_reads_wall_time_as_time(wall_recording):
+    r = perfpy("report", "--format", "speedscope", "-o", "wall.json", cwd=wall_recording)
+    assert r.returncode == 0, r.stderr
+    doc = json.load(open(wall_recording / "wall.json"))
+    total_ms, _ = wall_rows(wall_recording)
+    assert {p["unit"] for p in doc["profiles"]} == {"nanoseconds"}, doc["profiles"][0]["unit"]
+    weights = sum(sum(p["weights"]) for p in doc["profiles"])
+    assert abs(weights / 1e6 - total_ms) <= max(1.0, 0.005 * total_ms), (weights, total_ms)
+    assert draws_in_speedscope(wall_recording, wall_recording / "wall.json") >= 8

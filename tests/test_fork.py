@@ -1,10 +1,9 @@
 """fork(): parent and child keep separate maps, in both directions, and nothing crashes."""
 
-import os
 
 import pytest
 
-from conftest import map_names, map_path, run, script
+from conftest import map_names, map_path, run, script, written_since
 
 
 def names_for(pid, path):
@@ -78,7 +77,7 @@ def test_exec_after_fork_leaves_no_map(py, tmp_path):
         print(pid)
     ''')
     r = run(py, [path], PERFPY_BACKEND="perf").check()
-    assert not os.path.exists(map_path(int(r.stdout)))
+    assert not written_since(map_path(int(r.stdout)), r.started)
 
 
 def test_a_child_forked_from_c_keeps_a_descriptor_it_reused(py, tmp_path):
@@ -158,8 +157,8 @@ def test_every_process_that_writes_a_file_enrols_on_the_roster(py, tmp_path, bac
     enrolled, idle = r.stdout.splitlines()
     assert sorted(int(p) for p in roster.read_text().split()) == sorted(
         int(p) for p in enrolled.split())
-    assert not os.path.exists(map_path(int(idle)))
-    assert not os.path.exists("/tmp/jit-%s.dump" % idle)
+    assert not written_since(map_path(int(idle)), r.started)
+    assert not written_since("/tmp/jit-%s.dump" % idle, r.started)
     missing = tmp_path / "no-such-roster"
     run(py, [path], PERFPY_BACKEND=backend, PERFPY_ROSTER=str(missing)).check()
     assert not missing.exists()

@@ -1,6 +1,7 @@
 """Hostile names and broken recordings: neither may crash perfpy or the profiled program, and
 what can be read is read, with one warning for what couldn't."""
 
+import glob
 import os
 import re
 import shutil
@@ -113,6 +114,8 @@ def test_perf_killed_mid_run_leaves_a_readable_recording(tmp_path):
     py = PYTHONS[-1]
     path = script(tmp_path, SPIN)
     env = child_env(PERFPY_BACKEND="perf_jit")
+    # perf copies the vDSO to /tmp/perf-vdso.so-XXXXXX and deletes it at exit; killed, it can't.
+    vdso_before = set(glob.glob("/tmp/perf-vdso.so-*"))
     perf = subprocess.Popen(["perf", "record", "-F", "499", "-k", "1", "--call-graph",
                              "dwarf,16384", "-o", str(tmp_path / "perf.data"), "--", py.path,
                              path, "6"], env=env, stdout=subprocess.DEVNULL,
@@ -121,6 +124,8 @@ def test_perf_killed_mid_run_leaves_a_readable_recording(tmp_path):
     time.sleep(1.5)
     perf.send_signal(signal.SIGKILL)
     perf.wait()
+    for f in set(glob.glob("/tmp/perf-vdso.so-*")) - vdso_before:
+        os.unlink(f)
     time.sleep(5)  # the program runs on to its end
     with open(tmp_path / "perf.data", "rb") as f:
         assert struct.unpack("<Q", f.read(56)[48:56])[0] == 0, "perf finished the header?"

@@ -3,8 +3,7 @@ support, and a .pth hook that costs nothing when no switch is set."""
 
 import pytest
 
-from conftest import PYTHONS, map_path, run, script
-import os
+from conftest import PYTHONS, map_path, run, script, written_since
 
 REPORT = '''
 import sys, perfpy
@@ -23,7 +22,7 @@ def state(py, tmp_path, *opts, **env):
 def test_no_switch_no_import_no_file(py):
     r = run(py, ["-c", "import sys; print('perfpy' in sys.modules, 'perfpy._startup' in sys.modules)"]).check()
     assert r.stdout.split() == ["False", "False"]
-    assert not os.path.exists(map_path(r.pid))
+    assert not written_since(map_path(r.pid), r.started)
 
 
 @pytest.mark.parametrize("value", ["1", " 2", "-1"])

@@ -3,65 +3,19 @@ time went, on the CPU and off it, and why each wait was, against what the progra
 itself (real perf, real interpreters, real waits)."""
 
 import json
+import os
 import re
 
 import pytest
 
-from conftest import PYTHONS, script
+from conftest import PYTHONS, SCRIPTS, script
 from recording import CLI_MARKS, collapsed, perfpy, record
 
 pytestmark = CLI_MARKS
 
 #: A program whose waits are known: it times each of its parts itself (perf_counter) and
-#: writes the times, and each thread's life, to truth.json.
-KNOWN_WAITS = """
-    import json, subprocess, sys, threading, time
-
-    truth = {}
-
-    def timed(f):
-        def run(*a):
-            t = time.perf_counter()
-            f(*a)
-            truth[f.__name__] = time.perf_counter() - t
-        return run
-
-    def sleeper():
-        for _ in range(20):
-            time.sleep(0.02)
-
-    def holder(lock, held):
-        with lock:
-            held.set()
-            time.sleep(0.2)
-
-    def contender(lock, held):
-        held.wait()
-        with lock:
-            pass
-
-    def child():
-        subprocess.run(["sleep", "0.3"])
-
-    def spinner(n):
-        s = 0
-        for i in range(n):
-            s += i
-        return s
-
-    def main():
-        timed(sleeper)()
-        lock, held = threading.Lock(), threading.Event()
-        a = threading.Thread(target=timed(holder), args=(lock, held))
-        b = threading.Thread(target=timed(contender), args=(lock, held))
-        a.start(); b.start(); a.join(); b.join()
-        timed(child)()
-        timed(spinner)(int(sys.argv[1]))
-
-    main()
-    with open(sys.argv[2], "w") as f:
-        json.dump(truth, f)
-"""
+#: writes the times to truth.json.
+KNOWN_WAITS = os.path.join(SCRIPTS, "known_waits.py")
 
 
 def totals(counts, function):
@@ -82,7 +36,7 @@ def test_each_function_gets_its_time_and_each_wait_its_reason(tmp_path, py, mode
     """20 × sleep(0.02), a lock held 200 ms while another thread waits for it, a child
     process of 0.3 s, a CPU loop: each function's time within 5% (or 10 ms) of what the
     program measured, and the reason right for each."""
-    prog = script(tmp_path, KNOWN_WAITS)
+    prog = KNOWN_WAITS
     truth_file = tmp_path / "truth.json"
     r = record(tmp_path, py.path, "--mode", mode,
                program=[prog, "2000000", str(truth_file)])
@@ -163,7 +117,7 @@ def test_a_multi_event_recording_keeps_its_events_apart_unless_it_is_a_timeline(
     """--event on a wall-clock recording reads one of its events as plain samples (counts),
     and --mode wall refuses --event, which would make the timeline something else."""
     py = PYTHONS[-1]
-    prog = script(tmp_path, KNOWN_WAITS)
+    prog = KNOWN_WAITS
     record(tmp_path, py.path, "--mode", "wall",
            program=[prog, "300000", str(tmp_path / "t.json")])
     text = perfpy("report", "--event", "context-switches", cwd=tmp_path).stdout

@@ -26,13 +26,14 @@ pub struct Control {
     pub magic: [u8; 16],
     /// 1 once the watcher runs (offset 16).
     pub armed: AtomicU32,
-    /// Written by the CLI: 0 nothing, 1 on with `perf`, 2 on with `perf_jit`, 3 off
-    /// (offset 20). Cleared when carried out.
+    /// Written by the CLI: 0 nothing, 1 on with `perf`, 2 on with `perf_jit`, 3 off (its
+    /// files closed and removed), 4 off (its files kept) (offset 20). Cleared when carried
+    /// out.
     pub request: AtomicU32,
     /// Counts requests carried out (offset 24).
     pub done: AtomicU32,
-    /// After the last one: 0 off, 1 on, 2 it failed (the program's stderr says why)
-    /// (offset 28).
+    /// After the last one: 0 off, 1 on, 2 it failed (the program's stderr says why), 3 on
+    /// already before an "on" request, left as it was (offset 28).
     pub state: AtomicU32,
 }
 
@@ -80,17 +81,29 @@ extern "C" fn switch(_: *mut c_void) -> c_int {
     let request = PERFPY_CONTROL.request.load(Ordering::SeqCst);
     // SAFETY: pending calls run with the GIL held.
     let py = unsafe { Python::assume_attached() };
+    let already = crate::state::is_active();
     let result = py.import("perfpy").and_then(|perfpy| match request {
+        // Names on already (from the start, or by the program): left as they are.
+        1 | 2 if already => Ok(()),
         1 | 2 => perfpy
             .call_method1(
                 "activate_stack_trampoline",
                 (if request == 1 { "perf" } else { "perf_jit" },),
             )
             .map(drop),
-        3 => perfpy.call_method0("deactivate_stack_trampoline").map(drop),
+        3 | 4 => perfpy.call_method0("deactivate_stack_trampoline").map(|_| {
+            // The recording has its copy of the names (perfpy collects them before asking):
+            // nothing of this switch stays in /tmp, unless asked to keep them (4).
+            if request == 3 {
+                for path in crate::lifecycle::release_files() {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }),
         _ => Ok(()),
     });
     let state = match result {
+        Ok(()) if already && request <= 2 => 3,
         Ok(()) if crate::state::is_active() => 1,
         Ok(()) => 0,
         Err(e) => {

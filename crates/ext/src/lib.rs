@@ -50,6 +50,16 @@ fn deactivate(_py: Python<'_>) {
     unsafe { lifecycle::deactivate() };
 }
 
+/// While the trampoline is off: closes its files and returns their paths (for
+/// `perfpy record --pid`, which collects and removes them).
+#[pyfunction]
+fn release_files(_py: Python<'_>) -> Vec<String> {
+    lifecycle::release_files()
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
 /// Starts the dormant-attach watcher (`PERFPY_ATTACH=1`): `perfpy record --pid` can then
 /// switch the trampoline on and off in this process.
 #[pyfunction]
@@ -135,6 +145,7 @@ fn build_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activate, m)?)?;
     m.add_function(wrap_pyfunction!(deactivate, m)?)?;
+    m.add_function(wrap_pyfunction!(release_files, m)?)?;
     m.add_function(wrap_pyfunction!(is_active, m)?)?;
     m.add_function(wrap_pyfunction!(arm_attach, m)?)?;
     m.add_function(wrap_pyfunction!(compile_code, m)?)?;

@@ -6,6 +6,7 @@
 //! activate(kind)    co_extra index (once) -> kind's pool primed (first arena executable)
 //!                   -> kind's file open -> hook on top of the chain -> MODE_ACTIVE
 //! deactivate()      MODE_ACTIVE off -> hook off the top of the chain, if still on top
+//! release_files()   (off only) each backend's file closed -> generation bumped
 //! compile_code(co)  the cold path, now (pre-fork warm-up)
 //! after_fork_child  persist-after-fork: the child's file opened with the parent's entries
 //! exit              JIT_CODE_CLOSE in this process's dump
@@ -70,6 +71,27 @@ pub(crate) unsafe fn deactivate() {
     state::set_active(false);
     // SAFETY: GIL held; `hook_ptr` is our hook.
     unsafe { chain::remove(&mut inner, hook::hook_ptr()) };
+}
+
+/// While the trampoline is off, closes the backends' files and returns their paths, for
+/// whoever switched names on from outside (`perfpy record --pid`) to collect and remove; an
+/// activation later opens new ones and announces each stub again before it next runs.
+/// Nothing is closed while the trampoline is active.
+pub(crate) fn release_files() -> Vec<std::path::PathBuf> {
+    let mut inner = state::lock();
+    if state::is_active() {
+        return Vec::new();
+    }
+    let mut paths = Vec::new();
+    for backend in inner.backends.all_mut() {
+        if let Some(path) = backend.path() {
+            paths.push(path.to_path_buf());
+        }
+        backend.release();
+    }
+    let g = GENERATION.load(Ordering::Relaxed);
+    GENERATION.store(state::next_generation(g), Ordering::Relaxed);
+    paths
 }
 
 /// Makes `code`'s stub and announcement now (the pre-fork-server workflow).

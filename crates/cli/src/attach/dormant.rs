@@ -63,19 +63,39 @@ fn control_address(binary: &Path, base: u64) -> Option<u64> {
     process::in_memory(&file, base, symbol.address())
 }
 
-/// Asks the process to switch on (`Some(backend)`) or off (`None`) and waits up to
-/// `timeout`: `Some(active)` once carried out (`Err` if it failed there), `None` on timeout.
+/// The process's trampoline after it carried out a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Off,
+    On,
+    /// On before a switch-on asked for it (names from the start): left as it was.
+    AlreadyOn,
+}
+
+/// What to ask of the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Switch on, with this backend.
+    On(&'a str),
+    /// Switch off; with `release`, also close and remove the perf map or jitdump (collected
+    /// already).
+    Off { release: bool },
+}
+
+/// Asks the process to carry out `what` and waits up to `timeout`: `Some(state)` once
+/// carried out (`Err` if it failed there), `None` on timeout.
 pub fn request(
     pid: u32,
     block: u64,
-    backend: Option<&str>,
+    what: Request,
     timeout: Duration,
-) -> Result<Option<bool>, Refusal> {
+) -> Result<Option<State>, Refusal> {
     let done = read_u32(pid, block + DONE)?;
-    let code: u32 = match backend {
-        Some("perf") => 1,
-        Some(_) => 2,
-        None => 3,
+    let code: u32 = match what {
+        Request::On("perf") => 1,
+        Request::On(_) => 2,
+        Request::Off { release: true } => 3,
+        Request::Off { release: false } => 4,
     };
     process::write(pid, block + REQUEST, &code.to_le_bytes())?;
     let started = Instant::now();
@@ -86,7 +106,9 @@ pub fn request(
                 2 => Err(Refusal::Other(format!(
                     "the switch failed inside process {pid} (its stderr says why)"
                 ))),
-                s => Ok(Some(s == 1)),
+                1 => Ok(Some(State::On)),
+                3 => Ok(Some(State::AlreadyOn)),
+                _ => Ok(Some(State::Off)),
             };
         }
     }

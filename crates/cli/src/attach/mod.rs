@@ -72,7 +72,7 @@ pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<O
         Err(Refusal::Permission(why)) => bail!("{why}"),
         Err(why) => return dormant_on(pid, backend, &why.to_string(), reasons),
     };
-    let sent = match script::Switch::send(&rt, true, backend) {
+    let sent = match script::Switch::send(&rt, true, backend, false) {
         Ok(s) => s,
         Err(Refusal::Disabled) if names_on(pid) => {
             reasons.push(format!(
@@ -118,6 +118,7 @@ pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<O
                 rt,
                 backend: backend.to_string(),
                 pending: None,
+                release: o.trampoline == "perfpy",
             }))
         }
         None => {
@@ -131,6 +132,10 @@ pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<O
                 rt,
                 backend: backend.to_string(),
                 pending: Some(sent),
+                // Whose trampoline will come on is not known yet: CPython's buffers its
+                // jitdump until switched off, so this one goes off before the names are
+                // collected, and keeps its files.
+                release: false,
             }))
         }
     }
@@ -174,12 +179,19 @@ fn dormant_on(
             return Ok(None);
         }
     };
-    match dormant::request(pid, block, Some(backend), SWITCH_TIMEOUT) {
-        Ok(Some(true)) => reasons.push(format!(
+    match dormant::request(pid, block, dormant::Request::On(backend), SWITCH_TIMEOUT) {
+        Ok(Some(dormant::State::AlreadyOn)) => {
+            reasons.push(format!(
+                "pid {pid} ({what}) had Python names on already (perfpy's trampoline); left as \
+                 it was"
+            ));
+            return Ok(None);
+        }
+        Ok(Some(dormant::State::On)) => reasons.push(format!(
             "switched Python names on in pid {pid} ({what}, perfpy's {backend} trampoline, \
              PERFPY_ATTACH); functions already running are named from their next call"
         )),
-        Ok(Some(false)) => bail!(
+        Ok(Some(dormant::State::Off)) => bail!(
             "pid {pid} ran the switch, but its trampoline did not come on (its stderr says why)"
         ),
         Ok(None) => say::warn(&format!(
@@ -201,26 +213,46 @@ pub enum Switched {
         backend: String,
         /// The switch-on, if it had not run yet.
         pending: Option<script::Switch>,
+        /// The switch-off also closes and removes the files perfpy's trampoline wrote.
+        release: bool,
     },
     /// Through perfpy's dormant attach (`PERFPY_ATTACH=1`).
     Dormant { pid: u32, block: u64 },
 }
 
 impl Switched {
-    /// Switches the names off again (or cancels a switch-on that never ran).
-    pub fn off(self) {
-        let (rt, backend, pending) = match self {
+    /// Whether switching off also removes the process's files (perfpy's trampoline, which
+    /// writes each announcement through at once): collect its names before [`Switched::off`].
+    /// The others (CPython's trampoline buffers its jitdump until it is switched off) go off
+    /// first.
+    pub fn releases(&self) -> bool {
+        match self {
+            Switched::Remote { release, .. } => *release,
+            Switched::Dormant { .. } => true,
+        }
+    }
+
+    /// Switches the names off again (or cancels a switch-on that never ran). Where perfpy's
+    /// trampoline wrote the names, the process closes and removes its files as it switches
+    /// off (unless `release_files` is false: `--keep-jit-files`), so they must be collected
+    /// before this.
+    pub fn off(self, release_files: bool) {
+        let (rt, backend, pending, release) = match self {
             Switched::Remote {
                 rt,
                 backend,
                 pending,
-            } => (rt, backend, pending),
+                release,
+            } => (rt, backend, pending, release),
             Switched::Dormant { pid, block } => {
-                match dormant::request(pid, block, None, SWITCH_TIMEOUT) {
-                    Ok(Some(false)) => {
+                let off = dormant::Request::Off {
+                    release: release_files,
+                };
+                match dormant::request(pid, block, off, SWITCH_TIMEOUT) {
+                    Ok(Some(dormant::State::Off)) => {
                         say::note(&format!("switched Python names off in pid {pid}"))
                     }
-                    Ok(Some(true)) => say::warn(&format!(
+                    Ok(Some(_)) => say::warn(&format!(
                         "pid {pid} could not switch Python names off: still active"
                     )),
                     Ok(None) => say::warn(&format!(
@@ -238,7 +270,7 @@ impl Switched {
         let on_ran = pending
             .as_ref()
             .is_none_or(|p| p.wait(Duration::ZERO).is_some());
-        match script::Switch::send(&rt, false, &backend) {
+        match script::Switch::send(&rt, false, &backend, release && release_files) {
             Ok(off) => {
                 if let Some(on) = pending.filter(|_| !on_ran) {
                     on.discard(); // replaced before it ran
@@ -251,10 +283,13 @@ impl Switched {
                         "pid {pid} could not switch Python names off: {}",
                         o.error.unwrap_or_else(|| "still active".into())
                     )),
-                    None => say::warn(&format!(
-                        "pid {pid} has not run the switch-off yet (main thread blocked); it \
-                         will at its next safe point"
-                    )),
+                    None => {
+                        off.abandon();
+                        say::warn(&format!(
+                            "pid {pid} has not run the switch-off yet (main thread blocked); \
+                             it will at its next safe point"
+                        ))
+                    }
                 }
             }
             Err(why) => say::warn(&format!(

@@ -26,7 +26,7 @@ pub struct Outcome {
 }
 
 const SCRIPT: &str = r#"# Written by `perfpy record --pid`; it deletes itself once it has run.
-def __perfpy_switch(action, backend, script, marker):
+def __perfpy_switch(action, backend, release, script, marker):
     import json, os, sys
     result = {"active": False, "trampoline": "", "already": False, "error": None}
     try:
@@ -50,6 +50,15 @@ def __perfpy_switch(action, backend, script, marker):
             used = "perfpy" if mine else "cpython"
             if mine:
                 perfpy.deactivate_stack_trampoline()
+                # Names perfpy switched on for the recording, which has its copy: the files
+                # are closed and removed (a later switch-on writes new ones).
+                native = getattr(perfpy, "_native", None)
+                if release and hasattr(native, "release_files"):
+                    for path in native.release_files():
+                        try:
+                            os.unlink(path)
+                        except OSError:
+                            pass
             if theirs:
                 sys.deactivate_stack_trampoline()
         result["trampoline"] = used
@@ -62,10 +71,20 @@ def __perfpy_switch(action, backend, script, marker):
             os.unlink(script)
         except OSError:
             pass
-        with open(marker + ".part", "w") as f:
-            json.dump(result, f)
-        os.replace(marker + ".part", marker)
-__perfpy_switch(ACTION, BACKEND, SCRIPT, MARKER)
+        # perfpy stopped waiting for this marker (it left an .abandoned file): none is written,
+        # or the one written is removed, so nothing stays behind in /tmp.
+        abandoned = marker + ".abandoned"
+        if not os.path.exists(abandoned):
+            with open(marker + ".part", "w") as f:
+                json.dump(result, f)
+            os.replace(marker + ".part", marker)
+        if os.path.exists(abandoned):
+            for f in (marker, abandoned):
+                try:
+                    os.unlink(f)
+                except OSError:
+                    pass
+__perfpy_switch(ACTION, BACKEND, RELEASE, SCRIPT, MARKER)
 del __perfpy_switch
 "#;
 
@@ -76,8 +95,10 @@ pub struct Switch {
 }
 
 impl Switch {
-    /// Writes the script into the process's `/tmp` and asks the process to run it.
-    pub fn send(rt: &Runtime, on: bool, backend: &str) -> Result<Switch, Refusal> {
+    /// Writes the script into the process's `/tmp` and asks the process to run it. A
+    /// switch-off with `release` also closes and removes the files perfpy's trampoline wrote
+    /// (for names this recording switched on, once they are copied).
+    pub fn send(rt: &Runtime, on: bool, backend: &str, release: bool) -> Result<Switch, Refusal> {
         let pid = rt.pid;
         let name = (0..1000u32)
             .map(|n| format!("perfpy-switch-{}-{pid}-{n}", std::process::id()))
@@ -92,6 +113,7 @@ impl Switch {
                 &format!("{}, ", quote(if on { "on" } else { "off" })),
             )
             .replace("BACKEND, ", &format!("{}, ", quote(backend)))
+            .replace("RELEASE, ", if release { "True, " } else { "False, " })
             .replace("SCRIPT, ", &format!("{}, ", quote(&format!("{there}.py"))))
             .replace("MARKER)", &format!("{})", quote(&format!("{there}.json"))));
         let switch = Switch {
@@ -109,6 +131,20 @@ impl Switch {
             return Err(e);
         }
         Ok(switch)
+    }
+
+    /// Gives up waiting for a switch the process has not run yet: it will still run it at its
+    /// next safe point, and then removes its marker instead of leaving it for no reader.
+    pub fn abandon(self) {
+        let abandoned = self.marker_here.with_extension("json.abandoned");
+        if write_new(&abandoned, "").is_err() {
+            return;
+        }
+        // The process may have written its marker just before seeing the .abandoned file.
+        if self.marker_here.exists() {
+            let _ = std::fs::remove_file(&self.marker_here);
+            let _ = std::fs::remove_file(&abandoned);
+        }
     }
 
     /// Removes a script that was replaced before the process ran it.
@@ -179,6 +215,6 @@ mod tests {
 
     #[test]
     fn the_script_is_filled_in_as_python_literals() {
-        assert!(SCRIPT.contains("__perfpy_switch(ACTION, BACKEND, SCRIPT, MARKER)"));
+        assert!(SCRIPT.contains("__perfpy_switch(ACTION, BACKEND, RELEASE, SCRIPT, MARKER)"));
     }
 }

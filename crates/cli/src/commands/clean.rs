@@ -33,10 +33,12 @@ pub fn pid_of(name: &str) -> Option<u32> {
     }
     // perf inject --jit's own files, and perfpy record's hook directories.
     let digits = if let Some(rest) = name.strip_prefix("perfpy-switch-") {
-        // perfpy-switch-<perfpy's pid>-<target pid>-<n>.py: the target's pid counts.
+        // perfpy-switch-<perfpy's pid>-<target pid>-<n>.py (and its .json marker, and the
+        // .json.abandoned note of a marker nobody waits for): the target's pid counts.
         let rest = rest
             .strip_suffix(".py")
-            .or_else(|| rest.strip_suffix(".json"))?;
+            .or_else(|| rest.strip_suffix(".json"))
+            .or_else(|| rest.strip_suffix(".json.abandoned"))?;
         let mut parts = rest.split('-');
         parts.next()?.parse::<u32>().ok()?;
         let pid = parts.next()?;
@@ -178,6 +180,7 @@ mod tests {
         assert_eq!(pid_of("perfpy-lend-4242-0"), Some(4242));
         assert_eq!(pid_of("perfpy-roster-4242-3"), Some(4242));
         assert_eq!(pid_of("perfpy-switch-10-4242-0.py"), Some(4242));
+        assert_eq!(pid_of("perfpy-switch-10-4242-0.json.abandoned"), Some(4242));
         for other in [
             "perf-abc.map",
             "perf-1.map.bak",

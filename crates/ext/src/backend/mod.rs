@@ -89,6 +89,11 @@ pub(crate) trait Backend {
     /// keep what is needed to carry the parent's announcements into the child's own file.
     fn after_fork_child(&mut self, persist: bool);
 
+    /// While the trampoline is off: stop writing the file and close it (perfpy record --pid
+    /// collects and removes it). The next announcement opens a new one; stubs announced in
+    /// the old one are announced again when next run (the caller bumps the generation).
+    fn release(&mut self);
+
     /// At process exit.
     fn at_exit(&mut self);
 

@@ -240,6 +240,13 @@ impl Backend for PerfJit {
         }
     }
 
+    fn release(&mut self) {
+        // Dropping the dump unmaps the marker and closes the descriptor.
+        self.dump = None;
+        self.log.clear();
+        self.replay = false;
+    }
+
     fn at_exit(&mut self) {
         if let Some(dump) = self.dump.as_mut() {
             if dump.pid == std::process::id() {

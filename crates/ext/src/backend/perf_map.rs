@@ -170,6 +170,10 @@ impl Backend for PerfMap {
         }
     }
 
+    fn release(&mut self) {
+        self.map = None;
+    }
+
     fn at_exit(&mut self) {}
 
     fn path(&self) -> Option<&Path> {

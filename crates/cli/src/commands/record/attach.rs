@@ -50,7 +50,7 @@ pub(super) fn attach(
             Err(e) => {
                 // Leave the others as they were before failing.
                 for s in switched {
-                    Switched::off(s);
+                    Switched::off(s, true);
                 }
                 return Err(e);
             }

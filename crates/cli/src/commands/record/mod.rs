@@ -76,10 +76,17 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     };
     summary::announce(args, &setup, &writing);
     let status = perf_record::run(setup.cmd, &perf, &args.output);
-    for s in setup.switched {
-        s.off();
-    }
     drop(setup.hook);
+    // Names switched on in running processes go off now (perf has stopped, so nothing they
+    // announce later is in the recording), except perfpy's own, which go off once collected:
+    // switching off, perfpy's trampoline closes and removes its files there.
+    let (after, now): (Vec<Switched>, Vec<Switched>) = setup
+        .switched
+        .into_iter()
+        .partition(|s| s.releases() && !args.keep_jit_files);
+    for s in now {
+        s.off(false);
+    }
     let progress = std::io::stderr().is_terminal();
     // The program's files are collected even when perf wrote no recording or it can't be
     // read: nothing of the program stays in /tmp either way.
@@ -88,7 +95,9 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         Err(_) => Err(anyhow::anyhow!("no recording")),
     };
     let program = |loaded: &Result<Profile>| -> BTreeSet<i32> {
-        let enrolled = roster.as_ref().map(Roster::pids).unwrap_or_default();
+        // The attached processes count even when the recording can't be read.
+        let mut enrolled = roster.as_ref().map(Roster::pids).unwrap_or_default();
+        enrolled.extend(args.pid.iter().map(|&p| p as i32));
         match loaded {
             Ok(profile) => profile.pids.union(&enrolled).copied().collect(),
             Err(_) => enrolled,
@@ -98,10 +107,16 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         // Their names are complete now (an interpreter may buffer its jitdump until exit).
         loaded = recording::load(&args.output, &[], None, progress);
     }
-    if !args.keep_jit_files {
+    let kept = if args.keep_jit_files {
+        Ok(())
+    } else {
         let pids: Vec<i32> = program(&loaded).into_iter().collect();
-        collect::keep_names(&pids, &args.output)?;
+        collect::keep_names(&pids, &args.output)
+    };
+    for s in after {
+        s.off(true);
     }
+    kept?;
     drop(roster);
     let status = status?;
     let profile = loaded?;
