@@ -158,3 +158,25 @@ def test_idle_threads_can_be_left_out(tmp_path):
     assert "py::busy:" in r.stdout, r.stdout
     kept = perfpy("report", "--format", "collapsed", "--no-idle", "--idle", cwd=tmp_path)
     assert "py::pool_worker:" in kept.stdout
+
+
+def test_unprivileged_wall_mode_says_what_it_needs(tmp_path):
+    """Context switches happen in the kernel: above perf_event_paranoid 1 perf samples none
+    of a user's, so --mode wall refuses there, saying how to allow it (and runs otherwise)."""
+    import subprocess
+    import perfpy as installed
+    cli = os.environ.get("PERFPY_CLI") or os.path.join(os.path.dirname(installed.__file__),
+                                                       "_bin", "perfpy")
+    paranoid = int(open("/proc/sys/kernel/perf_event_paranoid").read())
+    os.chmod(tmp_path, 0o777)
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", cli,
+                        "record", "--mode", "wall", "--", "/bin/sleep", "0.1"],
+                       cwd=str(tmp_path), capture_output=True, text=True,
+                       env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)})
+    if paranoid > 1:
+        assert r.returncode == 2, r.stderr
+        assert "perf_event_paranoid at 1 or below (it is %d here)" % paranoid in r.stderr
+        assert "sudo sysctl kernel.perf_event_paranoid=1" in r.stderr and "--mode cpu" in r.stderr
+        assert not (tmp_path / "perf.data").exists()
+    else:
+        assert r.returncode == 0, r.stderr

@@ -85,9 +85,11 @@ pub enum Mode {
     Cpu,
     /// Where the time goes, running or waiting: the CPU samples, and each time a thread
     /// leaves the CPU, its stack and how long it stays off (perf's context-switch event and
-    /// switch records). The report weighs both in time and says why each wait was.
+    /// switch records). The report weighs both in time and says why each wait was. Needs
+    /// root or kernel.perf_event_paranoid <= 1.
     Wall,
     /// Only the waits: each time a thread leaves the CPU, its stack, why and for how long.
+    /// Needs root or kernel.perf_event_paranoid <= 1.
     OffCpu,
 }
 

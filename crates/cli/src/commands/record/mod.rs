@@ -56,6 +56,9 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
+    if args.mode != Mode::Cpu {
+        switch_samples_allowed()?;
+    }
     let perf = perf::locate().context(
         "perf is not on PATH; install it (Debian: apt-get install linux-perf; Ubuntu: \
          linux-tools-$(uname -r); Fedora: perf), then check with `perfpy doctor`",
@@ -134,4 +137,27 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         Some(0) | None => ExitCode::SUCCESS,
         Some(c) => ExitCode::from(c.clamp(1, 255) as u8),
     })
+}
+
+/// Whether perf may sample this user's context switches: they happen in the kernel, so a
+/// user-only event (what perf falls back to above `perf_event_paranoid` 1) never fires, and
+/// every wait would be timed without the stack that says where the program waited.
+fn switch_samples_allowed() -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
+    }
+    let paranoid = std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    match paranoid {
+        Some(p) if p > 1 => anyhow::bail!(
+            "--mode wall and --mode off-cpu sample each context switch, which perf allows \
+             only as root or with kernel.perf_event_paranoid at 1 or below (it is {p} here): \
+             without it, every wait would be timed but have no stack. Run perfpy as root \
+             (sudo), or `sudo sysctl kernel.perf_event_paranoid=1` (the kernel's frames then \
+             say why each wait was, too), or profile the CPU alone with --mode cpu"
+        ),
+        _ => Ok(()),
+    }
 }

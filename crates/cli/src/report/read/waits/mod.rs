@@ -54,6 +54,10 @@ pub struct Timeline {
 pub struct Unplaced {
     /// Waits whose stack perf lost (charged to their reason alone).
     pub waits_without_stack: u64,
+    /// Waits with a stack, and those of them with kernel frames (none: perf didn't see the
+    /// kernel, and the reasons come from user-space frames).
+    pub waits_with_stack: u64,
+    pub waits_with_kernel: u64,
 }
 
 impl Timeline {
@@ -160,6 +164,12 @@ impl Timeline {
                 let frames = stack
                     .map(|s| profile.stacks[s as usize].clone())
                     .unwrap_or_default();
+                if !frames.is_empty() {
+                    unplaced.waits_with_stack += 1;
+                    unplaced.waits_with_kernel += u64::from(
+                        (frames.iter()).any(|&f| profile.frames[f as usize].kind == Kind::Kernel),
+                    );
+                }
                 let reason = if preempted {
                     Reason::Preempted
                 } else {
@@ -184,6 +194,15 @@ impl Timeline {
                  to their reason alone",
                 crate::say::count(unplaced.waits_without_stack as usize, "wait", "waits")
             ));
+        }
+        if unplaced.waits_with_stack > 0 && unplaced.waits_with_kernel == 0 {
+            profile.stats.problems.push(
+                "no wait has the kernel's frames (perf may not see the kernel: not root, and \
+                 perf_event_paranoid above 1): their reasons come from the C library's and the \
+                 interpreter's frames, and waits for the disk or a page fault show as other. \
+                 Record as root, or after `sysctl kernel.perf_event_paranoid=1`, for the kernel's"
+                    .to_string(),
+            );
         }
         unplaced
     }
