@@ -1,6 +1,7 @@
 """Hostile names and broken recordings: neither may crash perfpy or the profiled program, and
 what can be read is read, with one warning for what couldn't."""
 
+import contextlib
 import glob
 import os
 import re
@@ -108,24 +109,33 @@ def warnings_of(stderr):
             if l.startswith("perfpy: warning:") and "events (the recording couldn't keep up)" not in l]
 
 
+@contextlib.contextmanager
+def removing_perf_vdso():
+    """perf copies the vDSO to /tmp/perf-vdso.so-XXXXXX and deletes it at exit: not when it is
+    killed, or dies on a damaged file. The copies a test's damage leaves are removed."""
+    before = set(glob.glob("/tmp/perf-vdso.so-*"))
+    try:
+        yield
+    finally:
+        for f in set(glob.glob("/tmp/perf-vdso.so-*")) - before:
+            os.unlink(f)
+
+
 @cli
 def test_perf_killed_mid_run_leaves_a_readable_recording(tmp_path):
     """SIGKILL to perf: its header still says "no data"; perf script reads nothing of it."""
     py = PYTHONS[-1]
     path = script(tmp_path, SPIN)
     env = child_env(PERFPY_BACKEND="perf_jit")
-    # perf copies the vDSO to /tmp/perf-vdso.so-XXXXXX and deletes it at exit; killed, it can't.
-    vdso_before = set(glob.glob("/tmp/perf-vdso.so-*"))
-    perf = subprocess.Popen(["perf", "record", "-F", "499", "-k", "1", "--call-graph",
-                             "dwarf,16384", "-o", str(tmp_path / "perf.data"), "--", py.path,
-                             path, "6"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    wait_for_samples(str(tmp_path / "perf.data"))
-    time.sleep(1.5)
-    perf.send_signal(signal.SIGKILL)
-    perf.wait()
-    for f in set(glob.glob("/tmp/perf-vdso.so-*")) - vdso_before:
-        os.unlink(f)
+    with removing_perf_vdso():
+        perf = subprocess.Popen(["perf", "record", "-F", "499", "-k", "1", "--call-graph",
+                                 "dwarf,16384", "-o", str(tmp_path / "perf.data"), "--", py.path,
+                                 path, "6"], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        wait_for_samples(str(tmp_path / "perf.data"))
+        time.sleep(1.5)
+        perf.send_signal(signal.SIGKILL)
+        perf.wait()
     time.sleep(5)  # the program runs on to its end
     with open(tmp_path / "perf.data", "rb") as f:
         assert struct.unpack("<Q", f.read(56)[48:56])[0] == 0, "perf finished the header?"
@@ -150,8 +160,9 @@ def test_a_recording_cut_short_reads_every_complete_record(tmp_path):
     assert r.returncode == 0, r.stderr
     cut = int(r.stdout.split()[0])
     assert 0.5 * full <= cut < full, (cut, full)
-    script_samples = subprocess.run(["perf", "script", "-i", str(tmp_path / "cut.data")],
-                                    capture_output=True, text=True).stdout.count("cpu-clock")
+    with removing_perf_vdso():
+        script_samples = subprocess.run(["perf", "script", "-i", str(tmp_path / "cut.data")],
+                                        capture_output=True, text=True).stdout.count("cpu-clock")
     assert cut >= script_samples, (cut, script_samples)
     w = warnings_of(r.stderr)
     assert len(w) == 1 and "cut short" in w[0] and "MB of records after them are missing" in w[0]
