@@ -68,6 +68,20 @@ def collapsed(tmp_path, *args, data="perf.data"):
     return counts
 
 
+def by_leaf(counts, function):
+    """Of collapsed stacks weighed in microseconds (a wall-clock or off-CPU report): those
+    through Python function `function` (py::NAME:), by their leaf: `[wait: REASON]` for a
+    wait, `cpu` for time on the CPU."""
+    out = {}
+    for stack, us in counts.items():
+        if "py::%s:" % function not in stack:
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        key = leaf if leaf.startswith("[wait: ") else "cpu"
+        out[key] = out.get(key, 0) + us
+    return out
+
+
 def python_rows(text):
     """The rows of the text report's Python table: [(self%, total%, samples, function,
     file:line)]."""

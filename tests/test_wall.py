@@ -9,26 +9,13 @@ import re
 import pytest
 
 from conftest import PYTHONS, SCRIPTS, script
-from recording import CLI_MARKS, collapsed, perfpy, record
+from recording import CLI_MARKS, by_leaf, collapsed, perfpy, record
 
 pytestmark = CLI_MARKS
 
 #: A program whose waits are known: it times each of its parts itself (perf_counter) and
 #: writes the times to truth.json.
 KNOWN_WAITS = os.path.join(SCRIPTS, "known_waits.py")
-
-
-def totals(counts, function):
-    """Microseconds of the stacks through `function` (py::NAME:), by their leaf: `[wait: R]`
-    for a wait, `cpu` for CPU time."""
-    out = {}
-    for stack, us in counts.items():
-        if "py::%s:" % function not in stack:
-            continue
-        leaf = stack.rsplit(";", 1)[-1]
-        key = leaf if leaf.startswith("[wait: ") else "cpu"
-        out[key] = out.get(key, 0) + us
-    return out
 
 
 @pytest.mark.parametrize("mode", ["wall", "off-cpu"])
@@ -52,9 +39,9 @@ def test_each_function_gets_its_time_and_each_wait_its_reason(tmp_path, py, mode
     def share(t, key):
         return t.get(key, 0) / max(sum(t.values()), 1)
 
-    sleeper, holder = totals(counts, "sleeper"), totals(counts, "holder")
-    contender, child = totals(counts, "contender"), totals(counts, "child")
-    spinner = totals(counts, "spinner")
+    sleeper, holder = by_leaf(counts, "sleeper"), by_leaf(counts, "holder")
+    contender, child = by_leaf(counts, "contender"), by_leaf(counts, "child")
+    spinner = by_leaf(counts, "spinner")
     waited = {f: sum(v for k, v in t.items() if k != "cpu")
               for f, t in [("sleeper", sleeper), ("holder", holder), ("contender", contender),
                            ("child", child)]}
@@ -107,7 +94,7 @@ def test_threads_waiting_for_the_gil_say_so(tmp_path):
     """)
     record(tmp_path, py.path, "--mode", "wall", program=[prog])
     counts = collapsed(tmp_path)
-    work = totals(counts, "work")
+    work = by_leaf(counts, "work")
     off = {k: v for k, v in work.items() if k != "cpu"}
     assert off, work
     assert off.get("[wait: GIL]", 0) > 0.6 * sum(off.values()), work

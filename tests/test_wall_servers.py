@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import child_env
-from recording import CLI_MARKS, collapsed, perfpy
+from recording import CLI_MARKS, by_leaf, collapsed, perfpy
 from servers import (APP_PYTHONS, APPS, LOAD_SECONDS, NO_APPS, free_port, needs_wrk, paced,
                      serve, tmp_files, wait_for_port)
 
@@ -19,19 +19,6 @@ pytestmark = CLI_MARKS + [pytest.mark.skipif(not APP_PYTHONS, reason=NO_APPS)]
 #: Each server is loaded for a third of the CPU tests' time: a wall-clock profile counts
 #: every request's waits, so it needs fewer requests to be sure of them.
 SECONDS = max(LOAD_SECONDS // 3, 5)
-
-
-def by_leaf(counts, function):
-    """Microseconds of the stacks through Python function `function`, by their leaf:
-    `[wait: REASON]` for a wait, `cpu` for time on the CPU."""
-    out = {}
-    for stack, us in counts.items():
-        if "py::%s:" % function not in stack:
-            continue
-        leaf = stack.rsplit(";", 1)[-1]
-        key = leaf if leaf.startswith("[wait: ") else "cpu"
-        out[key] = out.get(key, 0) + us
-    return out
 
 
 def share(t, *keys):
