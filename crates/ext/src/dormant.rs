@@ -55,6 +55,24 @@ pub fn arm() {
     if PERFPY_CONTROL.armed.swap(1, Ordering::SeqCst) == 1 {
         return;
     }
+    spawn_watcher();
+}
+
+/// In a child after `os.fork()` (CPython's after-fork hook, on the thread that forked, with
+/// the GIL): a fork of an armed process is as switchable as its parent (a pre-fork server's
+/// workers), but the watcher thread didn't survive the fork, and the block is a copy of the
+/// parent's taken at any moment. A request the parent had not carried out yet is the
+/// parent's, not this process's.
+pub fn rearm_in_child() {
+    if PERFPY_CONTROL.armed.load(Ordering::SeqCst) != 1 {
+        return;
+    }
+    PERFPY_CONTROL.request.store(0, Ordering::SeqCst);
+    QUEUED.store(false, Ordering::SeqCst);
+    spawn_watcher();
+}
+
+fn spawn_watcher() {
     let spawned = std::thread::Builder::new()
         .name("perfpy-attach".into())
         .spawn(|| loop {

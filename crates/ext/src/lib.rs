@@ -89,9 +89,11 @@ fn set_persist_after_fork(flag: bool) {
     lifecycle::set_persist_after_fork(flag);
 }
 
-/// Called in a child after `os.fork()`.
+/// Called in a child after `os.fork()`: a dormant attach armed in the parent is armed in the
+/// child too, and persist-after-fork opens the child's file.
 #[pyfunction]
 fn _after_fork_child() -> PyResult<()> {
+    dormant::rearm_in_child();
     Ok(lifecycle::after_fork_child()?)
 }
 

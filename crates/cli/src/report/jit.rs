@@ -31,8 +31,9 @@ pub struct StubUnwind {
 pub struct JitInfo {
     pub stubs: Vec<Stub>,
     pub unwind: Vec<StubUnwind>,
-    /// The files read.
+    /// The files read, and how many bytes each had then.
     pub files: Vec<PathBuf>,
+    pub sizes: Vec<u64>,
     /// What was wrong with them (unreadable, truncated, malformed lines).
     pub problems: Vec<String>,
 }
@@ -84,6 +85,7 @@ pub fn load(paths: &[PathBuf]) -> JitInfo {
             load_dump(&data, p, &mut info);
         }
         info.files.push(p.clone());
+        info.sizes.push(data.len() as u64);
     }
     info.stubs.sort_by_key(|s| s.start);
     info.unwind.sort_by_key(|u| u.start);

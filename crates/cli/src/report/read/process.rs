@@ -10,6 +10,7 @@ use perfpy_format::files;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// One executable file mapping.
 #[derive(Clone)]
@@ -72,10 +73,15 @@ pub struct Proc<A: Arch> {
     /// framehop's unwinder over the space (`None`: to be built).
     pub unwinder: Option<A::Unwinder>,
     pub cache: A::Cache,
-    /// Frame ids by (address, is return address).
-    pub names: HashMap<(u64, bool), u32>,
-    /// Whether a frame of this process was in anonymous executable code that no stub names.
+    /// Frame ids by (address, is return address), and whether the address is anonymous
+    /// code that no stub names.
+    pub names: HashMap<(u64, bool), (u32, bool)>,
+    /// Whether a frame of this process was in anonymous executable code that no stub names,
+    /// and how many such frames were looked up.
     pub had_unnamed_anon: bool,
+    pub unnamed: u64,
+    /// When its names were last read again because they had grown (followed names).
+    reread: Option<Instant>,
 }
 
 impl<A: Arch> Proc<A> {
@@ -86,6 +92,8 @@ impl<A: Arch> Proc<A> {
             cache: A::Cache::default(),
             names: HashMap::new(),
             had_unnamed_anon: false,
+            unnamed: 0,
+            reread: None,
         }
     }
 
@@ -110,7 +118,13 @@ pub struct Processes<A: Arch> {
     elves: HashMap<String, Option<Arc<Elf>>>,
     /// Directories searched first for `perf-<pid>.map` / `jit-<pid>.dump`.
     jit_dirs: Vec<PathBuf>,
+    /// The recording is read while its programs run: their names grow all along.
+    pub follow: bool,
 }
+
+/// Followed names are read again at most this often per process (a program that makes new
+/// code all the time would otherwise have its files read for every sample).
+const REREAD_EVERY: Duration = Duration::from_millis(20);
 
 fn is_jit_marker(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -126,6 +140,7 @@ impl<A: Arch> Processes<A> {
             procs: HashMap::new(),
             elves: HashMap::new(),
             jit_dirs,
+            follow: false,
         }
     }
 
@@ -246,6 +261,42 @@ impl<A: Arch> Processes<A> {
             p.changed();
         }
         p
+    }
+
+    /// With followed names: whether `pid`'s perf map or jitdump has grown since it was read
+    /// (or appeared), in which case the names are dropped, to be read again by
+    /// [`Processes::with_names`].
+    pub fn names_grew(&mut self, pid: i32) -> bool {
+        if !self.follow {
+            return false;
+        }
+        let dirs = &self.jit_dirs;
+        let Some(p) = self.procs.get_mut(&pid) else {
+            return false;
+        };
+        if p.reread.is_some_and(|t| t.elapsed() < REREAD_EVERY) {
+            return false;
+        }
+        let Some(info) = &p.space.jit else {
+            return false;
+        };
+        let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
+        let grew = if info.files.is_empty() {
+            jit::candidates(pid, dirs, p.space.marker.as_deref())
+                .iter()
+                .any(|c| size(c).is_some())
+        } else {
+            info.files
+                .iter()
+                .zip(&info.sizes)
+                .any(|(f, &was)| size(f).is_some_and(|now| now != was))
+        };
+        if grew {
+            p.reread = Some(Instant::now());
+            p.space.jit = None;
+            p.changed();
+        }
+        grew
     }
 
     /// pids that had unnamed frames in anonymous executable code (JIT code) but no perf map or

@@ -17,7 +17,8 @@ pub fn frame_for<A: Arch>(
     addr: u64,
     is_return: bool,
 ) -> u32 {
-    if let Some(&id) = proc.names.get(&(addr, is_return)) {
+    if let Some(&(id, unnamed)) = proc.names.get(&(addr, is_return)) {
+        proc.unnamed += u64::from(unnamed);
         return id;
     }
     let lookup = if is_return {
@@ -25,14 +26,17 @@ pub fn frame_for<A: Arch>(
     } else {
         addr
     };
+    let mut unnamed = false;
     let frame = python_frame(proc, lookup)
         .or_else(|| native_frame(proc, lookup))
         .unwrap_or_else(|| {
-            proc.had_unnamed_anon |= proc.space.in_anon_code(lookup);
+            unnamed = proc.space.in_anon_code(lookup);
             Frame::named(Kind::Native, "[unknown]")
         });
+    proc.had_unnamed_anon |= unnamed;
+    proc.unnamed += u64::from(unnamed);
     let id = profile.intern_frame(frame);
-    proc.names.insert((addr, is_return), id);
+    proc.names.insert((addr, is_return), (id, unnamed));
     id
 }
 

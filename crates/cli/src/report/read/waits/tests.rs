@@ -71,6 +71,61 @@ fn a_threads_time_is_its_intervals_on_and_off_the_cpu() {
     assert_eq!(p.stacks[sleep.stack as usize].len(), 4);
 }
 
+/// Each leaf's total weight.
+fn totals(p: &Profile) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for (leaf, w) in leaves(p) {
+        *out.entry(leaf).or_default() += w;
+    }
+    out
+}
+
+#[test]
+fn a_live_timeline_drained_as_it_goes_gives_the_same_time() {
+    let events = |p: &mut Profile| {
+        let spin = stack(p, &[(Kind::Python, "py::spin:x"), (Kind::Native, "add")]);
+        let nap = stack(
+            p,
+            &[
+                (Kind::Python, "py::nap:x"),
+                (Kind::Native, "clock_nanosleep"),
+            ],
+        );
+        let mut t = Timeline::default();
+        t.switch(7, 7, 0, false, false);
+        t.cpu_sample(7, 7, MS, spin, MS);
+        t.cpu_sample(7, 7, 2 * MS, spin, MS);
+        t.switch_stack(7, 7, 3 * MS, nap);
+        t.switch(7, 7, 3 * MS, true, false);
+        t.switch(7, 7, 13 * MS, false, false);
+        t.cpu_sample(7, 7, 14 * MS, spin, MS);
+        t.switch(7, 7, 15 * MS, true, true);
+        t.switch(7, 7, 16 * MS, false, false);
+        t.cpu_sample(7, 7, 16 * MS + MS / 2, spin, MS);
+        t.seen(20 * MS);
+        t
+    };
+    let mut whole = Profile::default();
+    whole.measure = Measure::Wall;
+    events(&mut whole).into_samples(&mut whole);
+    let mut live = Profile::default();
+    live.measure = Measure::Wall;
+    let mut t = events(&mut live);
+    // Cut mid-wait, mid-run and past the last event; the rest at the end.
+    let mut taken = Vec::new();
+    for horizon in [5 * MS, 8 * MS, 14 * MS + MS / 2, 19 * MS] {
+        t.drain(&mut live, horizon);
+        taken.append(&mut live.samples);
+        let so_far: u64 = taken.iter().map(|s| s.weight).sum();
+        assert_eq!(so_far, horizon, "all the time up to {horizon}, and no more");
+    }
+    t.into_samples(&mut live);
+    live.samples.append(&mut taken);
+    assert_eq!(totals(&live), totals(&whole));
+    assert_eq!(totals(&whole)["[wait: sleep]"], 10 * MS);
+    assert_eq!(totals(&whole)["add"], 3 * MS + 2 * MS + 4 * MS);
+}
+
 #[test]
 fn off_cpu_profiles_have_only_the_waits() {
     let mut p = Profile::default();
