@@ -53,6 +53,15 @@ pub enum Command {
     /// Lists (and with --delete removes) perf-<pid>.map, jit-<pid>.dump and
     /// jitted-<pid>-<n>.so files of processes that no longer exist.
     Clean(CleanArgs),
+    /// A live view of the hottest functions, Python and native, refreshed every second.
+    ///
+    /// Of running programs (-p, or every Python process on the machine with -a: names are
+    /// switched on in them as `record --pid` does, and off again when top ends) or of a
+    /// program it starts. Keys: s/t sort by self/total, n hides native code, w shows the last
+    /// seconds or everything since the start, Tab (and Shift-Tab) picks a process, space
+    /// pauses, q (or Ctrl-C) quits. When standard output is not a terminal (or with --plain),
+    /// a snapshot is printed every interval instead.
+    Top(TopArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -111,7 +120,13 @@ pub enum CallGraph {
     perfpy record --flamegraph -- python app.py        and write flamegraph.svg\n  \
     perfpy record --mode wall -- python app.py         where it waits, and why\n  \
     perfpy record -F 499 -o slow.data -- ./venv/bin/python -m mypkg\n  \
-    perfpy record --pid 4242 --duration 10     a running program: names on for 10 s (3.14+)")]
+    perfpy record --pid 4242 --duration 10     a running program: names on for 10 s (3.14+)\n  \
+    perfpy record -a --duration 5              every process on this machine, Python named\n\n\
+    Running programs (--pid, -a): names are switched on in each Python process for the\n\
+    recording and off after (CPython 3.14+: nothing to prepare; 3.8-3.13: started with\n\
+    perfpy installed and PERFPY_ATTACH=1), also on Ctrl-C and SIGTERM; processes with names\n\
+    on already are left as they are; the others are listed with how to have names.")]
+#[command(group(clap::ArgGroup::new("running").args(["pid", "all"])))]
 pub struct RecordArgs {
     /// What to record: CPU time, wall-clock time (CPU time and waits, each wait with its
     /// reason), or only the waits.
@@ -174,8 +189,14 @@ pub struct RecordArgs {
         value_delimiter = ','
     )]
     pub pid: Vec<u32>,
-    /// With --pid: how long to record (default: until Ctrl-C).
-    #[arg(long, value_name = "SECONDS", requires = "pid")]
+    /// Record the whole machine (`perf record -a`), with Python names switched on in every
+    /// Python process on it (containers' too) as --pid does, and in those that start
+    /// meanwhile where they can be; the report groups the samples by process. Needs root
+    /// (or kernel.perf_event_paranoid at 0 or below, and ptrace permission).
+    #[arg(short = 'a', long = "all", conflicts_with_all = ["command", "pid"])]
+    pub all: bool,
+    /// With --pid or -a: how long to record (default: until Ctrl-C).
+    #[arg(long, value_name = "SECONDS", requires = "running")]
     pub duration: Option<f64>,
     /// How many functions the summary lists.
     #[arg(long, value_name = "N", default_value_t = 5)]
@@ -191,9 +212,23 @@ pub struct RecordArgs {
     #[arg(
         value_name = "COMMAND",
         trailing_var_arg = true,
-        required_unless_present = "pid"
+        required_unless_present_any = ["pid", "all"]
     )]
     pub command: Vec<OsString>,
+    /// Read as it is written (`perfpy top`, which makes these arguments itself).
+    #[arg(skip)]
+    pub streaming: bool,
+    /// Words perf runs the command through (`perfpy top`: a shell that gives the program
+    /// other standard output and error than perf's, which is the recording).
+    #[arg(skip)]
+    pub wrapper: Vec<OsString>,
+}
+
+impl RecordArgs {
+    /// Whether running processes are recorded (`--pid`, `-a`) rather than a program started.
+    pub fn attaching(&self) -> bool {
+        self.all || !self.pid.is_empty()
+    }
 }
 
 /// `--stack-size`: a number of bytes perf can copy, rounded up to whole 8-byte words as perf
@@ -260,6 +295,119 @@ pub struct ReportArgs {
     /// Keep every thread, idle ones included (the default).
     #[arg(long, overrides_with = "no_idle")]
     pub idle: bool,
+    /// The text report: each process's share of the samples, then each one's own tables
+    /// (the default for system-wide recordings, `perfpy record -a`).
+    #[arg(long)]
+    pub by_process: bool,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "EXAMPLES:\n  \
+    perfpy top -p 4242                 a running program (CPython 3.14+, or PERFPY_ATTACH=1)\n  \
+    perfpy top -a                      every process on this machine, Python named\n  \
+    perfpy top -- python app.py        start it, and watch it\n  \
+    perfpy top -p 4242 --mode wall     where the time goes, waits included\n  \
+    perfpy top -a --plain --duration 30 --window all > top.log\n\n\
+    KEYS:\n  \
+    s / t        sort by self / by total\n  \
+    n            hide or show native code\n  \
+    w            the last seconds, or everything since the start\n  \
+    Tab          next process (Shift-Tab: previous); the first is all of them\n  \
+    space, p     pause the display (recording goes on)\n  \
+    q, Ctrl-C    quit (names switched on are switched off)")]
+#[command(group(clap::ArgGroup::new("running").args(["pid", "all"])))]
+pub struct TopArgs {
+    /// Running processes to watch: `-p 12,34` (or -p repeated). CPython 3.14+ needs nothing;
+    /// 3.8-3.13 must have been started with perfpy installed and PERFPY_ATTACH=1, or with
+    /// names on.
+    #[arg(
+        short,
+        long,
+        value_name = "PID",
+        value_delimiter = ',',
+        conflicts_with = "command"
+    )]
+    pub pid: Vec<u32>,
+    /// Watch the whole machine: every process, with Python names switched on in every Python
+    /// process (as `record -a`). Needs root.
+    #[arg(short = 'a', long = "all", conflicts_with_all = ["command", "pid"])]
+    pub all: bool,
+    /// What to show: CPU time, or wall-clock time (CPU time and waits, each with its reason).
+    #[arg(long, value_enum, default_value_t = Mode::Cpu)]
+    pub mode: Mode,
+    /// Samples per second (of CPU time).
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 999)]
+    pub frequency: u32,
+    /// How much time the view covers: the last SECONDS, or `all` (since the start). `w`
+    /// switches between the two.
+    #[arg(long, value_name = "SECONDS|all", default_value = "10", value_parser = window)]
+    pub window: crate::commands::top::Window,
+    /// Seconds between refreshes (and between snapshots without a terminal).
+    #[arg(long, value_name = "SECONDS", default_value_t = 1.0, value_parser = interval)]
+    pub interval: f64,
+    /// Stop after this many seconds (default: until q, Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "SECONDS")]
+    pub duration: Option<f64>,
+    /// Print snapshots (the report's text tables) instead of a live screen, even on a
+    /// terminal.
+    #[arg(long)]
+    pub plain: bool,
+    /// Rows per table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+    /// What the tables are sorted by, at the start.
+    #[arg(long, value_enum, default_value_t = crate::commands::top::Sort::Own)]
+    pub sort: crate::commands::top::Sort,
+    /// Start with native code hidden (`n` shows it).
+    #[arg(long)]
+    pub no_native: bool,
+    /// Also keep what perf recorded in FILE, with the Python names beside it in
+    /// FILE.perfpy/, for `perfpy report -i FILE` afterwards.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// With a program started by top on a live screen: where its standard output and error
+    /// go (default: nowhere; the screen is top's). Without a screen they go to top's stderr.
+    #[arg(long, value_name = "FILE")]
+    pub program_output: Option<PathBuf>,
+    /// How perf records call stacks.
+    #[arg(long, value_enum, default_value_t = CallGraph::Auto)]
+    pub call_graph: CallGraph,
+    /// With DWARF call graphs: how much of each thread's stack perf copies with every sample.
+    #[arg(long, value_name = "BYTES", default_value_t = perf::DEFAULT_STACK_COPY,
+          value_parser = stack_size)]
+    pub stack_size: u32,
+    /// The interpreter the command runs, when perfpy can't tell.
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// The program to start and watch: `-- python app.py args...`.
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        required_unless_present_any = ["pid", "all"]
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `--window`: a number of seconds, or `all`.
+fn window(text: &str) -> Result<crate::commands::top::Window, String> {
+    use crate::commands::top::Window;
+    if text == "all" || text == "0" {
+        return Ok(Window::All);
+    }
+    match text.parse::<u64>() {
+        Ok(n) => Ok(Window::Last(n)),
+        Err(_) => Err(format!("{text:?} is neither a number of seconds nor `all`")),
+    }
+}
+
+/// `--interval`: at least a tenth of a second.
+fn interval(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.1..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!(
+            "{text:?}: give a number of seconds from 0.1 to 3600"
+        )),
+    }
 }
 
 #[derive(Args, Debug)]

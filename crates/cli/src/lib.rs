@@ -13,4 +13,6 @@ pub mod python;
 pub mod recording;
 pub mod report;
 pub mod roster;
+pub mod sampling;
 pub mod say;
+pub mod signals;

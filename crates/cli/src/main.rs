@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         cli::Command::Report(a) => commands::report::run(&a),
         cli::Command::Doctor(a) => commands::doctor::run(&a),
         cli::Command::Clean(a) => commands::clean::run(&a),
+        cli::Command::Top(a) => commands::top::run(&a),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
-//! What `/proc` says about processes, for every command: whether a pid runs, and the pids a
-//! process has in its PID namespaces.
+//! What `/proc` says about processes, for every command: which run, whether a pid runs,
+//! each one's parent, start time and command line, and the pids a process has in its PID
+//! namespaces.
 
 use std::path::Path;
 
@@ -14,6 +15,63 @@ pub fn running(pid: u32) -> bool {
             .is_none_or(|state| state != "Z" && state != "X"),
         Err(_) => Path::new("/proc").join(pid.to_string()).exists(),
     }
+}
+
+/// What `/proc/<pid>/stat` says of a process that perfpy needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stat {
+    /// The executable's name, as the kernel keeps it (15 bytes at most).
+    pub comm: String,
+    /// Its one-letter state (`R`, `S`, `Z`, ...).
+    pub state: char,
+    pub ppid: u32,
+    /// When it started, in clock ticks after boot: with the pid, which process this is (a
+    /// pid is reused, a start time with it is not).
+    pub start: u64,
+}
+
+impl Stat {
+    /// Parses a `/proc/<pid>/stat` line: `pid (comm) S ppid ...`, the start time 22nd.
+    pub fn parse(text: &str) -> Option<Stat> {
+        let open = text.find('(')?;
+        let close = text.rfind(')')?;
+        let comm = text.get(open + 1..close)?.to_string();
+        let rest: Vec<&str> = text.get(close + 1..)?.split_whitespace().collect();
+        Some(Stat {
+            comm,
+            state: rest.first()?.chars().next()?,
+            ppid: rest.get(1)?.parse().ok()?,
+            start: rest.get(19)?.parse().ok()?,
+        })
+    }
+
+    pub fn of(pid: u32) -> Option<Stat> {
+        Stat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+}
+
+/// Every process's pid, in this PID namespace.
+pub fn pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<u32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+/// A process's command line, its words joined by spaces (`None`: gone, or a kernel thread).
+pub fn cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let words: Vec<String> = raw
+        .split(|&b| b == 0)
+        .filter(|w| !w.is_empty())
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
 }
 
 /// The `NSpid:` line of a `/proc/<pid>/status`: the process's pid in each PID namespace it
@@ -47,6 +105,19 @@ pub fn own_namespace_depth() -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_stat_lines_whatever_the_name_holds() {
+        let line = "4242 (gunicorn: wo) ker) S 4200 4200 4200 0 -1 4194560 1 0 0 0 3 1 0 0 20 \
+                    0 1 0 987654 1000 100";
+        let s = Stat::parse(line).unwrap();
+        assert_eq!(s.comm, "gunicorn: wo) ker");
+        assert_eq!((s.state, s.ppid, s.start), ('S', 4200, 987654));
+        let me = Stat::of(std::process::id()).unwrap();
+        assert!(me.start > 0);
+        assert!(pids().contains(&std::process::id()));
+        assert!(cmdline(std::process::id()).is_some());
+    }
 
     #[test]
     fn reads_nspid_lines() {

@@ -3,11 +3,15 @@
 //! /tmp keeps nothing and `perfpy report` finds them). Shared by `record` and `report`.
 
 use crate::perf::MAX_STACK_COPY;
-use crate::report::{jit, read, NamesOff, Profile};
+use crate::report::{jit, read, NamesOff, ProcessInfo, Profile};
 use crate::say;
 use anyhow::{Context, Result};
 use perfpy_format::files;
 use std::path::{Path, PathBuf};
+
+/// The side directory's file of the processes of a recording of running programs (their
+/// command lines, interpreters and names: `perfpy record -a`, `--pid`, `perfpy top`).
+pub const PROCESSES: &str = "processes.json";
 
 /// Where `perfpy record` keeps a recording's perf maps and jitdumps: next to it.
 pub fn side_dir(data: &Path) -> PathBuf {
@@ -38,7 +42,19 @@ pub fn load(
         progress,
         event: event.map(str::to_string),
     };
-    read::read(input, &opts)
+    let mut profile = read::read(input, &opts)?;
+    profile.processes = processes(&side_dir(input));
+    Ok(profile)
+}
+
+/// The processes `perfpy record` found, from a side directory's [`PROCESSES`] (none if it
+/// has no such file, or one that can't be read).
+pub fn processes(side: &Path) -> std::collections::HashMap<i32, ProcessInfo> {
+    let Ok(text) = std::fs::read_to_string(side.join(PROCESSES)) else {
+        return Default::default();
+    };
+    let list: Vec<ProcessInfo> = serde_json::from_str(&text).unwrap_or_default();
+    list.into_iter().map(|p| (p.pid, p)).collect()
 }
 
 /// How many processes with names off are told about one by one.
@@ -196,12 +212,18 @@ pub struct Collected {
     pub failed: Vec<(PathBuf, String)>,
 }
 
-/// Moves (or copies, for a process that still runs) the maps and dumps of `pids` into `dir`;
-/// one that can't be moved doesn't keep the others from being.
-pub fn collect_jit_files(pids: &[i32], dir: &Path) -> Collected {
+/// Moves (or copies, for a process that still runs, and for those of `copy_only`) the maps
+/// and dumps of `pids` into `dir`; one that can't be moved doesn't keep the others from
+/// being.
+pub fn collect_jit_files(
+    pids: &[i32],
+    copy_only: &std::collections::BTreeSet<i32>,
+    dir: &Path,
+) -> Collected {
     let mut done = Collected::default();
     for &pid in pids {
-        let alive = u32::try_from(pid).is_ok_and(crate::procfs::running);
+        let alive =
+            copy_only.contains(&pid) || u32::try_from(pid).is_ok_and(crate::procfs::running);
         for src in jit::candidates(pid, &[], None) {
             let Ok(meta) = std::fs::symlink_metadata(&src) else {
                 continue;

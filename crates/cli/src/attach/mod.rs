@@ -14,10 +14,12 @@
 //! All three read and write the process only through [`process`] (its mappings, and
 //! `process_vm_readv`/`process_vm_writev`).
 
+pub mod discover;
 pub mod dormant;
 pub mod pep768;
 pub mod process;
 pub mod script;
+pub mod session;
 
 use crate::procfs;
 use crate::say;
@@ -61,25 +63,104 @@ pub fn names_on(pid: u32) -> bool {
         .any(|k| root.join(k.file_name(inner)).exists())
 }
 
+/// What [`switch_on`] did in a process.
+pub struct Attached {
+    /// Names perfpy switched on (or asked for, if the process had not run the switch yet),
+    /// to switch off after the recording.
+    pub switched: Option<Switched>,
+    /// Whether the process will be recorded with names.
+    pub names: Names,
+    /// What happened, in a sentence of its own (`record --pid` says it), and whether it is a
+    /// warning.
+    pub detail: String,
+    pub warning: bool,
+}
+
+/// Whether a process has Python names for the recording, in a few words (for listings of
+/// many processes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Names {
+    /// On already before perfpy came (a perf map or jitdump, or a trampoline on): left on.
+    AlreadyOn(String),
+    /// Switched on for the recording, how.
+    SwitchedOn(String),
+    /// Asked for, but the process has not reached a safe point yet.
+    Pending,
+    /// Off, and the way to have them: the fix.
+    Off(String),
+}
+
+impl std::fmt::Display for Names {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Names::AlreadyOn(how) => write!(f, "names on already ({how})"),
+            Names::SwitchedOn(how) => write!(f, "names switched on ({how})"),
+            Names::Pending => f.write_str(
+                "names asked for: its main thread is blocked in C, they come on when it runs \
+                 Python again",
+            ),
+            Names::Off(fix) => write!(f, "no names: {fix}"),
+        }
+    }
+}
+
+impl Attached {
+    fn said(switched: Option<Switched>, names: Names, detail: String, warning: bool) -> Self {
+        Attached {
+            switched,
+            names,
+            detail,
+            warning,
+        }
+    }
+
+    /// Says what happened the way `record --pid` does: the detail as a reason (or a warning),
+    /// and the switch to undo after.
+    pub fn tell(self, reasons: &mut Vec<String>) -> Option<Switched> {
+        if self.warning {
+            say::warn(&self.detail);
+        } else {
+            reasons.push(self.detail);
+        }
+        self.switched
+    }
+}
+
+/// Which file names a process's stubs, for messages: `a perf map`, `a jitdump`.
+pub(crate) fn names_file(pid: u32) -> &'static str {
+    let inner = procfs::namespace_pid(pid as i32).unwrap_or(pid as i32) as u32;
+    let root = PathBuf::from(format!("/proc/{pid}/root{}", files::DIR));
+    if root.join(files::Kind::Jitdump.file_name(inner)).exists() {
+        "a jitdump"
+    } else {
+        "a perf map"
+    }
+}
+
 /// Switches Python names on in running process `pid` the first way that works (see above),
-/// with `backend` ("perf" or "perf_jit"); says what it did in `reasons`, and warns when the
-/// process will be recorded without names. `Some` when they must be switched off again after
-/// the recording.
-pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<Option<Switched>> {
+/// with `backend` ("perf" or "perf_jit"). `Err` when the process can't be switched and
+/// mustn't be recorded as if it could: no permission, remote debugging disabled, or the switch
+/// failed inside it.
+pub fn switch_on(pid: u32, backend: &str) -> Result<Attached> {
     let rt = match pep768::locate(pid) {
         Ok(rt) if rt.at_least(3, 14) => rt,
-        Ok(rt) => return dormant_on(pid, backend, &pep768::describe(&rt), reasons),
+        Ok(rt) => return dormant_on(pid, backend, &pep768::describe(&rt)),
         Err(Refusal::Permission(why)) => bail!("{why}"),
-        Err(why) => return dormant_on(pid, backend, &why.to_string(), reasons),
+        Err(why) => return dormant_on(pid, backend, &why.to_string()),
     };
     let sent = match script::Switch::send(&rt, true, backend, false) {
         Ok(s) => s,
         Err(Refusal::Disabled) if names_on(pid) => {
-            reasons.push(format!(
-                "pid {pid} ({}) has remote debugging disabled, but already writes Python names",
-                pep768::describe(&rt)
+            return Ok(Attached::said(
+                None,
+                Names::AlreadyOn(names_file(pid).into()),
+                format!(
+                    "pid {pid} ({}) has remote debugging disabled, but already writes Python \
+                     names",
+                    pep768::describe(&rt)
+                ),
+                false,
             ));
-            return Ok(None);
         }
         Err(Refusal::Disabled) => bail!(
             "cannot switch Python names on in pid {pid} ({}): {}. Restart it without that \
@@ -95,40 +176,38 @@ pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<O
             "pid {pid} could not switch Python names on: {}",
             o.error.unwrap_or_default()
         ),
-        Some(o) if o.already => {
-            reasons.push(format!(
+        Some(o) if o.already => Ok(Attached::said(
+            None,
+            Names::AlreadyOn(format!("{}'s trampoline", o.trampoline)),
+            format!(
                 "pid {pid} ({}) had Python names on already ({}'s trampoline); left as it was",
                 pep768::describe(&rt),
                 o.trampoline
-            ));
-            Ok(None)
-        }
+            ),
+            false,
+        )),
         Some(o) if !o.active => bail!(
             "pid {pid} ran the switch, but its trampoline did not come on (it printed a \
              warning to its own stderr)"
         ),
-        Some(o) => {
-            reasons.push(format!(
+        Some(o) => Ok(Attached::said(
+            Some(Switched::Remote {
+                rt: rt.clone(),
+                backend: backend.to_string(),
+                pending: None,
+                release: o.trampoline == "perfpy",
+            }),
+            Names::SwitchedOn(format!("PEP 768, {}'s {backend} trampoline", o.trampoline)),
+            format!(
                 "switched Python names on in pid {pid} ({}, {}'s {backend} trampoline); \
                  functions already running are named from their next call",
                 pep768::describe(&rt),
                 o.trampoline
-            ));
-            Ok(Some(Switched::Remote {
-                rt,
-                backend: backend.to_string(),
-                pending: None,
-                release: o.trampoline == "perfpy",
-            }))
-        }
-        None => {
-            say::warn(&format!(
-                "pid {pid} has not reached a safe point in {} s: its main thread is not \
-                 running Python code (blocked in C: a sleep, a lock, a socket read). Names come \
-                 on when it does; recording anyway",
-                SWITCH_TIMEOUT.as_secs()
-            ));
-            Ok(Some(Switched::Remote {
+            ),
+            false,
+        )),
+        None => Ok(Attached::said(
+            Some(Switched::Remote {
                 rt,
                 backend: backend.to_string(),
                 pending: Some(sent),
@@ -136,19 +215,22 @@ pub fn switch_on(pid: u32, backend: &str, reasons: &mut Vec<String>) -> Result<O
                 // jitdump until switched off, so this one goes off before the names are
                 // collected, and keeps its files.
                 release: false,
-            }))
-        }
+            }),
+            Names::Pending,
+            format!(
+                "pid {pid} has not reached a safe point in {} s: its main thread is not \
+                 running Python code (blocked in C: a sleep, a lock, a socket read). Names come \
+                 on when it does; recording anyway",
+                SWITCH_TIMEOUT.as_secs()
+            ),
+            true,
+        )),
     }
 }
 
 /// Before 3.14: perfpy's dormant attach, if the process was started with `PERFPY_ATTACH=1`;
 /// otherwise the process is recorded as it is, and told how to make it switchable.
-fn dormant_on(
-    pid: u32,
-    backend: &str,
-    what: &str,
-    reasons: &mut Vec<String>,
-) -> Result<Option<Switched>> {
+fn dormant_on(pid: u32, backend: &str, what: &str) -> Result<Attached> {
     let how = "names come on only if it was started with them (PYTHONPERFSUPPORT=1, \
                PERFPY_BACKEND=perf_jit, activate_stack_trampoline()), or with perfpy installed \
                and PERFPY_ATTACH=1, which lets perfpy record --pid switch them on and off later";
@@ -164,45 +246,69 @@ fn dormant_on(
                 "pid {pid} ({what}) can't be switched on from outside before CPython 3.14, and \
                  {has}: {how}"
             );
-            if names_on(pid) {
-                reasons.push(line);
+            return Ok(if names_on(pid) {
+                Attached::said(None, Names::AlreadyOn(names_file(pid).into()), line, false)
             } else {
-                say::warn(&format!(
-                    "{line}. Recording it as it is, without Python names"
-                ));
-            }
-            return Ok(None);
+                Attached::said(
+                    None,
+                    Names::Off(
+                        "start it with PERFPY_ATTACH=1 (perfpy installed in its interpreter) \
+                         to switch them on and off from outside, or with PYTHONPERFSUPPORT=1 \
+                         / PERFPY_BACKEND=perf_jit to have them from the start; before \
+                         CPython 3.14 nothing else can switch them on"
+                            .into(),
+                    ),
+                    format!("{line}. Recording it as it is, without Python names"),
+                    true,
+                )
+            });
         }
         Err(Refusal::Permission(why)) => bail!("{why}"),
         Err(why) => {
-            reasons.push(format!("can't switch names on in pid {pid} ({why})"));
-            return Ok(None);
+            return Ok(Attached::said(
+                None,
+                Names::Off(why.to_string()),
+                format!("can't switch names on in pid {pid} ({why})"),
+                false,
+            ))
         }
     };
+    let switched = Some(Switched::Dormant { pid, block });
     match dormant::request(pid, block, dormant::Request::On(backend), SWITCH_TIMEOUT) {
-        Ok(Some(dormant::State::AlreadyOn)) => {
-            reasons.push(format!(
+        Ok(Some(dormant::State::AlreadyOn)) => Ok(Attached::said(
+            None,
+            Names::AlreadyOn("perfpy's trampoline".into()),
+            format!(
                 "pid {pid} ({what}) had Python names on already (perfpy's trampoline); left as \
                  it was"
-            ));
-            return Ok(None);
-        }
-        Ok(Some(dormant::State::On)) => reasons.push(format!(
-            "switched Python names on in pid {pid} ({what}, perfpy's {backend} trampoline, \
-             PERFPY_ATTACH); functions already running are named from their next call"
+            ),
+            false,
+        )),
+        Ok(Some(dormant::State::On)) => Ok(Attached::said(
+            switched,
+            Names::SwitchedOn(format!("PERFPY_ATTACH, perfpy's {backend} trampoline")),
+            format!(
+                "switched Python names on in pid {pid} ({what}, perfpy's {backend} trampoline, \
+                 PERFPY_ATTACH); functions already running are named from their next call"
+            ),
+            false,
         )),
         Ok(Some(dormant::State::Off)) => bail!(
             "pid {pid} ran the switch, but its trampoline did not come on (its stderr says why)"
         ),
-        Ok(None) => say::warn(&format!(
-            "pid {pid} has not reached a safe point in {} s: its main thread is not running \
-             Python code (blocked in C: a sleep, a lock, a socket read). Names come on when it \
-             does; recording anyway",
-            SWITCH_TIMEOUT.as_secs()
+        Ok(None) => Ok(Attached::said(
+            switched,
+            Names::Pending,
+            format!(
+                "pid {pid} has not reached a safe point in {} s: its main thread is not running \
+                 Python code (blocked in C: a sleep, a lock, a socket read). Names come on when \
+                 it does; recording anyway",
+                SWITCH_TIMEOUT.as_secs()
+            ),
+            true,
         )),
         Err(why) => bail!("cannot switch Python names on in pid {pid}: {why}"),
     }
-    Ok(Some(Switched::Dormant { pid, block }))
 }
 
 /// Names perfpy switched on in a running process, to switch off after the recording.
@@ -292,9 +398,47 @@ impl Switched {
                     }
                 }
             }
-            Err(why) => say::warn(&format!(
-                "cannot switch Python names off in pid {pid}: {why}"
-            )),
+            Err(why) => {
+                // Gone, most likely: a switch-on it never ran is removed from its /tmp.
+                if let Some(on) = pending.filter(|_| !on_ran) {
+                    on.discard();
+                }
+                if procfs::running(pid) {
+                    say::warn(&format!(
+                        "cannot switch Python names off in pid {pid}: {why}"
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The switch-off of a process perfpy didn't switch on itself but that has names on
+    /// because of a switch-on: forked during the recording by one perfpy switched on, it
+    /// inherited the trampoline. `None` when it can't be switched from outside (before 3.14,
+    /// not armed).
+    pub fn inherited(pid: u32, backend: &str) -> Option<Switched> {
+        match pep768::locate(pid) {
+            Ok(rt) if rt.at_least(3, 14) => {
+                let release = matches!(dormant::find(pid), Ok(f) if f != dormant::Found::NoPerfpy);
+                Some(Switched::Remote {
+                    rt,
+                    backend: backend.to_string(),
+                    pending: None,
+                    release,
+                })
+            }
+            _ => match dormant::find(pid) {
+                Ok(dormant::Found::Armed(block)) => Some(Switched::Dormant { pid, block }),
+                _ => None,
+            },
+        }
+    }
+
+    /// The process it switches.
+    pub fn pid(&self) -> u32 {
+        match self {
+            Switched::Remote { rt, .. } => rt.pid,
+            Switched::Dormant { pid, .. } => *pid,
         }
     }
 }

@@ -6,10 +6,13 @@
 //! CPython's own otherwise, leaves alone a trampoline that was already on (and then the
 //! switch-off leaves it on too), and writes what it did to a marker file next to itself,
 //! which perfpy waits for. The script deletes itself when it has run; both files live in the
-//! process's own `/tmp` (through `/proc/<pid>/root`, so a container's works too).
+//! process's own `/tmp` (through `/proc/<pid>/root`, so a container's works too), which a
+//! [`Switch`] holds open: a process that exits before it runs its switch leaves a script
+//! that perfpy can still remove, even from a container that is gone.
 
 use super::pep768::{self, Runtime};
 use super::process::Refusal;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -88,10 +91,10 @@ __perfpy_switch(ACTION, BACKEND, RELEASE, SCRIPT, MARKER)
 del __perfpy_switch
 "#;
 
-/// One switch sent to a process: its files, as perfpy and as the process see them.
+/// One switch sent to a process: the process's `/tmp`, held open, and its files' names there.
 pub struct Switch {
-    marker_here: PathBuf,
-    script_here: PathBuf,
+    tmp: std::fs::File,
+    name: String,
 }
 
 impl Switch {
@@ -100,12 +103,17 @@ impl Switch {
     /// (for names this recording switched on, once they are copied).
     pub fn send(rt: &Runtime, on: bool, backend: &str, release: bool) -> Result<Switch, Refusal> {
         let pid = rt.pid;
-        let name = (0..1000u32)
+        let tmp = std::fs::File::open(format!("/proc/{pid}/root/tmp"))
+            .map_err(|e| Refusal::Other(format!("cannot open the /tmp of process {pid}: {e}")))?;
+        let mut switch = Switch {
+            tmp,
+            name: String::new(),
+        };
+        switch.name = (0..1000u32)
             .map(|n| format!("perfpy-switch-{}-{pid}-{n}", std::process::id()))
-            .find(|name| !PathBuf::from(format!("/proc/{pid}/root/tmp/{name}.py")).exists())
+            .find(|name| !switch.here(&format!("{name}.py")).exists())
             .ok_or_else(|| Refusal::Other("no free script name in /tmp".into()))?;
-        let there = format!("/tmp/{name}");
-        let here = PathBuf::from(format!("/proc/{pid}/root/tmp/{name}"));
+        let there = format!("/tmp/{}", switch.name);
         let quote = |s: &str| format!("{s:?}"); // Rust's escaping is valid Python for these
         let script = SCRIPT
             .replace(
@@ -116,48 +124,60 @@ impl Switch {
             .replace("RELEASE, ", if release { "True, " } else { "False, " })
             .replace("SCRIPT, ", &format!("{}, ", quote(&format!("{there}.py"))))
             .replace("MARKER)", &format!("{})", quote(&format!("{there}.json"))));
-        let switch = Switch {
-            marker_here: here.with_extension("json"),
-            script_here: here.with_extension("py"),
-        };
-        write_new(&switch.script_here, &script).map_err(|e| {
+        let script_here = switch.file("py");
+        write_new(&script_here, &script).map_err(|e| {
             Refusal::Other(format!(
-                "cannot write {}: {e}",
-                switch.script_here.display()
+                "cannot write {there}.py in the /tmp of process {pid}: {e}"
             ))
         })?;
         if let Err(e) = pep768::exec(rt, &format!("{there}.py")) {
-            let _ = std::fs::remove_file(&switch.script_here);
+            let _ = std::fs::remove_file(&script_here);
             return Err(e);
         }
         Ok(switch)
     }
 
+    /// `name` in the process's `/tmp`, through the descriptor held open (which still reaches
+    /// it once the process, or its container, is gone).
+    fn here(&self, name: &str) -> PathBuf {
+        PathBuf::from(format!("/proc/self/fd/{}/{name}", self.tmp.as_raw_fd()))
+    }
+
+    /// The switch's file with this extension (`py`, `json`, `json.abandoned`).
+    fn file(&self, extension: &str) -> PathBuf {
+        self.here(&format!("{}.{extension}", self.name))
+    }
+
     /// Gives up waiting for a switch the process has not run yet: it will still run it at its
     /// next safe point, and then removes its marker instead of leaving it for no reader.
     pub fn abandon(self) {
-        let abandoned = self.marker_here.with_extension("json.abandoned");
+        let abandoned = self.file("json.abandoned");
         if write_new(&abandoned, "").is_err() {
             return;
         }
         // The process may have written its marker just before seeing the .abandoned file.
-        if self.marker_here.exists() {
-            let _ = std::fs::remove_file(&self.marker_here);
+        let marker = self.file("json");
+        if marker.exists() {
+            let _ = std::fs::remove_file(&marker);
             let _ = std::fs::remove_file(&abandoned);
         }
     }
 
-    /// Removes a script that was replaced before the process ran it.
+    /// Removes a script that was replaced before the process ran it, or that a process
+    /// which exited never ran, and any marker it left.
     pub fn discard(self) {
-        let _ = std::fs::remove_file(&self.script_here);
+        for ext in ["py", "json", "json.part", "json.abandoned"] {
+            let _ = std::fs::remove_file(self.file(ext));
+        }
     }
 
     /// Waits up to `timeout` for the process to have run the script.
     pub fn wait(&self, timeout: Duration) -> Option<Outcome> {
         let started = Instant::now();
+        let marker = self.file("json");
         loop {
-            if let Ok(text) = std::fs::read_to_string(&self.marker_here) {
-                let _ = std::fs::remove_file(&self.marker_here);
+            if let Ok(text) = std::fs::read_to_string(&marker) {
+                let _ = std::fs::remove_file(&marker);
                 return Some(parse(&text));
             }
             if started.elapsed() >= timeout {

@@ -13,6 +13,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
     let profile = load(&args.input, &args.jit_dir, args.event.as_deref(), progress)?;
     let mut profile = profile.with_view(args.native);
+    profile.by_process |= args.by_process || profile.system_wide;
     if !args.pid.is_empty() {
         profile.samples.retain(|s| args.pid.contains(&s.pid));
     }

@@ -15,4 +15,6 @@ pub mod output;
 pub mod profile;
 pub mod read;
 
-pub use profile::{Frame, Kind, Measure, NamesOff, NativeView, Profile, Sample, StackUse, Stats};
+pub use profile::{
+    Frame, Kind, Measure, NamesOff, NativeView, ProcessInfo, Profile, Sample, StackUse, Stats,
+};

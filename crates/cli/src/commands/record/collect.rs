@@ -5,8 +5,9 @@
 //! every process on the [`crate::roster::Roster`] (perfpy's trampoline enrols each process that writes a
 //! file), which still holds when perf dropped records on a busy machine.
 
+use crate::attach::session::Session;
 use crate::procfs;
-use crate::recording::{collect_jit_files, side_dir};
+use crate::recording::{self, collect_jit_files, side_dir};
 use crate::say;
 use anyhow::Result;
 use std::collections::BTreeSet;
@@ -53,19 +54,25 @@ pub(super) fn wait_for_the_rest(pids: &BTreeSet<i32>) -> bool {
     true
 }
 
-/// Moves the perf maps and jitdumps of `pids` next to the recording, replacing a previous
-/// recording's (whose names must not name this one's addresses).
-pub(super) fn keep_names(pids: &[i32], output: &Path) -> Result<()> {
+/// Moves the perf maps and jitdumps of `pids` next to the recording (only copies those of
+/// `copy_only`), replacing a previous recording's (whose names must not name this one's
+/// addresses).
+pub(super) fn keep_names(pids: &[i32], copy_only: &BTreeSet<i32>, output: &Path) -> Result<()> {
     let side = side_dir(output);
     if side.is_dir() {
         for e in std::fs::read_dir(&side)?.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    let done = collect_jit_files(pids, &side);
+    let done = collect_jit_files(pids, copy_only, &side);
     if !done.moved.is_empty() {
         say::note(&format!(
-            "moved {} into {}",
+            "{} {} into {}",
+            if copy_only.is_empty() {
+                "moved"
+            } else {
+                "collected"
+            },
             say::count(
                 done.moved.len(),
                 "perf map/jitdump file",
@@ -84,4 +91,20 @@ pub(super) fn keep_names(pids: &[i32], output: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The processes of a recording of running programs, as perfpy found them (command line,
+/// interpreter, names), next to the recording for `perfpy report`: perf keeps only their
+/// 15-character names.
+pub(super) fn keep_processes(session: &Session, output: &Path) {
+    let side = side_dir(output);
+    let text = serde_json::to_string_pretty(&session.describe()).unwrap_or_default();
+    let written = std::fs::create_dir_all(&side)
+        .and_then(|()| std::fs::write(side.join(recording::PROCESSES), text));
+    if let Err(e) = written {
+        say::warn(&format!(
+            "cannot write {} ({e}): the report will name processes by perf's short names",
+            side.join(recording::PROCESSES).display()
+        ));
+    }
 }

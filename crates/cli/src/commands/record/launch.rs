@@ -3,7 +3,6 @@
 //! environment (and, where perfpy must be lent, the start-up hook directory on its
 //! `PYTHONPATH`).
 
-use super::perf_record::{self, Writing};
 use super::Roster;
 use super::Setup;
 use crate::cli::RecordArgs;
@@ -11,6 +10,7 @@ use crate::lend::{self, Lend};
 use crate::perf;
 use crate::plan::{self, Trampoline};
 use crate::python;
+use crate::sampling::{self, Writing};
 use crate::say;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -48,9 +48,15 @@ pub(super) fn launch(
         say::warn(w);
     }
     let mut cmd = Command::new(perf);
-    cmd.args(perf_record::args(args, p.call_graph, writing))
-        .arg("--")
-        .args(&args.command);
+    cmd.args(sampling::args(
+        &super::sampling(args),
+        p.call_graph,
+        writing,
+        args.output.as_os_str(),
+    ))
+    .arg("--")
+    .args(&args.wrapper)
+    .args(&args.command);
     for var in plan::SWITCHES {
         cmd.env_remove(var);
     }
@@ -97,6 +103,6 @@ pub(super) fn launch(
         reasons: p.reasons.clone(),
         plan: Some(p),
         hook,
-        switched: Vec::new(),
+        session: None,
     })
 }

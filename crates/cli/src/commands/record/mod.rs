@@ -3,11 +3,14 @@
 //!
 //! 1. the plan: [`launch`] works out the interpreter the command runs and what it can do
 //!    (perfpy importable? built-in support? frame pointers?) and picks the backend and the
-//!    call graphs; [`attach`] instead switches names on in running processes;
+//!    call graphs; [`attach`] instead switches names on in running processes (`--pid`, or
+//!    every Python process on the machine with `-a`), and watches for new ones meanwhile;
 //! 2. [`perf_record`] runs `perf record` with the flags that takes; Ctrl-C / SIGTERM / SIGHUP
 //!    go to perf, which stops the program and still writes the recording;
 //! 3. [`collect`] moves the program's perf maps and jitdumps next to the recording
-//!    (`<out>.perfpy/`), so /tmp keeps nothing and `perfpy report` finds them;
+//!    (`<out>.perfpy/`), so /tmp keeps nothing and `perfpy report` finds them (of running
+//!    programs whose names were on before perfpy came, it copies them); names switched on in
+//!    running processes are switched off;
 //! 4. [`summary`] reads the recording and prints the hottest Python functions.
 
 mod attach;
@@ -16,7 +19,7 @@ mod launch;
 mod perf_record;
 mod summary;
 
-use crate::attach::Switched;
+use crate::attach::session::Session;
 use crate::cli::{Mode, RecordArgs};
 use crate::lend;
 use crate::perf;
@@ -33,16 +36,45 @@ use std::io::IsTerminal;
 use std::process::{Command, ExitCode};
 
 /// What `record` will do: perf's command line, and what to tell the user about it.
-struct Setup {
-    cmd: Command,
+pub(crate) struct Setup {
+    pub cmd: Command,
     /// `None` when attaching to a running process (its switches were set when it started).
-    plan: Option<Plan>,
-    call_graph: CallGraph,
-    reasons: Vec<String>,
+    pub plan: Option<Plan>,
+    pub call_graph: CallGraph,
+    pub reasons: Vec<String>,
     /// The start-up hook lending perfpy to the program, removed after the recording.
-    hook: Option<lend::HookDir>,
-    /// Names switched on in running processes, to switch off after the recording.
-    switched: Vec<Switched>,
+    pub hook: Option<lend::HookDir>,
+    /// Running processes recorded, with the names switched on in them, to switch off after.
+    pub session: Option<Session>,
+}
+
+/// Steps 1 of `record` for another command that runs perf the same way (`perfpy top`): the
+/// program launched with names on, or names switched on in running processes, and perf's
+/// command line.
+pub(crate) fn prepare(
+    args: &RecordArgs,
+    perf: &std::path::Path,
+    writing: &crate::sampling::Writing,
+    roster: Option<&Roster>,
+) -> Result<Setup> {
+    if args.attaching() {
+        attach::attach(args, perf, writing)
+    } else {
+        let version = perf::version_text(perf)
+            .ok()
+            .and_then(|t| perf::Version::parse(&t));
+        launch::launch(args, perf, version, writing, roster)
+    }
+}
+
+/// What perf samples, as `args` ask.
+fn sampling(args: &RecordArgs) -> crate::sampling::Sampling {
+    crate::sampling::Sampling {
+        mode: args.mode,
+        frequency: args.frequency,
+        event: args.event.clone(),
+        streaming: args.streaming,
+    }
 }
 
 pub fn run(args: &RecordArgs) -> Result<ExitCode> {
@@ -66,29 +98,39 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     let perf_version = perf::version_text(&perf)
         .ok()
         .and_then(|t| perf::Version::parse(&t));
-    let writing = perf_record::writing(args, &perf);
-    let roster = if args.pid.is_empty() && !args.keep_jit_files {
+    let writing = crate::sampling::writing(
+        args.no_compress,
+        args.keep_jit_files,
+        args.stack_size,
+        &perf,
+    );
+    // From here on, Ctrl-C, SIGTERM and SIGHUP stop the recording, never perfpy before it
+    // has switched off what it switched on.
+    let _signals = crate::signals::Guard::install();
+    let roster = if !args.attaching() && !args.keep_jit_files {
         Some(Roster::create()?)
     } else {
         None
     };
-    let setup = if args.pid.is_empty() {
-        launch::launch(args, &perf, perf_version, &writing, roster.as_ref())?
+    let mut setup = if args.attaching() {
+        attach::attach(args, &perf, &writing)?
     } else {
-        attach::attach(args, &perf, &args.pid, &writing)?
+        launch::launch(args, &perf, perf_version, &writing, roster.as_ref())?
     };
     summary::announce(args, &setup, &writing);
-    let status = perf_record::run(setup.cmd, &perf, &args.output);
+    let watching = setup.session.take().map(|s| s.watch(attach::tell_new));
+    let status = if crate::signals::caught_signal().is_some() {
+        Err(anyhow::anyhow!("stopped before perf started"))
+    } else {
+        perf_record::run(setup.cmd, &perf, &args.output)
+    };
     drop(setup.hook);
+    let mut session = watching.map(|w| w.stop());
     // Names switched on in running processes go off now (perf has stopped, so nothing they
     // announce later is in the recording), except perfpy's own, which go off once collected:
     // switching off, perfpy's trampoline closes and removes its files there.
-    let (after, now): (Vec<Switched>, Vec<Switched>) = setup
-        .switched
-        .into_iter()
-        .partition(|s| s.releases() && !args.keep_jit_files);
-    for s in now {
-        s.off(false);
+    if let Some(s) = session.as_mut() {
+        s.stop_first();
     }
     let progress = std::io::stderr().is_terminal();
     // The program's files are collected even when perf wrote no recording or it can't be
@@ -101,12 +143,15 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         // The attached processes count even when the recording can't be read.
         let mut enrolled = roster.as_ref().map(Roster::pids).unwrap_or_default();
         enrolled.extend(args.pid.iter().map(|&p| p as i32));
+        if let Some(s) = &session {
+            enrolled.extend(s.targets.keys().map(|&p| p as i32));
+        }
         match loaded {
             Ok(profile) => profile.pids.union(&enrolled).copied().collect(),
             Err(_) => enrolled,
         }
     };
-    if status.is_ok() && args.pid.is_empty() && collect::wait_for_the_rest(&program(&loaded)) {
+    if status.is_ok() && !args.attaching() && collect::wait_for_the_rest(&program(&loaded)) {
         // Their names are complete now (an interpreter may buffer its jitdump until exit).
         loaded = recording::load(&args.output, &[], None, progress);
     }
@@ -114,16 +159,43 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
         Ok(())
     } else {
         let pids: Vec<i32> = program(&loaded).into_iter().collect();
-        collect::keep_names(&pids, &args.output)
+        // Of running programs, only the files perfpy's switches made are moved; the others
+        // (names on before perfpy came) are copied, and stay their programs'.
+        let copy_only: BTreeSet<i32> = match &session {
+            Some(s) => {
+                let owned = s.owned();
+                let forked = loaded
+                    .as_ref()
+                    .map(|p| p.descendants(&owned))
+                    .unwrap_or_default();
+                pids.iter()
+                    .copied()
+                    .filter(|p| !owned.contains(p) && !forked.contains(p))
+                    .collect()
+            }
+            None => BTreeSet::new(),
+        };
+        let kept = collect::keep_names(&pids, &copy_only, &args.output);
+        if let Some(s) = &session {
+            collect::keep_processes(s, &args.output);
+            if let Ok(p) = loaded.as_mut() {
+                p.processes = recording::processes(&recording::side_dir(&args.output));
+            }
+        }
+        kept
     };
-    for s in after {
-        s.off(true);
+    if let Some(s) = session.as_mut() {
+        s.stop_rest(!args.keep_jit_files);
     }
     kept?;
     drop(roster);
     let status = status?;
     let profile = loaded?;
-    let profile = profile.with_view(NativeView::Leaf);
+    let mut profile = profile.with_view(NativeView::Leaf);
+    if args.all {
+        // Listed with the fix for each when the recording began.
+        profile.stats.names_off.clear();
+    }
     recording::warn_about(&profile);
     summary::summary(&profile, args.top, &args.output);
     if let Some(svg) = &args.flamegraph {
@@ -142,7 +214,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
 /// Whether perf may sample this user's context switches: they happen in the kernel, so a
 /// user-only event (what perf falls back to above `perf_event_paranoid` 1) never fires, and
 /// every wait would be timed without the stack that says where the program waited.
-fn switch_samples_allowed() -> Result<()> {
+pub(crate) fn switch_samples_allowed() -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return Ok(());

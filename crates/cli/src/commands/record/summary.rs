@@ -1,13 +1,13 @@
 //! What `record` tells the user: before, what it records, how and why; after, the number
 //! of samples, the hottest Python functions, and what to run next.
 
-use super::perf_record::Writing;
 use super::Setup;
 use crate::cli::{Mode, RecordArgs};
 use crate::plan::{Backend, CallGraph, Plan};
 use crate::report::output::wall::duration;
-use crate::report::profile::tables::{pct, python_table};
+use crate::report::profile::tables::{pct, process_rows, process_weights, python_table};
 use crate::report::{Measure, Profile};
+use crate::sampling::Writing;
 use std::path::Path;
 
 /// `arg` as a shell would need it typed (for messages).
@@ -26,6 +26,7 @@ fn shell_quote(arg: &str) -> String {
 /// Tells the user what is recorded, how, and why.
 pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
     let what = match args.pid.as_slice() {
+        _ if args.all => "every process on this machine (perf record -a)".to_string(),
         [pid] => format!("pid {pid}"),
         [] => args
             .command
@@ -80,7 +81,7 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
     }
     eprintln!(
         "perfpy: Ctrl-C stops the {} and keeps the profile",
-        if !args.pid.is_empty() {
+        if args.attaching() {
             "recording"
         } else {
             "program"
@@ -114,6 +115,15 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
             String::new()
         }
     );
+    let procs = process_rows(profile, &process_weights(profile));
+    if profile.system_wide && !procs.is_empty() {
+        eprintln!("busiest processes:");
+        eprintln!("  {:>6}  {:>8}  command", "share", "pid");
+        for r in procs.iter().take(top.max(5)) {
+            eprintln!("  {:>5.1}%  {:>8}  {}", pct(r.weight, total), r.pid, r.name);
+        }
+    }
+    let several = procs.iter().filter(|r| r.pid != 0).count() > 1;
     let rows = python_table(profile);
     if rows.is_empty() {
         eprintln!("no sample ran Python code with a name (see the warnings above)");
@@ -136,8 +146,26 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
             let frame = &profile.frames[r.frame as usize];
             let (func, file) = frame.python_parts();
             let line = frame.line.map(|l| format!(":{l}")).unwrap_or_default();
+            let pids = if several {
+                let mut pids: Vec<i32> = profile
+                    .samples
+                    .iter()
+                    .filter(|s| profile.stacks[s.stack as usize].contains(&r.frame))
+                    .map(|s| s.pid)
+                    .collect();
+                pids.sort_unstable();
+                pids.dedup();
+                let shown: Vec<String> = pids.iter().take(3).map(i32::to_string).collect();
+                format!(
+                    "  (pid {}{})",
+                    shown.join(", "),
+                    if pids.len() > 3 { ", ..." } else { "" }
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "  {:>5.1}%  {:>5.1}%  {func}  {file}{line}",
+                "  {:>5.1}%  {:>5.1}%  {func}  {file}{line}{pids}",
                 pct(r.self_samples, total),
                 pct(r.total_samples, total)
             );

@@ -35,7 +35,7 @@ pub fn duration(ns: u64) -> String {
 }
 
 /// "sleep 90%, lock 10%": the reasons of `waits`, largest first, as shares of their sum.
-fn reasons(waits: &HashMap<Reason, u64>) -> String {
+pub fn reasons(waits: &HashMap<Reason, u64>) -> String {
     let all: u64 = waits.values().sum();
     let mut v: Vec<(&Reason, &u64)> = waits.iter().filter(|(_, &w)| w > 0).collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));

@@ -177,12 +177,36 @@ pub struct Profile {
     pub perf_version: Option<String>,
     /// What was recorded: the command after `perf record ... --`, or perf's whole command line.
     pub command: Option<String>,
+    /// Recorded system-wide (`perf record -a`).
+    pub system_wide: bool,
+    /// The text report groups the samples by process (system-wide recordings, `perfpy
+    /// report --by-process`).
+    pub by_process: bool,
     /// The events the recording holds (perf's side-band event left out), and which one the
     /// samples are of.
     pub events: Vec<crate::report::read::events::Event>,
     /// Every process the recording saw start or exec.
     pub pids: std::collections::BTreeSet<i32>,
+    /// Each process's parent, from perf's fork records.
+    pub parents: HashMap<i32, i32>,
+    /// What `perfpy record` found of the running programs it recorded (their command lines:
+    /// perf keeps 15 characters of each name), by pid.
+    pub processes: HashMap<i32, ProcessInfo>,
     pub stats: Stats,
+}
+
+/// A recorded process as `perfpy record --pid`/`-a` found it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
+pub struct ProcessInfo {
+    pub pid: i32,
+    #[serde(default)]
+    pub cmdline: String,
+    /// `CPython 3.12`.
+    #[serde(default)]
+    pub interpreter: String,
+    /// Whether its Python names were on, and how (`names switched on (PEP 768, ...)`).
+    #[serde(default)]
+    pub names: String,
 }
 
 impl Profile {
@@ -206,11 +230,39 @@ impl Profile {
         id
     }
 
+    /// The processes forked from those of `roots` (and from their children, ...) during the
+    /// recording, as perf's fork records say.
+    pub fn descendants(
+        &self,
+        roots: &std::collections::BTreeSet<i32>,
+    ) -> std::collections::BTreeSet<i32> {
+        let mut out = std::collections::BTreeSet::new();
+        for &pid in self.parents.keys() {
+            let mut at = pid;
+            for _ in 0..64 {
+                let Some(&parent) = self.parents.get(&at) else {
+                    break;
+                };
+                if roots.contains(&parent) || out.contains(&parent) {
+                    out.insert(pid);
+                    break;
+                }
+                at = parent;
+            }
+        }
+        out
+    }
+
     /// The samples' weights summed per distinct stack (counts, or nanoseconds: see
     /// [`Measure`]), in first-seen order.
     pub fn stack_counts(&self) -> Vec<(u32, u64)> {
+        self.stack_counts_of(|_| true)
+    }
+
+    /// [`Profile::stack_counts`] of the processes `of` says.
+    pub fn stack_counts_of(&self, of: impl Fn(i32) -> bool) -> Vec<(u32, u64)> {
         let mut counts = vec![0u64; self.stacks.len()];
-        for s in &self.samples {
+        for s in self.samples.iter().filter(|s| of(s.pid)) {
             counts[s.stack as usize] += s.weight;
         }
         counts

@@ -46,6 +46,11 @@ impl Profile {
     /// (see [`Profile::unnamed_python_frames`]); those whose names were off altogether are
     /// [`super::Stats::names_off`].
     pub fn samples_with_unnamed_python(&self) -> u64 {
+        self.unnamed_python_samples(|_| true)
+    }
+
+    /// [`Profile::samples_with_unnamed_python`] of the processes `of` says.
+    pub fn unnamed_python_samples(&self, of: impl Fn(i32) -> bool) -> u64 {
         let off: std::collections::HashSet<i32> =
             self.stats.names_off.iter().map(|o| o.pid).collect();
         let flags: Vec<bool> = self
@@ -55,7 +60,7 @@ impl Profile {
             .collect();
         self.samples
             .iter()
-            .filter(|s| flags[s.stack as usize] && !off.contains(&s.pid))
+            .filter(|s| of(s.pid) && flags[s.stack as usize] && !off.contains(&s.pid))
             .count() as u64
     }
 }

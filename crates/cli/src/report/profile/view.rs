@@ -45,44 +45,60 @@ impl Profile {
         }
         let old_stacks = std::mem::take(&mut self.stacks);
         self.stack_ids.clear();
-        let native_marker = self.intern_frame(Frame::named(Kind::Native, "[native]"));
         let mut remap = Vec::with_capacity(old_stacks.len());
         for stack in &old_stacks {
-            let is_py = |f: &u32| self.frames[*f as usize].kind == Kind::Python;
-            let is_wait = |f: &u32| self.frames[*f as usize].kind == Kind::Wait;
-            let innermost_py = stack.iter().rposition(is_py);
-            // Frames below the outermost named one that are Python without a name (running
-            // before names came on) stay as the interpreter frames they are, with their roots.
-            let unnamed = self.unnamed_python_frames(stack);
-            let keep_roots = if unnamed {
-                stack.iter().position(is_py).unwrap_or(0)
-            } else {
-                0
-            };
-            let kept: Vec<u32> = match (view, innermost_py) {
-                (NativeView::Leaf, None) => stack.clone(),
-                (_, None) => [native_marker]
-                    .into_iter()
-                    .chain(stack.last().copied().filter(|f| is_wait(f)))
-                    .collect(),
-                (NativeView::Leaf, Some(i)) => stack[..keep_roots]
-                    .iter()
-                    .copied()
-                    .chain(stack[keep_roots..i].iter().copied().filter(|f| is_py(f)))
-                    .chain(stack[i..].iter().copied())
-                    .collect(),
-                (_, Some(_)) => stack
-                    .iter()
-                    .copied()
-                    .filter(|f| is_py(f) || is_wait(f))
-                    .collect(),
-            };
+            let kept = self.kept_frames(stack, view);
             remap.push(self.intern_stack(&kept));
         }
         for s in &mut self.samples {
             s.stack = remap[s.stack as usize];
         }
         self
+    }
+
+    /// Stack `stack` as `view` shows it, interned beside it (for a profile read as it grows,
+    /// whose stacks can't all be replaced at once).
+    pub fn view_of(&mut self, stack: u32, view: NativeView) -> u32 {
+        if view == NativeView::All {
+            return stack;
+        }
+        let frames = self.stacks[stack as usize].clone();
+        let kept = self.kept_frames(&frames, view);
+        self.intern_stack(&kept)
+    }
+
+    /// The frames of `stack` that `view` keeps.
+    fn kept_frames(&mut self, stack: &[u32], view: NativeView) -> Vec<u32> {
+        let native_marker = self.intern_frame(Frame::named(Kind::Native, "[native]"));
+        let is_py = |f: &u32| self.frames[*f as usize].kind == Kind::Python;
+        let is_wait = |f: &u32| self.frames[*f as usize].kind == Kind::Wait;
+        let innermost_py = stack.iter().rposition(is_py);
+        // Frames below the outermost named one that are Python without a name (running
+        // before names came on) stay as the interpreter frames they are, with their roots.
+        let unnamed = self.unnamed_python_frames(stack);
+        let keep_roots = if unnamed {
+            stack.iter().position(is_py).unwrap_or(0)
+        } else {
+            0
+        };
+        match (view, innermost_py) {
+            (NativeView::All, _) | (NativeView::Leaf, None) => stack.to_vec(),
+            (_, None) => [native_marker]
+                .into_iter()
+                .chain(stack.last().copied().filter(|f| is_wait(f)))
+                .collect(),
+            (NativeView::Leaf, Some(i)) => stack[..keep_roots]
+                .iter()
+                .copied()
+                .chain(stack[keep_roots..i].iter().copied().filter(|f| is_py(f)))
+                .chain(stack[i..].iter().copied())
+                .collect(),
+            (_, Some(_)) => stack
+                .iter()
+                .copied()
+                .filter(|f| is_py(f) || is_wait(f))
+                .collect(),
+        }
     }
 }
 

@@ -11,11 +11,13 @@ use linux_perf_data::PerfFile;
 pub fn describe(perf_file: &PerfFile, event: usize, profile: &mut Profile) {
     let attr = perf_file.event_attributes().get(event).map(|d| &d.attr);
     profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
-    profile.command = perf_file
-        .cmdline()
-        .ok()
-        .flatten()
-        .map(|args| recorded_command(&args));
+    let args = perf_file.cmdline().ok().flatten();
+    profile.command = args.as_deref().map(recorded_command);
+    profile.system_wide = args.is_some_and(|a| {
+        a.iter()
+            .take_while(|w| **w != "--")
+            .any(|w| *w == "-a" || *w == "--all-cpus")
+    });
     profile.frequency = attr.and_then(|a| match a.sampling_policy {
         // A frequency of 0 is no frequency (a damaged attr; found by fuzzing: the Firefox
         // writer's interval can't be made from it).

@@ -278,6 +278,11 @@ impl Reading<unwind::X86_64> {
         &self.profile
     }
 
+    /// The profile so far, to intern stacks in (a live view's own views of them).
+    pub fn profile_mut(&mut self) -> &mut Profile {
+        &mut self.profile
+    }
+
     /// Names looked up again when a process's perf map or jitdump has grown since they were
     /// read, for a recording read while the program runs (its new functions are announced
     /// all along).
@@ -293,6 +298,12 @@ impl Reading<unwind::X86_64> {
             self.timeline.drain(&mut self.profile, horizon);
         }
         std::mem::take(&mut self.profile.samples)
+    }
+
+    /// The time of the newest record read (perf's clock, ns), in wall-clock and off-CPU
+    /// recordings.
+    pub fn newest(&self) -> u64 {
+        self.timeline.end()
     }
 
     /// The profile of the whole recording.
@@ -365,6 +376,9 @@ impl<A: Arch> Reading<A> {
             }
             EventRecord::Fork(f) => {
                 self.profile.pids.insert(f.pid);
+                if f.pid != f.ppid {
+                    self.profile.parents.insert(f.pid, f.ppid);
+                }
                 self.procs.fork(f.pid, f.ppid, &mut self.profile.stats);
                 if let Some(name) = self.profile.process_names.get(&f.ppid).cloned() {
                     self.profile.thread_names.entry(f.tid).or_insert(name);

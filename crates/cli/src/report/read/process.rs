@@ -122,9 +122,10 @@ pub struct Processes<A: Arch> {
     pub follow: bool,
 }
 
-/// Followed names are read again at most this often per process (a program that makes new
-/// code all the time would otherwise have its files read for every sample).
-const REREAD_EVERY: Duration = Duration::from_millis(20);
+/// Followed names are read again at most this often per process for each MB of their files
+/// (a program that makes new code all the time would otherwise have them read for every
+/// sample): small files at once, a 10 MB dump ten times a second.
+const REREAD_PER_MB: Duration = Duration::from_millis(10);
 
 fn is_jit_marker(path: &str) -> bool {
     let name = path.rsplit('/').next().unwrap_or(path);
@@ -274,12 +275,15 @@ impl<A: Arch> Processes<A> {
         let Some(p) = self.procs.get_mut(&pid) else {
             return false;
         };
-        if p.reread.is_some_and(|t| t.elapsed() < REREAD_EVERY) {
-            return false;
-        }
         let Some(info) = &p.space.jit else {
             return false;
         };
+        let mb = info.sizes.iter().sum::<u64>() as f64 / 1e6;
+        if p.reread
+            .is_some_and(|t| t.elapsed() < REREAD_PER_MB.mul_f64(mb))
+        {
+            return false;
+        }
         let size = |path: &Path| std::fs::metadata(path).map(|m| m.len()).ok();
         let grew = if info.files.is_empty() {
             jit::candidates(pid, dirs, p.space.marker.as_deref())

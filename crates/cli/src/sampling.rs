@@ -1,0 +1,145 @@
+//! What perf samples and how it writes it, for every command that runs `perf record`: the
+//! events of each mode, the call graphs, the stack copy, compression, perf's buffer.
+
+use crate::cli::Mode;
+use crate::perf;
+use crate::plan::CallGraph;
+use std::ffi::OsString;
+use std::path::Path;
+
+/// How perf writes the recording, whichever way it reaches the program.
+pub struct Writing {
+    /// `-z`: zstd as it records.
+    pub compress: bool,
+    /// With DWARF call graphs, the stack copied with each sample.
+    pub stack_size: u32,
+    /// Why, for the user.
+    pub reasons: Vec<String>,
+}
+
+/// How perf at `perf` will write a recording: `no_compress` asked, `keep_jit_files` (for
+/// perf inject, which can't read compressed ones), `stack_size` bytes copied per sample.
+pub fn writing(no_compress: bool, keep_jit_files: bool, stack_size: u32, perf: &Path) -> Writing {
+    let mut reasons = Vec::new();
+    let compress = if no_compress {
+        false
+    } else if keep_jit_files {
+        reasons.push(
+            "uncompressed: --keep-jit-files is for perf inject --jit, which can't read \
+             compressed recordings"
+                .to_string(),
+        );
+        false
+    } else {
+        match perf::compresses(perf) {
+            Some(true) => true,
+            Some(false) => {
+                reasons.push(
+                    "uncompressed: this perf was built without zstd (`perfpy doctor` says more)"
+                        .to_string(),
+                );
+                false
+            }
+            None => {
+                reasons.push(
+                    "uncompressed: this perf doesn't say whether it was built with zstd"
+                        .to_string(),
+                );
+                false
+            }
+        }
+    };
+    Writing {
+        compress,
+        stack_size,
+        reasons,
+    }
+}
+
+/// What perf samples: the mode's events, at `frequency`, or `event` in CPU mode.
+pub struct Sampling {
+    pub mode: Mode,
+    pub frequency: u32,
+    pub event: Option<String>,
+    /// Read as it is written (`perfpy top`): perf wakes for every record instead of when its
+    /// buffer is half full (`--no-buffering`), or a quiet program's samples would wait
+    /// seconds.
+    pub streaming: bool,
+}
+
+/// `perf record`'s options, writing to `output` (`-` : standard output, perf's pipe mode), up
+/// to (not including) what it records: `--` and a command, `-p`, or `-a`.
+pub fn args(
+    sampling: &Sampling,
+    call_graph: CallGraph,
+    writing: &Writing,
+    output: &std::ffi::OsStr,
+) -> Vec<OsString> {
+    let mut a: Vec<OsString> = vec!["record".into()];
+    a.extend(events(sampling).into_iter().map(OsString::from));
+    a.extend([
+        // CLOCK_MONOTONIC, as the jitdump's timestamps: perf inject --jit needs it.
+        "-k".into(),
+        "1".into(),
+        // No copies of the binaries in ~/.debug.
+        "--no-buildid-cache".into(),
+        "--call-graph".into(),
+        match call_graph {
+            CallGraph::FramePointers => "fp".into(),
+            CallGraph::Dwarf => format!("dwarf,{}", writing.stack_size).into(),
+        },
+        "-o".into(),
+        output.to_os_string(),
+    ]);
+    if writing.compress {
+        a.push("-z".into());
+    }
+    if sampling.streaming {
+        a.push("--no-buffering".into());
+    }
+    a
+}
+
+/// What perf samples in each mode. The CPU samples keep `-F`; the context switches are all
+/// sampled (a period of 1, with their stacks), and the switch records (`--switch-events`)
+/// say when each thread left the CPU and came back, and whether it was preempted. (`-F` and
+/// a period can't be mixed on perf's command line; per-event terms can.)
+fn events(args: &Sampling) -> Vec<String> {
+    let ticks = format!("cpu-clock/freq={}/", args.frequency);
+    let switches = [
+        "-e".into(),
+        CONTEXT_SWITCHES.into(),
+        "--switch-events".into(),
+    ];
+    match args.mode {
+        Mode::Cpu => {
+            let mut a = vec!["-F".into(), args.frequency.to_string()];
+            if let Some(e) = &args.event {
+                a.extend(["-e".into(), e.clone()]);
+            }
+            a
+        }
+        Mode::Wall => [vec!["-e".into(), ticks], switches.to_vec(), buffer()].concat(),
+        Mode::OffCpu => [switches.to_vec(), buffer()].concat(),
+    }
+}
+
+/// perf's ring buffer per CPU for the modes that sample every context switch: a thread
+/// switching often (a lock passed back and forth, threads starting) writes a stack copy per
+/// switch in bursts that overflow perf's default 512 KiB and lose samples (measured: 3-17
+/// lost events a run of the wall-clock test program with the default, none with 8 MiB).
+/// 64 MiB shared by the CPUs, between 1 and 8 MiB each; only where perf may lock that much
+/// (root), else perf's default.
+fn buffer() -> Vec<String> {
+    // SAFETY: geteuid has no preconditions and can't fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        return Vec::new();
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let mib = (64 / cpus).clamp(1, 8).next_power_of_two().min(8);
+    vec!["-m".into(), format!("{mib}M")]
+}
+
+/// The context-switch event as `perfpy record` spells it (and `perfpy report` recognises).
+pub const CONTEXT_SWITCHES: &str = "cs/period=1/";
