@@ -42,6 +42,7 @@ fn load(scratch: &Path, name: &str, data: &[u8]) {
 pub fn perf_data(path: &Path, jit_dirs: Vec<PathBuf>) -> u64 {
     let opts = read::Options {
         jit_dirs,
+        parents: Default::default(),
         progress: false,
         event: None,
     };

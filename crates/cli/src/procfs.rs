@@ -50,6 +50,41 @@ impl Stat {
     }
 }
 
+/// When process `pid` started, on the wall clock (its start time after the boot time).
+pub fn started_at(pid: u32) -> Option<std::time::SystemTime> {
+    let start = Stat::of(pid)?.start;
+    let boot: u64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let after_boot = std::time::Duration::from_millis(start * 1000 / ticks);
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(boot) + after_boot)
+}
+
+/// Where a file process `pid` names `path` may be from here, most likely first: through its
+/// root (`/proc/<pid>/root`: a container's mount namespace, whose paths the kernel gives as
+/// the container sees them), as it is (the same file system), and, for a process in a chroot
+/// of this file system whose mounts are its own, through its root with the root's own path
+/// taken off (the kernel gives such a path from the real root).
+pub fn paths_of(pid: u32, path: &Path) -> Vec<std::path::PathBuf> {
+    let proc_root = Path::new("/proc").join(pid.to_string()).join("root");
+    let rel = path.strip_prefix("/").unwrap_or(path);
+    let mut out = vec![proc_root.join(rel), path.to_path_buf()];
+    if let Ok(root) = std::fs::read_link(&proc_root) {
+        if root != Path::new("/") {
+            if let Ok(inside) = path.strip_prefix(&root) {
+                out.push(proc_root.join(inside));
+            }
+        }
+    }
+    out
+}
+
 /// Every process's pid, in this PID namespace.
 pub fn pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -115,6 +150,11 @@ mod tests {
         assert_eq!((s.state, s.ppid, s.start), ('S', 4200, 987654));
         let me = Stat::of(std::process::id()).unwrap();
         assert!(me.start > 0);
+        let started = started_at(std::process::id()).unwrap();
+        let age = std::time::SystemTime::now()
+            .duration_since(started)
+            .unwrap();
+        assert!(age < std::time::Duration::from_secs(600), "{age:?}");
         assert!(pids().contains(&std::process::id()));
         assert!(cmdline(std::process::id()).is_some());
     }

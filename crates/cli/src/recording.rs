@@ -37,13 +37,19 @@ pub fn load(
     }
     let mut jit_dirs = extra_dirs.to_vec();
     jit_dirs.push(side_dir(input));
+    let processes = processes(&side_dir(input));
     let opts = read::Options {
         jit_dirs,
         progress,
         event: event.map(str::to_string),
+        parents: processes
+            .values()
+            .filter(|p| p.ppid > 0)
+            .map(|p| (p.pid, p.ppid))
+            .collect(),
     };
     let mut profile = read::read(input, &opts)?;
-    profile.processes = processes(&side_dir(input));
+    profile.processes = processes;
     Ok(profile)
 }
 

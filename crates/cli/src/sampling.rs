@@ -65,6 +65,8 @@ pub struct Sampling {
     /// buffer is half full (`--no-buffering`), or a quiet program's samples would wait
     /// seconds.
     pub streaming: bool,
+    /// Every CPU (`-a`).
+    pub system_wide: bool,
 }
 
 /// `perf record`'s options, writing to `output` (`-` : standard output, perf's pipe mode), up
@@ -117,6 +119,9 @@ fn events(args: &Sampling) -> Vec<String> {
             if let Some(e) = &args.event {
                 a.extend(["-e".into(), e.clone()]);
             }
+            if args.streaming || args.system_wide {
+                a.extend(buffer());
+            }
             a
         }
         Mode::Wall => [vec!["-e".into(), ticks], switches.to_vec(), buffer()].concat(),
@@ -128,6 +133,8 @@ fn events(args: &Sampling) -> Vec<String> {
 /// switching often (a lock passed back and forth, threads starting) writes a stack copy per
 /// switch in bursts that overflow perf's default 512 KiB and lose samples (measured: 3-17
 /// lost events a run of the wall-clock test program with the default, none with 8 MiB).
+/// Also for the whole machine (-a), and for a recording read as it is written (`top`),
+/// where perf waits on its reader now and then: 512 KiB is 8 samples of 64 KiB stacks.
 /// 64 MiB shared by the CPUs, between 1 and 8 MiB each; only where perf may lock that much
 /// (root), else perf's default.
 fn buffer() -> Vec<String> {

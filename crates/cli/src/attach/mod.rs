@@ -54,13 +54,23 @@ pub fn interpreter_binary(pid: u32) -> Result<PathBuf> {
 /// How long a running process gets to reach a safe point and run a switch.
 const SWITCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether process `pid` already announces Python names (a perf map or jitdump of its own).
+/// Whether process `pid` already announces Python names (a perf map or jitdump of its own,
+/// written since it started: a file an earlier process with the same pid left is not its).
 pub fn names_on(pid: u32) -> bool {
     let inner = procfs::namespace_pid(pid as i32).unwrap_or(pid as i32) as u32;
     let root = PathBuf::from(format!("/proc/{pid}/root{}", files::DIR));
+    let started = procfs::started_at(pid);
     [files::Kind::PerfMap, files::Kind::Jitdump]
         .iter()
-        .any(|k| root.join(k.file_name(inner)).exists())
+        .any(|k| {
+            std::fs::metadata(root.join(k.file_name(inner))).is_ok_and(|m| {
+                let written = m.modified().ok();
+                match (written, started) {
+                    (Some(w), Some(s)) => w + Duration::from_secs(1) >= s,
+                    _ => true,
+                }
+            })
+        })
 }
 
 /// What [`switch_on`] did in a process.

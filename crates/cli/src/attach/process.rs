@@ -55,10 +55,14 @@ fn file_bases(maps: &str) -> Vec<(PathBuf, u64)> {
         .collect()
 }
 
-/// `path`, as process `pid` sees it, from here: through its root (a container's mount
-/// namespace).
+/// `path`, a file process `pid` maps, from here (see [`crate::procfs::paths_of`]).
 pub fn on_disk(pid: u32, path: &Path) -> PathBuf {
-    Path::new(&format!("/proc/{pid}/root")).join(path.strip_prefix("/").unwrap_or(path))
+    let candidates = crate::procfs::paths_of(pid, path);
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .unwrap_or(&candidates[0])
+        .clone()
 }
 
 /// Where `svma` (an address in `file`'s own numbering) is in a process that maps `file`

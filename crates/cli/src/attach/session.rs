@@ -36,8 +36,9 @@ pub enum Scope {
 /// One process of the session.
 pub struct Target {
     pub pid: u32,
-    /// Its start time (with the pid, which process it is).
+    /// Its start time (with the pid, which process it is), and its parent then.
     pub start: u64,
+    pub ppid: u32,
     pub cmdline: String,
     /// `CPython 3.12`.
     pub interpreter: String,
@@ -161,7 +162,8 @@ impl Session {
             pid,
             Target {
                 pid,
-                start: stat.map_or(0, |s| s.start),
+                start: stat.as_ref().map_or(0, |s| s.start),
+                ppid: stat.as_ref().map_or(0, |s| s.ppid),
                 cmdline: found
                     .as_ref()
                     .map(|f| f.cmdline.clone())
@@ -301,6 +303,30 @@ impl Session {
         new
     }
 
+    /// The processes forked from switched ones since the last look, however young, brought in
+    /// as such (their names came with the fork, and go off with the others); nothing else.
+    fn last_look(&mut self) {
+        for pid in procfs::pids() {
+            if self.skip.contains(&pid) {
+                continue;
+            }
+            let Some(stat) = Stat::of(pid) else { continue };
+            if self
+                .targets
+                .get(&pid)
+                .is_some_and(|t| t.start == stat.start)
+            {
+                continue;
+            }
+            let Some(parent) = self.named_parent(pid, true) else {
+                continue;
+            };
+            if let Some(f) = discover::examine(pid) {
+                self.add(pid, Some(f), State::Inherited(parent), None, true);
+            }
+        }
+    }
+
     /// Targets perfpy switched names on in, or that have them because of it: their files
     /// are perfpy's doing (moved out of /tmp, or removed by the switch-off).
     pub fn owned(&self) -> BTreeSet<i32> {
@@ -321,7 +347,7 @@ impl Session {
     /// trampolines, which write their jitdump only then) done.
     pub fn stop_first(&mut self) {
         if self.has_switches() {
-            self.look_again();
+            self.last_look();
         }
         let backend = self.backend.clone();
         for t in self.targets.values_mut() {
@@ -367,6 +393,7 @@ impl Session {
             .map(|t| {
                 serde_json::json!({
                     "pid": t.pid,
+                    "ppid": t.ppid,
                     "cmdline": t.cmdline,
                     "interpreter": t.interpreter,
                     "names": t.state.to_string(),

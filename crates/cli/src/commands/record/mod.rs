@@ -74,6 +74,7 @@ fn sampling(args: &RecordArgs) -> crate::sampling::Sampling {
         frequency: args.frequency,
         event: args.event.clone(),
         streaming: args.streaming,
+        system_wide: args.all,
     }
 }
 

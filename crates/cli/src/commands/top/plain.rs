@@ -23,7 +23,7 @@ pub(super) fn run(ctx: &Context<'_>, live: &mut Live, view: &View) -> Ended {
             std::thread::sleep(Duration::from_millis(50));
         }
         next += every;
-        ctx.feed.take(live);
+        ctx.take(live);
         if snapshot(ctx, live, view, "").is_err() {
             return Ended::Done; // standard output is gone (a closed pipe)
         }
@@ -71,14 +71,17 @@ fn write_snapshot(
     let time = profile.measure.is_time();
     writeln!(
         out,
-        "== perfpy top {clock}{tag}: {}, {} ({} samples since the start){}, {} lost",
+        "== perfpy top {clock}{tag}: {}, {}{}{}, {} lost",
         view.window,
         if time {
             duration(total)
         } else {
             format!("{total} samples")
         },
-        live.samples,
+        match view.window {
+            live::Window::All => String::new(),
+            live::Window::Last(_) => format!(" ({} samples since the start)", live.samples),
+        },
         profile
             .frequency
             .map(|f| format!(", {f} Hz"))
@@ -89,8 +92,9 @@ fn write_snapshot(
     let several = ctx.args.all || rows.iter().filter(|r| r.pid != 0).count() > 1;
     let top = ctx.args.top;
     if !several {
-        return section(profile, weights, view, None, total, top, out);
+        return section(profile, weights, view, None, total, top, &[], out);
     }
+    let off = ctx.names_off();
     text::processes(&rows, total, top, out)?;
     for r in text::sections(&rows, total) {
         writeln!(
@@ -100,13 +104,24 @@ fn write_snapshot(
             r.name,
             pct(r.weight, total)
         )?;
-        section(profile, weights, view, Some(r.pid), r.weight, top, out)?;
+        section(
+            profile,
+            weights,
+            view,
+            Some(r.pid),
+            r.weight,
+            top,
+            &off,
+            out,
+        )?;
     }
     writeln!(out)?;
     Ok(())
 }
 
-/// One process's tables (`None`: all of them), as the report prints them.
+/// One process's tables (`None`: all of them), as the report prints them; `off`: the
+/// processes recorded without Python names.
+#[allow(clippy::too_many_arguments)]
 fn section(
     profile: &Profile,
     weights: &std::collections::HashMap<(i32, u32), u64>,
@@ -114,6 +129,7 @@ fn section(
     pid: Option<i32>,
     total: u64,
     top: usize,
+    off: &[i32],
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if profile.measure.is_time() {
@@ -124,16 +140,21 @@ fn section(
         return wall(&live::snapshot(profile, weights, &one, top), out);
     }
     let counts = live::counts(weights, pid);
-    let unnamed = counts
-        .iter()
-        .filter(|(s, _)| profile.unnamed_python_frames(&profile.stacks[*s as usize]))
-        .map(|c| c.1)
-        .sum();
+    let names_off: Vec<i32> = pid.filter(|p| off.contains(p)).into_iter().collect();
+    let unnamed = if names_off.is_empty() {
+        counts
+            .iter()
+            .filter(|(s, _)| profile.unnamed_python_frames(&profile.stacks[*s as usize]))
+            .map(|c| c.1)
+            .sum()
+    } else {
+        0
+    };
     let s = Section {
         counts: &counts,
         total,
         unnamed,
-        names_off: Vec::new(),
+        names_off,
     };
     text::functions(profile, &s, top, out)?;
     if pid.is_none() {

@@ -52,7 +52,7 @@ fn screen(
             }
         }
         if Instant::now() >= next {
-            ctx.feed.take(live);
+            ctx.take(live);
             if !paused {
                 shown = Shown::of(ctx, live, view);
             }

@@ -199,6 +199,9 @@ pub struct Profile {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct ProcessInfo {
     pub pid: i32,
+    /// Its parent when it was found (0: not known).
+    #[serde(default)]
+    pub ppid: i32,
     #[serde(default)]
     pub cmdline: String,
     /// `CPython 3.12`.

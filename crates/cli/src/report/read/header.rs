@@ -12,11 +12,18 @@ pub fn describe(perf_file: &PerfFile, event: usize, profile: &mut Profile) {
     let attr = perf_file.event_attributes().get(event).map(|d| &d.attr);
     profile.perf_version = perf_file.perf_version().ok().flatten().map(str::to_string);
     let args = perf_file.cmdline().ok().flatten();
-    profile.command = args.as_deref().map(recorded_command);
-    profile.system_wide = args.is_some_and(|a| {
+    profile.system_wide = args.as_ref().is_some_and(|a| {
         a.iter()
             .take_while(|w| **w != "--")
             .any(|w| *w == "-a" || *w == "--all-cpus")
+    });
+    profile.command = args.as_deref().map(|a| {
+        if profile.system_wide {
+            // `-- sleep 5` is how long, not what.
+            "the whole machine (perf record -a)".to_string()
+        } else {
+            recorded_command(a)
+        }
     });
     profile.frequency = attr.and_then(|a| match a.sampling_policy {
         // A frequency of 0 is no frequency (a damaged attr; found by fuzzing: the Firefox

@@ -47,6 +47,10 @@ pub struct Options {
     pub progress: bool,
     /// The event whose samples to report (`--event`); `None`: the file's first.
     pub event: Option<String>,
+    /// Each process's parent, where the recording can't tell: processes forked before it
+    /// began (a server's workers, when the server's processes are recorded as they run). A
+    /// child runs the stubs its parent made before the fork, named in the parent's files.
+    pub parents: std::collections::HashMap<i32, i32>,
 }
 
 /// Reads `path` into a profile: a perf.data file (repaired first if perf didn't finish it),
@@ -216,7 +220,7 @@ fn start<R: Read>(
         counts: vec![0; descs.len()],
         descs,
         profile,
-        procs: Processes::new(opts.jit_dirs.clone()),
+        procs: Processes::new(opts.jit_dirs.clone(), opts.parents.clone()),
         kernel,
         selection,
         timeline: waits::Timeline::default(),
@@ -323,6 +327,12 @@ impl Reading<unwind::X86_64> {
         self.profile.stats.pids_without_names = self.procs.without_names();
         let sampled = self.profile.samples.iter().map(|s| s.pid).collect();
         self.profile.stats.names_off = self.procs.python_without_names(&sampled);
+        // perf links libpython for its scripts; it runs none while it records.
+        let names = &self.profile.process_names;
+        self.profile
+            .stats
+            .names_off
+            .retain(|o| names.get(&o.pid).is_none_or(|n| n != "perf"));
         self.profile
     }
 }
@@ -379,7 +389,8 @@ impl<A: Arch> Reading<A> {
                 if f.pid != f.ppid {
                     self.profile.parents.insert(f.pid, f.ppid);
                 }
-                self.procs.fork(f.pid, f.ppid, &mut self.profile.stats);
+                self.procs
+                    .fork(f.pid, f.ppid, f.timestamp == 0, &mut self.profile.stats);
                 if let Some(name) = self.profile.process_names.get(&f.ppid).cloned() {
                     self.profile.thread_names.entry(f.tid).or_insert(name);
                 }

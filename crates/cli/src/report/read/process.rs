@@ -120,6 +120,8 @@ pub struct Processes<A: Arch> {
     jit_dirs: Vec<PathBuf>,
     /// The recording is read while its programs run: their names grow all along.
     pub follow: bool,
+    /// Parents the recording has no fork record of (see [`super::Options::parents`]).
+    parents: HashMap<i32, i32>,
 }
 
 /// Followed names are read again at most this often per process for each MB of their files
@@ -136,12 +138,13 @@ fn is_jit_marker(path: &str) -> bool {
 }
 
 impl<A: Arch> Processes<A> {
-    pub fn new(jit_dirs: Vec<PathBuf>) -> Processes<A> {
+    pub fn new(jit_dirs: Vec<PathBuf>, parents: HashMap<i32, i32>) -> Processes<A> {
         Processes {
             procs: HashMap::new(),
             elves: HashMap::new(),
             jit_dirs,
             follow: false,
+            parents,
         }
     }
 
@@ -157,8 +160,12 @@ impl<A: Arch> Processes<A> {
     }
 
     /// `FORK`: the child starts with a copy of its parent's space, names included (looked up
-    /// now if the parent had no sample yet: the child runs the parent's stubs).
-    pub fn fork(&mut self, pid: i32, ppid: i32, stats: &mut Stats) {
+    /// now if the parent had no sample yet: the child runs the parent's stubs). A fork record
+    /// perf made up for a process that ran before the recording (`synthesized`: no time;
+    /// what perf record -a and -p write, followed by the process's own mappings) gives only
+    /// the parent's names, for the stubs the child may have inherited: its mappings are its
+    /// own (it may have run another program since).
+    pub fn fork(&mut self, pid: i32, ppid: i32, synthesized: bool, stats: &mut Stats) {
         if pid == ppid || self.procs.contains_key(&pid) {
             return;
         }
@@ -168,7 +175,14 @@ impl<A: Arch> Processes<A> {
         let space = self
             .procs
             .get(&ppid)
-            .map(|parent| parent.space.forked())
+            .map(|parent| {
+                let mut space = parent.space.forked();
+                if synthesized {
+                    space.mappings.clear();
+                    space.anon_code.clear();
+                }
+                space
+            })
             .unwrap_or_default();
         self.procs.insert(pid, Proc::new(space));
     }
@@ -192,10 +206,16 @@ impl<A: Arch> Processes<A> {
             }
             return;
         }
-        if !path.starts_with('/') || path.starts_with("//") {
+        if !path.starts_with('/') || path.starts_with("//") || path.starts_with("/memfd:") {
             // [vdso], //anon, [heap]: framehop falls back to frame pointers there. Anonymous
             // code is still code, for the unwinder's checks (named or not).
-            if path.starts_with("//anon") || path.is_empty() || path.starts_with("[anon") {
+            // A memfd's mapping is code made at run time too (a JIT's, or perfpy's own stubs
+            // where anonymous memory may not be made executable), with no file to read.
+            if path.starts_with("//anon")
+                || path.is_empty()
+                || path.starts_with("[anon")
+                || path.starts_with("/memfd:")
+            {
                 let code = &mut self.get(pid).space.anon_code;
                 let end = start.saturating_add(len);
                 code.retain(|&(s, e)| e <= start || s >= end);
@@ -222,11 +242,13 @@ impl<A: Arch> Processes<A> {
             return e.clone();
         }
         let mut elf = Elf::load_shared(Path::new(path));
-        if elf.is_none() {
-            // A binary inside a container's mount namespace, while the process runs.
-            elf = Elf::load_shared(
-                &Path::new(&format!("/proc/{pid}/root")).join(path.trim_start_matches('/')),
-            );
+        if elf.is_none() && pid > 0 {
+            // A binary inside a container's mount namespace, or a chroot's, while the process
+            // runs.
+            elf = crate::procfs::paths_of(pid as u32, Path::new(path))
+                .iter()
+                .filter(|p| p.as_path() != Path::new(path))
+                .find_map(|p| Elf::load_shared(p));
         }
         if elf.is_none() && Path::new(path).is_absolute() {
             stats.missing_binaries.push(path.to_string());
@@ -242,6 +264,20 @@ impl<A: Arch> Processes<A> {
             .procs
             .entry(pid)
             .or_insert_with(|| Proc::new(Space::default()));
+        if p.space.jit.is_none() && p.space.inherited.is_empty() {
+            // Forked before the recording: its parent's names, as a fork record would give.
+            let mut at = pid;
+            while let Some(&parent) = self.parents.get(&at) {
+                let info = jit::load(&jit::candidates(parent, dirs, None));
+                if !info.files.is_empty() {
+                    p.space.inherited.push(Arc::new(info));
+                }
+                at = parent;
+                if p.space.inherited.len() > 8 {
+                    break;
+                }
+            }
+        }
         if p.space.jit.is_none() {
             let info = Arc::new(jit::load(&jit::candidates(
                 pid,
