@@ -264,3 +264,30 @@ def test_sigterm_to_record_a_switches_every_target_off_and_leaves_nothing(tmp_pa
         assert os.path.getsize(str(tmp_path / "all.data")) > 0
     finally:
         progs.close()
+
+
+@pytest.mark.skipif(not (os.path.exists(venv("py3.11")) and ROOT_PYTHONS),
+                    reason="needs the py3.11 venv and the sid root's py3.14 (scripts/test.sh)")
+def test_top_a_names_every_python_process_and_switches_them_off(tmp_path):
+    progs = Programs(tmp_path)
+    try:
+        armed = progs.start("py311", [venv("py3.11"), BUSY], PERFPY_ATTACH="1")
+        new = progs.start("py314", [IN_ROOT, root_venv(ROOT_PYTHONS[0]), BUSY])
+        deadline = time.time() + 30
+        while not {armed.pid, new.pid} <= set(progs.told()) and time.time() < deadline:
+            time.sleep(0.2)
+        before = tmp_files()
+        r = perfpy("top", "-a", "--duration", "5", "--window", "all", "--top", "5",
+                   cwd=tmp_path, timeout=180)
+        assert r.returncode == 0, r.stderr
+        final = r.stdout.rsplit("== perfpy top ", 1)[-1]
+        assert "final" in final.splitlines()[0], final[:500]
+        for p in (armed, new):
+            section = re.search(r"^== pid %d: .*?(?=^== pid |\Z)" % p.pid, final, re.M | re.S)
+            assert section and re.search(r"^\s+[\d.]+%\s+[\d.]+%\s+\d+\s+py::middle\s",
+                                         section.group(0), re.M), (p.pid, final[:4000])
+            s = progs.settled(p.pid)
+            assert not s["perfpy"] and s["default_eval"], (p.pid, s)
+        assert tmp_files() - before == set(), tmp_files() - before
+    finally:
+        progs.close()

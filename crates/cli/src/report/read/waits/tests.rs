@@ -1,6 +1,7 @@
 //! The timeline and the reasons on hand-built profiles: no perf, no recording.
 
 use super::*;
+use crate::report::{Frame, Kind, Measure};
 
 const MS: u64 = 1_000_000;
 

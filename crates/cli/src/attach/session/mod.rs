@@ -15,14 +15,17 @@
 //!         has its copy of the names, perfpy's, which close and remove their files as they go
 //! ```
 
+mod target;
+mod watch;
+
+pub use target::{line, State, Target};
+pub use watch::Watching;
+
 use super::discover::{self, Found, What};
 use super::{names_on, switch_on, Names, Switched};
 use crate::procfs::{self, Stat};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// Which processes a session covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,67 +35,6 @@ pub enum Scope {
     /// These processes, and what they fork meanwhile.
     Pids(Vec<u32>),
 }
-
-/// One process of the session.
-pub struct Target {
-    pub pid: u32,
-    /// Its start time (with the pid, which process it is), and its parent then.
-    pub start: u64,
-    pub ppid: u32,
-    pub cmdline: String,
-    /// `CPython 3.12`.
-    pub interpreter: String,
-    pub state: State,
-    /// What perfpy switched on in it, to switch off at the end.
-    switched: Option<Switched>,
-    /// Found after the start.
-    pub late: bool,
-}
-
-/// Where a target's names stand.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
-    /// As [`switch_on`] left it.
-    Names(Names),
-    /// Forked from `parent` after perfpy switched names on there: on, and perfpy's to switch
-    /// off.
-    Inherited(u32),
-    /// Forked from `parent`, whose names were on before perfpy came: on, left alone.
-    FromParent(u32),
-    /// Not touched, and why: this user may not look into it, or it refused (remote debugging
-    /// disabled), or the switch failed.
-    Untouched(String),
-}
-
-impl State {
-    /// Whether the process is recorded with Python names.
-    pub fn named(&self) -> bool {
-        !matches!(self, State::Names(Names::Off(_)) | State::Untouched(_))
-    }
-}
-
-impl std::fmt::Display for State {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            State::Names(n) => n.fmt(f),
-            State::Inherited(p) => write!(
-                f,
-                "names on: forked from pid {p}, where perfpy switched them on"
-            ),
-            State::FromParent(p) => {
-                write!(
-                    f,
-                    "names on already: forked from pid {p}, whose names are on"
-                )
-            }
-            State::Untouched(why) => write!(f, "left alone: {why}"),
-        }
-    }
-}
-
-/// A process younger than this is looked at again later: a fork about to run another program
-/// maps its parent's interpreter for a moment (and a vfork child shares its parent's memory).
-const SETTLED: Duration = Duration::from_millis(1000);
 
 /// The processes of one recording.
 pub struct Session {
@@ -252,81 +194,6 @@ impl Session {
         })
     }
 
-    /// The Python processes new since the last look (settled ones: a second old at least),
-    /// in this session's scope, brought in. Their pids.
-    pub fn look_again(&mut self) -> Vec<u32> {
-        let new = self.new_processes();
-        self.take_in(new, true)
-    }
-
-    /// The Python processes new since the last look, in this session's scope.
-    fn new_processes(&mut self) -> Vec<Found> {
-        let ticks = clock_ticks();
-        let now = uptime_ticks();
-        let mut new = Vec::new();
-        for pid in procfs::pids() {
-            if self.skip.contains(&pid) {
-                continue;
-            }
-            let Some(stat) = Stat::of(pid) else { continue };
-            if self
-                .targets
-                .get(&pid)
-                .is_some_and(|t| t.start == stat.start)
-            {
-                continue;
-            }
-            let key = (pid, stat.start, stat.comm.clone());
-            if self.not_python.contains(&key) {
-                continue;
-            }
-            let young = now.is_some_and(|now| {
-                now.saturating_sub(stat.start) * 1000 < SETTLED.as_millis() as u64 * ticks
-            });
-            if young {
-                continue;
-            }
-            if let Scope::Pids(_) = self.scope {
-                let ours = |p: u32| self.targets.contains_key(&p);
-                if discover::descends_from(pid, &ours).is_none() {
-                    self.not_python.insert(key);
-                    continue;
-                }
-            }
-            match discover::examine(pid) {
-                Some(f) => new.push(f),
-                None => {
-                    self.not_python.insert(key);
-                }
-            }
-        }
-        new
-    }
-
-    /// The processes forked from switched ones since the last look, however young, brought in
-    /// as such (their names came with the fork, and go off with the others); nothing else.
-    fn last_look(&mut self) {
-        for pid in procfs::pids() {
-            if self.skip.contains(&pid) {
-                continue;
-            }
-            let Some(stat) = Stat::of(pid) else { continue };
-            if self
-                .targets
-                .get(&pid)
-                .is_some_and(|t| t.start == stat.start)
-            {
-                continue;
-            }
-            let Some(parent) = self.named_parent(pid, true) else {
-                continue;
-            };
-            if let Some(f) = discover::examine(pid) {
-                self.add(pid, Some(f), State::Inherited(parent), None, true);
-            }
-        }
-    }
-
     /// Targets perfpy switched names on in, or that have them because of it: their files
     /// are perfpy's doing (moved out of /tmp, or removed by the switch-off).
     pub fn owned(&self) -> BTreeSet<i32> {
@@ -377,114 +244,6 @@ impl Session {
             .collect();
         off_all(rest, release_files);
     }
-
-    /// The processes and their names, one line each (the recorded programs, for listings and
-    /// the recording's side file).
-    pub fn listing(&self) -> Vec<String> {
-        self.targets.values().map(line).collect()
-    }
-
-    /// What the recording's side file keeps of each process: its command line, interpreter,
-    /// and names.
-    pub fn describe(&self) -> serde_json::Value {
-        let procs: Vec<serde_json::Value> = self
-            .targets
-            .values()
-            .map(|t| {
-                serde_json::json!({
-                    "pid": t.pid,
-                    "ppid": t.ppid,
-                    "cmdline": t.cmdline,
-                    "interpreter": t.interpreter,
-                    "names": t.state.to_string(),
-                    "named": t.state.named(),
-                })
-            })
-            .collect();
-        serde_json::Value::Array(procs)
-    }
-
-    /// Watches for new processes in the background, every second, until stopped; each new
-    /// one is told to `tell`.
-    pub fn watch(self, tell: impl Fn(&Target) + Send + 'static) -> Watching {
-        let session = Arc::new(Mutex::new(self));
-        let (stop, stopped) = mpsc::channel::<()>();
-        let shared = session.clone();
-        let thread = std::thread::spawn(move || {
-            let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-            while let Err(mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(Duration::from_secs(1))
-            {
-                // The switches of new processes wait for them (up to 5 s) without the lock,
-                // which others take to look at the session.
-                let (mut added, to_switch, backend) = {
-                    let mut s = lock();
-                    let new = s.new_processes();
-                    let (added, to_switch) = s.classify(new, true);
-                    (added, to_switch, s.backend.clone())
-                };
-                let results = switch_each(to_switch, &backend);
-                let mut s = lock();
-                added.extend(s.admit(results, true));
-                for pid in added {
-                    if let Some(t) = s.targets.get(&pid) {
-                        tell(t);
-                    }
-                }
-            }
-        });
-        Watching {
-            session,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Never to be touched: this process too (perf, once it runs).
-    pub fn skip(&mut self, pid: u32) {
-        self.skip.push(pid);
-    }
-}
-
-/// A target's line in a listing: `pid 4242 python3.11 worker.py (CPython 3.11): no names:
-/// start it with ...`.
-pub fn line(t: &Target) -> String {
-    let mut cmd = t.cmdline.clone();
-    if cmd.chars().count() > 60 {
-        cmd = cmd.chars().take(57).collect::<String>() + "...";
-    }
-    let interp = if t.interpreter.is_empty() {
-        String::new()
-    } else {
-        format!(" ({})", t.interpreter)
-    };
-    format!("pid {} {cmd}{interp}: {}", t.pid, t.state)
-}
-
-/// A session watched in the background (see [`Session::watch`]).
-pub struct Watching {
-    pub session: Arc<Mutex<Session>>,
-    stop: mpsc::Sender<()>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Watching {
-    /// Stops watching (waiting for a look in progress to end); the session.
-    pub fn stop(mut self) -> Session {
-        let _ = self.stop.send(());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let mut guard = self.session.lock().unwrap_or_else(|e| e.into_inner());
-        let empty = Session {
-            scope: guard.scope.clone(),
-            backend: guard.backend.clone(),
-            skip: Vec::new(),
-            targets: BTreeMap::new(),
-            not_python: HashSet::new(),
-        };
-        std::mem::replace(&mut *guard, empty)
-    }
 }
 
 /// Switches names on in each, all at once (each may wait up to 5 s for its process).
@@ -510,22 +269,4 @@ fn off_all(switches: Vec<Switched>, release_files: bool) {
             scope.spawn(move || s.off(release_files));
         }
     });
-}
-
-/// The kernel's clock ticks per second (`/proc/<pid>/stat`'s unit).
-fn clock_ticks() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
-}
-
-/// How long the machine has been up, in clock ticks.
-fn uptime_ticks() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/uptime").ok()?;
-    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
-    Some((secs * clock_ticks() as f64) as u64)
 }
