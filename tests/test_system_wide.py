@@ -20,6 +20,7 @@ import pytest
 
 from conftest import PERFPY, ROOT, SCRIPTS, child_env
 from recording import CLI_MARKS, collapsed, perfpy
+from recording import shutil_which
 from servers import APPS, WRK, free_port, tmp_files, wait_for_port
 
 pytestmark = CLI_MARKS + [
@@ -144,6 +145,8 @@ def test_the_whole_machine_is_recorded_with_each_python_process_named(tmp_path):
         on_312, port_a = progs.gunicorn("gunicorn312", venv("py3.12"), PERFPY_BACKEND="perf_jit")
         armed_311, port_b = progs.gunicorn("gunicorn311", venv("py3.11-fp"), PERFPY_ATTACH="1")
         new = {v: progs.start(v, [IN_ROOT, root_venv(v), BUSY]) for v in ROOT_PYTHONS}
+        refusing = progs.start("refusing", [IN_ROOT, root_venv(ROOT_PYTHONS[0]), BUSY],
+                               PYTHON_DISABLE_REMOTE_DEBUG="1")
         plain_313 = progs.start("py313", [venv("py3.13"), BUSY])
         gzip = progs.start("gzip", ["sh", "-c", "exec gzip -1 < /dev/zero > /dev/null"])
         workers_312, workers_311 = children(on_312.pid), children(armed_311.pid)
@@ -151,7 +154,8 @@ def test_the_whole_machine_is_recorded_with_each_python_process_named(tmp_path):
         wrk = load([port_a, port_b], 14)
         # Every program has run and said so (the 3.12 workers have written their jitdumps).
         deadline = time.time() + 30
-        want = set(workers_312 + workers_311 + [p.pid for p in new.values()] + [plain_313.pid])
+        want = set(workers_312 + workers_311 + [p.pid for p in new.values()] +
+                   [plain_313.pid, refusing.pid])
         while not want <= set(progs.told()) and time.time() < deadline:
             time.sleep(0.2)
         assert want <= set(progs.told()), (want, progs.told())
@@ -176,6 +180,11 @@ def test_the_whole_machine_is_recorded_with_each_python_process_named(tmp_path):
             assert line and "names switched on (PEP 768, perfpy's" in line, (v, r.stderr)
         line = listed(r.stderr, plain_313.pid)
         assert line and "no names: start it with PERFPY_ATTACH=1" in line, r.stderr
+        line = listed(r.stderr, refusing.pid)
+        assert line and "left alone" in line and "remote debugging is disabled" in line, \
+            r.stderr
+        s = progs.settled(refusing.pid)
+        assert not s["perfpy"] and s["default_eval"], "untouched"
         assert listed(r.stderr, gzip.pid) is None, "a native program is no Python process"
         # Each switched process is off again, as it says itself; the one on from its start
         # stays on.
@@ -290,4 +299,82 @@ def test_top_a_names_every_python_process_and_switches_them_off(tmp_path):
             assert not s["perfpy"] and s["default_eval"], (p.pid, s)
         assert tmp_files() - before == set(), tmp_files() - before
     finally:
+        progs.close()
+
+
+def test_a_process_in_a_container_is_switched_through_its_root(tmp_path):
+    """A "container" (its own PID namespace and a private /tmp) running a 3.11 started with
+    PERFPY_ATTACH=1: switched on and off from outside, its jitdump (at its namespace pid, in
+    its own /tmp) collected under its host pid and removed as it switches off."""
+    python = venv("py3.11")
+    if not os.path.exists(python):
+        pytest.skip("needs the py3.11 venv (scripts/test.sh)")
+    marker = "perfpy-ns-all-%d" % os.getpid()
+    inner = 'mount -t tmpfs tmpfs /tmp && exec %s %s "$0"' % (python, BUSY)
+    proc = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--kill-child",
+                             "--mount-proc", "sh", "-c", inner, marker],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=child_env(PERFPY_ATTACH="1", PERFPY_TEST_STATE="stdout"))
+    try:
+        first = json.loads(proc.stdout.readline())
+        host_pid = None
+        for p in map(int, subprocess.run(["pgrep", "-f", marker], capture_output=True,
+                                         text=True).stdout.split()):
+            if "python" in os.readlink("/proc/%d/exe" % p):
+                host_pid = p
+        assert host_pid and first["pid"] != host_pid, (host_pid, first)
+        ns_pid = first["pid"]
+        before = tmp_files()
+        r = perfpy("record", "-a", "--duration", "3", "-o", "all.data", cwd=tmp_path,
+                   timeout=180)
+        assert r.returncode == 0, r.stderr
+        line = listed(r.stderr, host_pid)
+        assert line and "names switched on (PERFPY_ATTACH" in line, r.stderr
+        counts = collapsed(tmp_path, "--pid", str(host_pid), data="all.data")
+        chain = sum(n for s, n in counts.items() if re.search(r"py::middle:[^;]*;py::leaf:", s))
+        assert chain >= 20, sorted(counts.items(), key=lambda kv: -kv[1])[:5]
+        assert os.path.exists(str(tmp_path / "all.data.perfpy" / ("jit-%d.dump" % host_pid)))
+        assert not os.path.exists("/proc/%d/root/tmp/jit-%d.dump" % (host_pid, ns_pid)), \
+            "its own file, removed as it switched off"
+        since = time.time()
+        while time.time() < since + 10:
+            s = json.loads(proc.stdout.readline())
+            if s["time"] > since:
+                break
+        assert not s["perfpy"] and s["default_eval"], s
+        assert tmp_files() - before == set(), tmp_files() - before
+    finally:
+        subprocess.run(["pkill", "-KILL", "-f", marker])
+        proc.kill()
+        proc.wait()
+
+
+def test_processes_this_user_may_not_look_into_are_listed_and_untouched(tmp_path):
+    """perfpy record -a as another user (nobody, with perf_event_paranoid at 0 for the
+    while): root's Python processes can't be read, so they are listed as such and left
+    alone."""
+    python = venv("py3.11")
+    if not os.path.exists(python) or not shutil_which("setpriv"):
+        pytest.skip("needs the py3.11 venv and setpriv (util-linux)")
+    progs = Programs(tmp_path)
+    paranoid = open("/proc/sys/kernel/perf_event_paranoid").read().strip()
+    try:
+        root_owned = progs.start("py311", [python, BUSY], PERFPY_ATTACH="1")
+        progs.settled(root_owned.pid)
+        os.chmod(str(tmp_path), 0o777)
+        with open("/proc/sys/kernel/perf_event_paranoid", "w") as f:
+            f.write("0")
+        r = subprocess.run(["setpriv", "--reuid", "nobody", "--regid", "nogroup",
+                            "--clear-groups", PERFPY, "record", "-a", "--duration", "2",
+                            "-o", "all.data"], cwd=str(tmp_path), capture_output=True,
+                           text=True, timeout=120, env=child_env(HOME=str(tmp_path)))
+        assert r.returncode == 0, r.stderr
+        line = listed(r.stderr, root_owned.pid)
+        why = "left alone: not allowed to read the memory of process %d" % root_owned.pid
+        assert line and why in line and "ptrace" in line, r.stderr
+        s = progs.settled(root_owned.pid)
+        assert not s["perfpy"] and s["default_eval"], s
+    finally:
+        with open("/proc/sys/kernel/perf_event_paranoid", "w") as f:
+            f.write(paranoid)
         progs.close()

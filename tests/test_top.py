@@ -144,6 +144,38 @@ def test_the_screen_shows_the_hottest_function_keys_work_and_q_leaves_it_as_it_w
         t.close()
 
 
+@pytest.mark.skipif(not TMUX, reason="no tmux (Debian's tmux; scripts/test.sh installs it on "
+                                     "the host, whose run checks the screen)")
+def test_the_terminal_closing_ends_top_with_the_target_as_it_was(tmp_path):
+    """The terminal top draws on goes away (tmux kill-session: SIGHUP): the names it switched
+    on are switched off, and nothing stays in /tmp."""
+    t = Target(tmp_path)
+    session = "perfpy-top-hup-%d" % os.getpid()
+    before = tmp_files()
+    env = child_env(HOME=str(tmp_path), TERM="xterm-256color")
+    subprocess.run([TMUX, "new-session", "-d", "-s", session, "-x", "120", "-y", "40",
+                    "%s top -p %d" % (PERFPY, t.proc.pid)], check=True, env=env,
+                   cwd=str(tmp_path))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not re.search(
+                r"[1-9]\d* samples in view", subprocess.run(
+                    [TMUX, "capture-pane", "-p", "-t", session], capture_output=True,
+                    text=True).stdout):
+            time.sleep(0.2)
+        assert (t.state() or {}).get("perfpy") or (t.state() or {}).get("sys"), t.state()
+        subprocess.run([TMUX, "kill-session", "-t", session], check=True)
+        # top switches the names off as it goes (perf first stops and writes out).
+        deadline = time.time() + 30
+        while time.time() < deadline and not t.off():
+            pass
+        assert t.off(), t.state()
+        assert tmp_files() - before == set(), tmp_files() - before
+    finally:
+        subprocess.run([TMUX, "kill-session", "-t", session], capture_output=True)
+        t.close()
+
+
 def python_screen_rows(text):
     """The Python functions' rows on the screen: [(self%, total%, samples, function)]."""
     rows = []

@@ -25,7 +25,7 @@ fn main() -> ExitCode {
                     return ExitCode::SUCCESS;
                 }
             }
-            eprintln!("perfpy: {}", one_line(&e));
+            perfpy_cli::eline!("perfpy: {}", one_line(&e));
             ExitCode::from(2)
         }
     }

@@ -247,12 +247,34 @@ pub fn collect_jit_files(
                 continue; // the namespace path and /tmp were the same file
             }
             match move_or_copy(&src, &dst, alive) {
-                Ok(()) => done.moved.push(src),
+                Ok(()) => {
+                    if kind == files::Kind::Jitdump {
+                        under_host_pid(&src, &dst, pid as u32);
+                    }
+                    done.moved.push(src)
+                }
                 Err(e) => done.failed.push((src, format!("{e:#}"))),
             }
         }
     }
     done
+}
+
+/// A jitdump copied from a container's `/tmp` (`src`: `jit-<namespace pid>.dump`) as `dst`,
+/// told it is process `pid`'s, as the recording knows the process.
+fn under_host_pid(src: &Path, dst: &Path, pid: u32) {
+    let inner = src
+        .file_name()
+        .and_then(|n| files::parse_file_name(&n.to_string_lossy()))
+        .map(|(_, p)| p);
+    let Some(inner) = inner.filter(|&p| p != pid) else {
+        return;
+    };
+    if let Ok(mut data) = std::fs::read(dst) {
+        if perfpy_format::jitdump::renumber(&mut data, inner, pid) {
+            let _ = std::fs::write(dst, data);
+        }
+    }
 }
 
 /// Moves `src` to `dst` (a copy and a removal across file systems), or only copies it when

@@ -50,6 +50,24 @@ const fn round_up(n: usize, to: usize) -> usize {
 }
 
 /// Appends the file header.
+/// Where the header keeps the writer's pid.
+const HEADER_PID: std::ops::Range<usize> = 20..24;
+
+/// A dump's header, told it was written by process `to` where it says `from`: a dump a
+/// process in a PID namespace wrote under its pid there, copied out under its pid here (the
+/// one the recording knows it by). False, and the bytes untouched, when the header doesn't
+/// say `from`.
+pub fn renumber(dump: &mut [u8], from: u32, to: u32) -> bool {
+    let Some(field) = dump.get_mut(HEADER_PID) else {
+        return false;
+    };
+    if u32::from_le_bytes([field[0], field[1], field[2], field[3]]) != from {
+        return false;
+    }
+    field.copy_from_slice(&to.to_le_bytes());
+    true
+}
+
 pub fn write_header(out: &mut Vec<u8>, elf_mach: u32, pid: u32, timestamp: u64) {
     put32(out, MAGIC);
     put32(out, VERSION);

@@ -104,7 +104,7 @@ fn list(session: &Session) {
         say::count(n, "Python process", "Python processes")
     ));
     for t in session.targets.values() {
-        eprintln!("perfpy:   {}", session::line(t));
+        crate::eline!("perfpy:   {}", session::line(t));
     }
 }
 

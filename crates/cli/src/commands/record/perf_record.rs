@@ -37,7 +37,7 @@ impl Progress {
                 }
                 if timeout.timed_out() {
                     let size = std::fs::metadata(&output).map(|m| m.len()).unwrap_or(0);
-                    eprintln!(
+                    crate::eline!(
                         "perfpy: recording for {:.0} s, {} so far: {:.1} MB",
                         started.elapsed().as_secs_f64(),
                         output.display(),
@@ -99,7 +99,7 @@ pub(super) fn run(mut cmd: Command, perf: &Path, output: &Path) -> Result<ExitSt
             }
         );
     }
-    eprintln!(
+    crate::eline!(
         "perfpy: recorded {:.1} MB in {:.1} s",
         size as f64 / 1e6,
         started.elapsed().as_secs_f64()

@@ -50,7 +50,7 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
         ),
         Mode::OffCpu => "off CPU: every context switch".to_string(),
     };
-    eprintln!(
+    crate::eline!(
         "perfpy: recording {what}{}, {} call graphs{}, {sampling}{}",
         match setup.plan.as_ref().map(|p| p.backend) {
             Some(Backend::PerfMap) => ", perf map",
@@ -68,18 +68,18 @@ pub(super) fn announce(args: &RecordArgs, setup: &Setup, writing: &Writing) {
         if writing.compress { ", compressed" } else { "" }
     );
     for r in setup.reasons.iter().chain(&writing.reasons) {
-        eprintln!("perfpy:   because: {r}");
+        crate::eline!("perfpy:   because: {r}");
     }
     if let Some((k, v)) = setup.plan.as_ref().map(Plan::env) {
         match &setup.hook {
-            Some(dir) => eprintln!(
+            Some(dir) => crate::eline!(
                 "perfpy:   switched on with {k}={v}, and PYTHONPATH={} for perfpy",
                 dir.path().display()
             ),
-            None => eprintln!("perfpy:   switched on with {k}={v}"),
+            None => crate::eline!("perfpy:   switched on with {k}={v}"),
         }
     }
-    eprintln!(
+    crate::eline!(
         "perfpy: Ctrl-C stops the {} and keeps the profile",
         if args.attaching() {
             "recording"
@@ -97,8 +97,8 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
         .filter(|s| profile.is_wait(s.stack))
         .map(|s| s.weight)
         .sum();
-    eprintln!();
-    eprintln!(
+    crate::eline!();
+    crate::eline!(
         "{}{}",
         match profile.measure {
             Measure::Samples => format!("{total} samples"),
@@ -117,18 +117,18 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
     );
     let procs = process_rows(profile, &process_weights(profile));
     if profile.system_wide && !procs.is_empty() {
-        eprintln!("busiest processes:");
-        eprintln!("  {:>6}  {:>8}  command", "share", "pid");
+        crate::eline!("busiest processes:");
+        crate::eline!("  {:>6}  {:>8}  command", "share", "pid");
         for r in procs.iter().take(top.max(5)) {
-            eprintln!("  {:>5.1}%  {:>8}  {}", pct(r.weight, total), r.pid, r.name);
+            crate::eline!("  {:>5.1}%  {:>8}  {}", pct(r.weight, total), r.pid, r.name);
         }
     }
     let several = procs.iter().filter(|r| r.pid != 0).count() > 1;
     let rows = python_table(profile);
     if rows.is_empty() {
-        eprintln!("no sample ran Python code with a name (see the warnings above)");
+        crate::eline!("no sample ran Python code with a name (see the warnings above)");
     } else {
-        eprintln!(
+        crate::eline!(
             "{}",
             if profile.measure.is_time() {
                 "Python functions taking the most time:"
@@ -136,7 +136,7 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
                 "hottest Python functions:"
             }
         );
-        eprintln!("  {:>6}  {:>6}  function", "self", "total");
+        crate::eline!("  {:>6}  {:>6}  function", "self", "total");
         // Functions under 1% of the samples are noise here; perfpy report lists them all.
         for r in rows
             .iter()
@@ -164,7 +164,7 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
             } else {
                 String::new()
             };
-            eprintln!(
+            crate::eline!(
                 "  {:>5.1}%  {:>5.1}%  {func}  {file}{line}{pids}",
                 pct(r.self_samples, total),
                 pct(r.total_samples, total)
@@ -176,8 +176,8 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
     } else {
         format!(" -i {}", output.display())
     };
-    eprintln!();
-    eprintln!(
+    crate::eline!();
+    crate::eline!(
         "next: perfpy report{input}                      (all functions{})",
         if profile.measure.is_time() {
             ", the waits' reasons"
@@ -185,7 +185,7 @@ pub(super) fn summary(profile: &Profile, top: usize, output: &Path) {
             ""
         }
     );
-    eprintln!("      perfpy report{input} --format flamegraph  (flamegraph.svg)");
+    crate::eline!("      perfpy report{input} --format flamegraph  (flamegraph.svg)");
 }
 
 #[cfg(test)]

@@ -135,21 +135,13 @@ fn header(
         format!("{} samples", s.total)
     };
     let second = format!(
-        "{}{amount} in view, {} samples since the start, {} lost{}",
+        "{}{amount} in view, {} samples since the start, {} lost",
         shown
             .frequency
             .map(|f| format!("{f} Hz, "))
             .unwrap_or_default(),
         shown.samples,
         shown.lost,
-        if pct(s.unnamed, s.total.max(1)) >= 0.5 {
-            format!(
-                "; {:.0}% ran Python functions not named yet (running when names came on)",
-                pct(s.unnamed, s.total.max(1))
-            )
-        } else {
-            String::new()
-        }
     );
     vec![TextLine::from(first), TextLine::from(second)]
 }
@@ -210,6 +202,13 @@ fn processes<'a>(
 
 fn functions<'a>(title: &'a str, lines: &'a [Line], s: &Snapshot, python: bool) -> Table<'a> {
     let time = s.measure.is_time();
+    let name_width = lines
+        .iter()
+        .map(|l| l.name.chars().count())
+        .max()
+        .unwrap_or(8)
+        .clamp(8, 48) as u16
+        + 2;
     let rows: Vec<Row> = lines
         .iter()
         .map(|l| {
@@ -227,7 +226,7 @@ fn functions<'a>(title: &'a str, lines: &'a [Line], s: &Snapshot, python: bool) 
                 } else {
                     Style::new()
                 }),
-                Cell::from(l.place.clone()),
+                Cell::from(short_path(&l.place)),
             ];
             if time {
                 cells.push(Cell::from(l.waits.clone()));
@@ -246,8 +245,8 @@ fn functions<'a>(title: &'a str, lines: &'a [Line], s: &Snapshot, python: bool) 
         Constraint::Length(7),
         Constraint::Length(7),
         Constraint::Length(10),
-        Constraint::Fill(3),
-        Constraint::Fill(2),
+        Constraint::Length(name_width),
+        Constraint::Fill(1),
     ];
     if time {
         header.push("waiting on");
@@ -256,4 +255,14 @@ fn functions<'a>(title: &'a str, lines: &'a [Line], s: &Snapshot, python: bool) 
     Table::new(rows, widths)
         .header(Row::new(header).style(Style::new().bold()))
         .block(Block::default().borders(Borders::TOP).title(title))
+}
+
+/// A file's path as the screen has room for: its last three parts (`…/apps/telltale.py:15`).
+fn short_path(path: &str) -> String {
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts.len() <= 4 {
+        path.to_string()
+    } else {
+        format!("…/{}", parts[parts.len() - 3..].join("/"))
+    }
 }

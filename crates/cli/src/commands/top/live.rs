@@ -88,8 +88,6 @@ pub struct Snapshot {
     pub processes: Vec<ProcessRow>,
     pub python: Vec<Line>,
     pub native: Vec<Line>,
-    /// Of the view's samples: those that ran Python functions without a name yet.
-    pub unnamed: u64,
 }
 
 impl Live {
@@ -215,11 +213,6 @@ pub fn snapshot(profile: &Profile, weights: &Weights, view: &View, rows: usize) 
     } else {
         Vec::new()
     };
-    let unnamed = counts
-        .iter()
-        .filter(|(s, _)| profile.unnamed_python_frames(&profile.stacks[*s as usize]))
-        .map(|c| c.1)
-        .sum();
     Snapshot {
         measure: profile.measure,
         total,
@@ -227,7 +220,6 @@ pub fn snapshot(profile: &Profile, weights: &Weights, view: &View, rows: usize) 
         processes: process_rows(profile, &by_process(weights)),
         python,
         native,
-        unnamed,
     }
 }
 

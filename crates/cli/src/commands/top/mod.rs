@@ -180,7 +180,7 @@ pub fn run(args: &TopArgs) -> Result<ExitCode> {
     drop(setup.hook);
     if let Some(e) = feed.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
         for line in perf_said.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            eprintln!("{line}");
+            crate::eline!("{line}");
         }
         anyhow::bail!(
             "{e} (perf {}); `perfpy doctor` checks what perf needs",

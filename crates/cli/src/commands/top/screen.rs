@@ -16,12 +16,14 @@ use std::time::{Duration, Instant};
 
 /// Runs the screen until q, Ctrl-C, a signal, --duration or perf's end.
 pub(super) fn run(ctx: &Context<'_>, live: &mut Live, view: &mut View) -> Ended {
+    crate::signals::quiet_stdin_on_hangup();
     let mut terminal = match ratatui::try_init() {
         Ok(t) => t,
         Err(_) => return super::plain::run(ctx, live, view),
     };
     let ended = screen(ctx, live, view, &mut terminal);
-    ratatui::restore();
+    // A terminal that is gone can't be restored; nothing to say about it either.
+    let _ = ratatui::try_restore();
     ended
 }
 
@@ -65,6 +67,9 @@ fn screen(
             .draw(|f| super::draw::draw(f, ctx, &shown, view, &status))
             .is_err()
         {
+            return Ended::Signal(libc::SIGHUP); // the terminal is gone
+        }
+        if crate::signals::stdin_hung_up() {
             return Ended::Signal(libc::SIGHUP); // the terminal is gone
         }
         let wait = next.saturating_duration_since(Instant::now());

@@ -152,7 +152,7 @@ pub fn save(profile: &Profile, format: Format, output: Option<PathBuf>, top: usi
             w.flush()
                 .with_context(|| format!("writing {}", path.display()))?;
             let total: u64 = profile.samples.iter().map(|s| s.weight).sum();
-            eprintln!(
+            crate::eline!(
                 "perfpy: wrote {} ({}){}",
                 path.display(),
                 match profile.measure {
