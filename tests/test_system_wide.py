@@ -126,10 +126,17 @@ def load(ports, seconds):
             for port in ports]
 
 
-def children(pid):
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
-                         text=True).stdout
-    return [int(x) for x in out.split()]
+def children(pid, count=2):
+    """The pids of a server's workers, once it has forked `count` of them: gunicorn answers on
+    its port before its last worker is forked (seconds later on a loaded machine)."""
+    deadline = time.time() + 30
+    while True:
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True,
+                             text=True).stdout
+        pids = [int(x) for x in out.split()]
+        if len(pids) >= count or time.time() > deadline:
+            return pids
+        time.sleep(0.1)
 
 
 def listed(stderr, pid):
@@ -240,6 +247,9 @@ def test_the_whole_machine_is_recorded_with_each_python_process_named(tmp_path):
 
 @needs_everything
 def test_sigterm_to_record_a_switches_every_target_off_and_leaves_nothing(tmp_path):
+    """A server armed with PERFPY_ATTACH and a 3.14 program at the start, a 3.15 program
+    started during the recording: each switched on, then SIGTERM to perfpy: each switched
+    off, nothing left."""
     progs = Programs(tmp_path)
     try:
         armed_311, port = progs.gunicorn("gunicorn311", venv("py3.11-fp"), PERFPY_ATTACH="1")
@@ -253,23 +263,35 @@ def test_sigterm_to_record_a_switches_every_target_off_and_leaves_nothing(tmp_pa
         rec = subprocess.Popen([PERFPY, "record", "-a", "-o", "all.data"], cwd=str(tmp_path),
                                env=child_env(HOME=str(tmp_path)), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-        # Switched on in each, then stopped.
+        # Switched on in each; then a program that starts during the recording is found
+        # (within a second or two of its start) and switched on too; then SIGTERM.
         deadline = time.time() + 30
         while time.time() < deadline and not all(
                 (progs.state(p) or {}).get("perfpy") for p in workers + [new.pid]):
             time.sleep(0.2)
         assert all(progs.state(p)["perfpy"] for p in workers + [new.pid]), \
             [progs.state(p) for p in workers + [new.pid]]
+        late = progs.start("late", [IN_ROOT, root_venv(ROOT_PYTHONS[-1]), BUSY])
+        deadline = time.time() + 30
+        while time.time() < deadline and not (progs.state(late.pid) or {}).get("perfpy"):
+            time.sleep(0.2)
+        assert (progs.state(late.pid) or {}).get("perfpy"), "the late one was switched on"
         time.sleep(1)
         rec.send_signal(signal.SIGTERM)
         out, err = rec.communicate(timeout=120)
         for w in wrk:
             w.wait()
-        assert "switched Python names off in pid %d" % new.pid in err, err
-        for pid in workers + [new.pid]:
+        line = listed(err, late.pid)
+        assert line and line.startswith("perfpy: new: ") and \
+            "names switched on (PEP 768, perfpy's" in line, err
+        for pid in (new.pid, late.pid):
+            assert "switched Python names off in pid %d" % pid in err, err
+        for pid in workers + [new.pid, late.pid]:
             s = progs.settled(pid)
             assert not s["perfpy"] and s["default_eval"], (pid, s, err)
         assert tmp_files() - before == set(), (tmp_files() - before, err)
+        counts = collapsed(tmp_path, "--pid", str(late.pid), data="all.data")
+        assert any(re.search(r"py::middle:[^;]*;py::leaf:", s) for s in counts), counts
         assert os.path.getsize(str(tmp_path / "all.data")) > 0
     finally:
         progs.close()
@@ -310,7 +332,11 @@ def test_a_process_in_a_container_is_switched_through_its_root(tmp_path):
     if not os.path.exists(python):
         pytest.skip("needs the py3.11 venv (scripts/test.sh)")
     marker = "perfpy-ns-all-%d" % os.getpid()
-    inner = 'mount -t tmpfs tmpfs /tmp && exec %s %s "$0"' % (python, BUSY)
+    # The checkout may itself be under /tmp, which the container's own hides: it is mounted
+    # on its /mnt first (within the container's mount namespace only).
+    inside = lambda path: os.path.join("/mnt", os.path.relpath(path, ROOT))
+    inner = ('mount --bind %s /mnt && mount -t tmpfs tmpfs /tmp && exec %s %s "$0"'
+             % (ROOT, inside(python), inside(BUSY)))
     proc = subprocess.Popen(["unshare", "--pid", "--mount", "--fork", "--kill-child",
                              "--mount-proc", "sh", "-c", inner, marker],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

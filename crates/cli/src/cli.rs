@@ -11,9 +11,12 @@ use std::path::PathBuf;
 #[command(
     name = "perfpy",
     version,
-    about = "Profile Python with Linux perf: record, report with whole Python stacks, check the machine, clean up.",
+    about = "Profile Python with Linux perf: record, watch live, report with whole Python stacks, check the machine, clean up.",
     after_help = "EXAMPLES:\n  \
         perfpy record -- python app.py         record app.py; prints the hottest functions\n  \
+        perfpy record --pid 4242 --duration 10 a running program, names switched on and off\n  \
+        sudo perfpy record -a --duration 10    the whole machine, every Python process named\n  \
+        perfpy top -p 4242                     live: the hottest functions, Python and native\n  \
         perfpy report                          top functions of perf.data, self and total\n  \
         perfpy report --format flamegraph      flamegraph.svg\n  \
         perfpy report --format pprof -o app.pb.gz\n  \
@@ -40,6 +43,15 @@ pub enum Command {
     /// recording (out of /tmp; nothing goes to ~/.debug), and prints the hottest functions.
     /// Ctrl-C or SIGTERM stops the program and still gives the profile.
     Record(RecordArgs),
+    /// A live view of the hottest functions, Python and native, refreshed every second.
+    ///
+    /// Of running programs (-p, or every Python process on the machine with -a: names are
+    /// switched on in them as `record --pid` does, and off again when top ends) or of a
+    /// program it starts. Keys: s/t sort by self/total, n hides native code, w shows the last
+    /// seconds or everything since the start, Tab (and Shift-Tab) picks a process, space
+    /// pauses, q (or Ctrl-C) quits. When standard output is not a terminal (or with --plain),
+    /// a snapshot is printed every interval instead.
+    Top(TopArgs),
     /// Reports on a recording: whole Python stacks, unwound and named by perfpy.
     ///
     /// Reads perf.data itself, unwinds each sample's stack (the binaries' CFI, the jitdump's
@@ -53,15 +65,6 @@ pub enum Command {
     /// Lists (and with --delete removes) perf-<pid>.map, jit-<pid>.dump and
     /// jitted-<pid>-<n>.so files of processes that no longer exist.
     Clean(CleanArgs),
-    /// A live view of the hottest functions, Python and native, refreshed every second.
-    ///
-    /// Of running programs (-p, or every Python process on the machine with -a: names are
-    /// switched on in them as `record --pid` does, and off again when top ends) or of a
-    /// program it starts. Keys: s/t sort by self/total, n hides native code, w shows the last
-    /// seconds or everything since the start, Tab (and Shift-Tab) picks a process, space
-    /// pauses, q (or Ctrl-C) quits. When standard output is not a terminal (or with --plain),
-    /// a snapshot is printed every interval instead.
-    Top(TopArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -178,9 +181,10 @@ pub struct RecordArgs {
     pub keep_jit_files: bool,
     /// Record a running process instead of starting one. On CPython 3.14+ perfpy switches
     /// Python names on inside it for the recording and off again after (PEP 768's remote
-    /// execution; needs ptrace permission); before 3.14 it must have been started with names
-    /// on (PYTHONPERFSUPPORT=1, PERFPY_BACKEND=perf_jit, activate_stack_trampoline()).
-    /// Several: `-p 12,34` (or -p repeated).
+    /// execution; needs ptrace permission); before 3.14 it must have been started with perfpy
+    /// installed and PERFPY_ATTACH=1 (switchable the same way), or with names on
+    /// (PYTHONPERFSUPPORT=1, PERFPY_BACKEND=perf_jit). What it forks meanwhile is recorded
+    /// too, and switched off with it. Several: `-p 12,34` (or -p repeated).
     #[arg(
         short,
         long,
