@@ -20,7 +20,13 @@ fn main() {
         .position(|a| a == "--pid")
         .and_then(|i| args.get(i + 1))
         .and_then(|p| p.parse().ok());
-    let profile = match recording::load(std::path::Path::new(path), &[], None, false) {
+    let profile = match recording::load(
+        std::path::Path::new(path),
+        &[],
+        None,
+        false,
+        &Default::default(),
+    ) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("{path}: {e:#}");

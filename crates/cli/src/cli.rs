@@ -281,6 +281,15 @@ pub struct ReportArgs {
     /// <input>.perfpy/ and /tmp (repeatable).
     #[arg(long, value_name = "DIR")]
     pub jit_dir: Vec<PathBuf>,
+    /// A recording made on another machine (an aarch64 server's, read here): a copy of its
+    /// files (its root, or the directories holding its binaries at their paths), searched
+    /// before this machine's, as perf's --symfs.
+    #[arg(long, value_name = "DIR")]
+    pub sysroot: Option<PathBuf>,
+    /// The recorded kernel's symbols (a copy of its /proc/kallsyms, taken while it ran), to
+    /// name kernel frames of a recording made on another machine or in another boot.
+    #[arg(long, value_name = "FILE")]
+    pub kallsyms: Option<PathBuf>,
     /// How many functions the text table lists.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,

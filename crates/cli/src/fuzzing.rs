@@ -45,6 +45,8 @@ pub fn perf_data(path: &Path, jit_dirs: Vec<PathBuf>) -> u64 {
         parents: Default::default(),
         progress: false,
         event: None,
+        sysroot: None,
+        kallsyms: None,
     };
     let Ok(profile) = read::read(path, &opts) else {
         return 0;

@@ -20,6 +20,14 @@ pub fn side_dir(data: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where the files of a recording made on another machine are (`report --sysroot`,
+/// `--kallsyms`); default: this machine's.
+#[derive(Debug, Default, Clone)]
+pub struct Elsewhere {
+    pub sysroot: Option<PathBuf>,
+    pub kallsyms: Option<PathBuf>,
+}
+
 /// Reads `input`'s samples of `event` (`None`: its first event), with the side directory
 /// and `extra_dirs` searched first for the Python names.
 pub fn load(
@@ -27,6 +35,7 @@ pub fn load(
     extra_dirs: &[PathBuf],
     event: Option<&str>,
     progress: bool,
+    elsewhere: &Elsewhere,
 ) -> Result<Profile> {
     if !input.exists() {
         anyhow::bail!(
@@ -47,6 +56,8 @@ pub fn load(
             .filter(|p| p.ppid > 0)
             .map(|p| (p.pid, p.ppid))
             .collect(),
+        sysroot: elsewhere.sysroot.clone(),
+        kallsyms: elsewhere.kallsyms.clone(),
     };
     let mut profile = read::read(input, &opts)?;
     profile.processes = processes;
@@ -96,7 +107,8 @@ pub fn warn_about(profile: &Profile) {
             .collect();
         say::warn(&format!(
             "{} binar{} of the recording can't be read ({}{}): their frames are unnamed and \
-             stacks through them may be cut. Report on the machine that recorded.",
+             stacks through them may be cut. Report on the machine that recorded, or give a \
+             copy of its files with --sysroot DIR.",
             s.missing_binaries.len(),
             if s.missing_binaries.len() == 1 {
                 "y"
@@ -105,6 +117,25 @@ pub fn warn_about(profile: &Profile) {
             },
             shown.join(", "),
             if s.missing_binaries.len() > 3 {
+                ", ..."
+            } else {
+                ""
+            }
+        ));
+    }
+    if !s.foreign_binaries.is_empty() {
+        say::warn(&format!(
+            "{} of the recorded binaries {} built for another CPU than the recording's ({}{}): \
+             it was made on another machine. Give a copy of that machine's files with \
+             --sysroot DIR (its root, or the directories holding its binaries).",
+            s.foreign_binaries.len(),
+            if s.foreign_binaries.len() == 1 {
+                "is"
+            } else {
+                "are"
+            },
+            s.foreign_binaries[0],
+            if s.foreign_binaries.len() > 1 {
                 ", ..."
             } else {
                 ""

@@ -3,7 +3,7 @@
 //! itself (no `perf inject`, no `perf report`).
 
 use crate::cli::ReportArgs;
-use crate::recording::{load, warn_about};
+use crate::recording::{load, warn_about, Elsewhere};
 use crate::report::output;
 use anyhow::Result;
 use std::io::IsTerminal;
@@ -11,7 +11,17 @@ use std::process::ExitCode;
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
-    let profile = load(&args.input, &args.jit_dir, args.event.as_deref(), progress)?;
+    let elsewhere = Elsewhere {
+        sysroot: args.sysroot.clone(),
+        kallsyms: args.kallsyms.clone(),
+    };
+    let profile = load(
+        &args.input,
+        &args.jit_dir,
+        args.event.as_deref(),
+        progress,
+        &elsewhere,
+    )?;
     let mut profile = profile.with_view(args.native);
     profile.by_process |= args.by_process || profile.system_wide;
     if !args.pid.is_empty() {

@@ -60,6 +60,8 @@ struct Section {
 pub struct Elf {
     /// The file name without its directory, for frames without a symbol.
     pub short_name: Arc<str>,
+    /// The CPU its code is for.
+    pub machine: object::Architecture,
     /// `(file offset, file size, virtual address)` of each `PT_LOAD` segment.
     segments: Vec<(u64, u64, u64)>,
     text: Option<Section>,
@@ -174,6 +176,7 @@ impl Elf {
             .unwrap_or_else(|| path.display().to_string());
         Some(Elf {
             short_name: Arc::from(short_name),
+            machine: obj.architecture(),
             segments,
             text: section(&obj, ".text"),
             eh_frame: section(&obj, ".eh_frame"),

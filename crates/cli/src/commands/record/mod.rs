@@ -137,7 +137,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     // The program's files are collected even when perf wrote no recording or it can't be
     // read: nothing of the program stays in /tmp either way.
     let mut loaded = match &status {
-        Ok(_) => recording::load(&args.output, &[], None, progress),
+        Ok(_) => recording::load(&args.output, &[], None, progress, &Default::default()),
         Err(_) => Err(anyhow::anyhow!("no recording")),
     };
     let program = |loaded: &Result<Profile>| -> BTreeSet<i32> {
@@ -154,7 +154,7 @@ pub fn run(args: &RecordArgs) -> Result<ExitCode> {
     };
     if status.is_ok() && !args.attaching() && collect::wait_for_the_rest(&program(&loaded)) {
         // Their names are complete now (an interpreter may buffer its jitdump until exit).
-        loaded = recording::load(&args.output, &[], None, progress);
+        loaded = recording::load(&args.output, &[], None, progress, &Default::default());
     }
     let kept = if args.keep_jit_files {
         Ok(())

@@ -57,6 +57,8 @@ impl Feed {
             progress: false,
             event: None,
             parents: self.parents.clone(),
+            sysroot: None,
+            kallsyms: None,
         };
         let (mut records, mut reader) = match read::stream(input, &opts) {
             Ok(r) => r,

@@ -10,6 +10,9 @@ pub struct Stats {
     pub lost_events: u64,
     /// Binaries mapped by the profiled processes that couldn't be read.
     pub missing_binaries: Vec<String>,
+    /// Files at the recorded binaries' paths that are built for another CPU (a recording
+    /// made on another machine, read without its `--sysroot`).
+    pub foreign_binaries: Vec<String>,
     /// pids with samples in Python stubs for which no perf map or jitdump was found.
     pub pids_without_names: Vec<i32>,
     /// Processes that ran Python with its names off (no switch, no perf map or jitdump).

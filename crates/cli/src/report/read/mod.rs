@@ -11,10 +11,11 @@
 //!
 //! [`header`] reads what the file says of itself, [`events`] which event's samples the
 //! report is of (one: samples of different events are never added up), [`process`] keeps the
-//! address spaces,
-//! [`modules`] and [`unwind`] the per-architecture unwinding, [`symbolize`] the naming,
-//! [`progress`] the progress bar.
+//! address spaces, [`modules`] and [`unwind`] the unwinding, [`arch`] what is particular to
+//! the CPU the recording was made on (x86_64, aarch64), [`symbolize`] the naming, [`progress`]
+//! the progress bar.
 
+pub mod arch;
 pub mod cfi;
 pub mod events;
 pub mod header;
@@ -28,20 +29,22 @@ pub mod symbolize;
 pub mod unwind;
 pub mod waits;
 
+mod reader;
 mod reading;
 mod records;
 
-pub use reading::{Reader, Reading};
+pub use reader::Reader;
+pub use reading::Reading;
 pub use records::Records;
 
 use crate::report::Profile;
 use anyhow::{bail, Context, Result};
+use arch::Arch as _;
 use linux_perf_data::PerfFileReader;
 use process::Processes;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use symbolize::KernelNames;
-use unwind::Arch;
 
 pub struct Options {
     /// Directories searched first for `perf-<pid>.map` / `jit-<pid>.dump`.
@@ -54,6 +57,12 @@ pub struct Options {
     /// began (a server's workers, when the server's processes are recorded as they run). A
     /// child runs the stubs its parent made before the fork, named in the parent's files.
     pub parents: std::collections::HashMap<i32, i32>,
+    /// Where the recorded machine's files are (`--sysroot`): binaries are looked for under
+    /// it first, as perf's `--symfs`.
+    pub sysroot: Option<PathBuf>,
+    /// The recorded kernel's symbols (`--kallsyms`), for a recording made on another machine
+    /// (or boot); default: this machine's `/proc/kallsyms` when it is the recorded boot.
+    pub kallsyms: Option<PathBuf>,
 }
 
 /// Reads `path` into a profile: a perf.data file (repaired first if perf didn't finish it),
@@ -123,13 +132,16 @@ fn start<R: Read>(
         perf_file,
         record_iter,
     } = reader;
-    if let Ok(Some(arch)) = perf_file.arch() {
-        if arch != unwind::X86_64::NAME {
-            bail!(
-                "it was recorded on {arch}; perfpy report unwinds x86_64 recordings only for \
-                 now (use perf inject --jit and perf report there)"
-            );
-        }
+    let arch = match perf_file.arch() {
+        Ok(Some(arch)) => arch.to_string(),
+        // A stream perf writes to a pipe may say it late: it comes from this machine.
+        _ => arch::host().to_string(),
+    };
+    if ![arch::X86_64::NAME, arch::Aarch64::NAME].contains(&arch.as_str()) {
+        bail!(
+            "it was recorded on {arch}; perfpy report unwinds x86_64 and aarch64 recordings \
+             (use perf report there)"
+        );
     }
     let mut profile = Profile::default();
     if let Some(d) = &damage {
@@ -141,16 +153,11 @@ fn start<R: Read>(
     profile.measure = selection.measure;
     let described = selection.samples.or(selection.switches).unwrap_or(0);
     header::describe(&perf_file, described, &mut profile);
-    let kernel = KernelNames::new(&mut profile);
-    let reader = Reader {
-        counts: vec![0; descs.len()],
-        descs,
-        profile,
-        procs: Processes::new(opts.jit_dirs.clone(), opts.parents.clone()),
-        kernel,
-        selection,
-        timeline: waits::Timeline::default(),
-        damaged: 0,
+    let kernel = KernelNames::new(&mut profile, opts.kallsyms.clone());
+    let reader = if arch == arch::Aarch64::NAME {
+        Reader::Aarch64(reading(descs, profile, opts, kernel, selection))
+    } else {
+        Reader::X86_64(reading(descs, profile, opts, kernel, selection))
     };
     let records = Records {
         perf_file,
@@ -161,4 +168,27 @@ fn start<R: Read>(
         done: false,
     };
     Ok((records, reader))
+}
+
+fn reading<A: arch::Arch>(
+    descs: Vec<linux_perf_data::AttributeDescription>,
+    profile: Profile,
+    opts: &Options,
+    kernel: KernelNames,
+    selection: events::Selection,
+) -> Reading<A> {
+    Reading {
+        counts: vec![0; descs.len()],
+        descs,
+        profile,
+        procs: Processes::new(
+            opts.jit_dirs.clone(),
+            opts.parents.clone(),
+            opts.sysroot.clone(),
+        ),
+        kernel,
+        selection,
+        timeline: waits::Timeline::default(),
+        damaged: 0,
+    }
 }

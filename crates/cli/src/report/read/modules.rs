@@ -3,8 +3,8 @@
 //! (CFI derived from the interpreter's trampoline template). perfpy's perf-map stubs need no
 //! module: framehop's fallback for code without CFI follows the frame record they keep.
 
+use super::arch::Arch;
 use super::process::Space;
-use super::unwind::Arch;
 use crate::report::elf::Bytes;
 use framehop::{ExplicitModuleSectionInfo, Module, Unwinder};
 use std::collections::HashSet;

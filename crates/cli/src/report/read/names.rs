@@ -3,8 +3,8 @@
 //! as they grow when the recording is read while the programs run, and which processes ran
 //! Python with no names at all.
 
+use super::arch::Arch;
 use super::process::{Proc, Processes, Space};
-use super::unwind::Arch;
 use crate::report::jit;
 use crate::report::{NamesOff, Stats};
 use std::collections::BTreeSet;

@@ -2,7 +2,7 @@
 //! (from `MMAP`/`MMAP2`; cloned on fork, reset on exec) and the Python names of its stubs
 //! (its perf map and jitdump, looked up on its first sample).
 
-use super::unwind::Arch;
+use super::arch::Arch;
 use crate::report::elf::Elf;
 use crate::report::jit::JitInfo;
 use crate::report::Stats;
@@ -122,6 +122,8 @@ pub struct Processes<A: Arch> {
     pub follow: bool,
     /// Parents the recording has no fork record of (see [`super::Options::parents`]).
     pub(super) parents: HashMap<i32, i32>,
+    /// Where the recorded machine's files are (see [`super::Options::sysroot`]).
+    sysroot: Option<PathBuf>,
 }
 
 fn is_jit_marker(path: &str) -> bool {
@@ -133,13 +135,18 @@ fn is_jit_marker(path: &str) -> bool {
 }
 
 impl<A: Arch> Processes<A> {
-    pub fn new(jit_dirs: Vec<PathBuf>, parents: HashMap<i32, i32>) -> Processes<A> {
+    pub fn new(
+        jit_dirs: Vec<PathBuf>,
+        parents: HashMap<i32, i32>,
+        sysroot: Option<PathBuf>,
+    ) -> Processes<A> {
         Processes {
             procs: HashMap::new(),
             elves: HashMap::new(),
             jit_dirs,
             follow: false,
             parents,
+            sysroot,
         }
     }
 
@@ -236,17 +243,40 @@ impl<A: Arch> Processes<A> {
         if let Some(e) = self.elves.get(path) {
             return e.clone();
         }
-        let mut elf = Elf::load_shared(Path::new(path));
-        if elf.is_none() && pid > 0 {
-            // A binary inside a container's mount namespace, or a chroot's, while the process
-            // runs.
+        // The recorded machine's root first, then this machine's files, then (while the
+        // process runs) the same path inside a container's mount namespace or a chroot.
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(root) = &self.sysroot {
+            candidates.push(root.join(path.trim_start_matches('/')));
+        }
+        candidates.push(PathBuf::from(path));
+        let mut elf = None;
+        let mut foreign = None;
+        for p in candidates {
+            match Elf::load_shared(&p) {
+                Some(e) if e.machine != A::MACHINE => foreign = Some(p),
+                Some(e) => {
+                    elf = Some(e);
+                    break;
+                }
+                None => {}
+            }
+        }
+        if elf.is_none() && pid > 0 && self.sysroot.is_none() {
             elf = crate::procfs::paths_of(pid as u32, Path::new(path))
                 .iter()
                 .filter(|p| p.as_path() != Path::new(path))
-                .find_map(|p| Elf::load_shared(p));
+                .filter_map(|p| Elf::load_shared(p))
+                .find(|e| e.machine == A::MACHINE);
         }
-        if elf.is_none() && Path::new(path).is_absolute() {
-            stats.missing_binaries.push(path.to_string());
+        if elf.is_none() {
+            if let Some(p) = foreign {
+                // A file at the recorded path, built for another CPU: the recording was made
+                // on another machine.
+                stats.foreign_binaries.push(p.display().to_string());
+            } else if Path::new(path).is_absolute() {
+                stats.missing_binaries.push(path.to_string());
+            }
         }
         self.elves.insert(path.to_string(), elf.clone());
         elf

@@ -1,12 +1,13 @@
 //! What the records make: each one taken in ([`Reading::take`]), the samples unwound and
 //! named, the wall-clock timeline, and the profile at the end.
 
+use super::arch::Arch;
 use super::events;
 use super::process::Processes;
 use super::records::Got;
 use super::sanitize;
 use super::symbolize::{frame_for, KernelNames};
-use super::unwind::{self, Arch, MAX_DEPTH};
+use super::unwind::{self, MAX_DEPTH};
 use super::waits;
 use crate::report::{Profile, Sample};
 use linux_perf_data::linux_perf_event_reader::constants::{
@@ -15,12 +16,7 @@ use linux_perf_data::linux_perf_event_reader::constants::{
 use linux_perf_data::linux_perf_event_reader::{CpuMode, EventRecord, RecordType, SampleRecord};
 use linux_perf_data::PerfFileRecord;
 
-/// What the records read so far make: the processes, and the profile. The reading of a
-/// recording perf is still writing (`perfpy top`) looks at it now and then; a whole
-/// recording's is [`Reader::finish`]ed.
-pub type Reader = Reading<unwind::X86_64>;
-
-impl Reading<unwind::X86_64> {
+impl<A: Arch> Reading<A> {
     /// Takes in one record.
     pub fn take(&mut self, record: PerfFileRecord<'_>) {
         let PerfFileRecord::EventRecord { attr_index, record } = record else {
@@ -55,7 +51,7 @@ impl Reading<unwind::X86_64> {
     }
 
     /// The profile so far: its frames, stacks and counters (its samples are taken out by
-    /// [`Reader::take_samples`] in a live view).
+    /// [`Reading::take_samples`] in a live view).
     pub fn profile(&self) -> &Profile {
         &self.profile
     }
@@ -115,7 +111,9 @@ impl Reading<unwind::X86_64> {
     }
 }
 
-/// The state of one pass over the records.
+/// The state of one pass over the records of a recording made on `A`. The reading of a
+/// recording perf is still writing (`perfpy top`) looks at it now and then; a whole
+/// recording's is [`Reading::finish`]ed.
 pub struct Reading<A: Arch> {
     pub(super) descs: Vec<linux_perf_data::AttributeDescription>,
     /// Samples per event.

@@ -2,8 +2,8 @@
 //! binary's symbols (or its build-id debug file's), the kernel by `/proc/kallsyms` when the
 //! recorded kernel is the one running here.
 
+use super::arch::Arch;
 use super::process::Proc;
-use super::unwind::Arch;
 use crate::report::jit;
 use crate::report::{Frame, Kind, Profile};
 use std::collections::HashMap;
@@ -78,9 +78,11 @@ fn native_frame<A: Arch>(proc: &Proc<A>, addr: u64) -> Option<Frame> {
 pub struct KernelNames {
     /// Where the recording says the kernel's text starts (its `[kernel.kallsyms]` mapping).
     pub text: Option<u64>,
-    /// This machine's kernel symbols, when they belong to the recorded kernel (`None`: not
-    /// looked at yet).
+    /// This machine's kernel symbols (or those of `--kallsyms`), when they belong to the
+    /// recorded kernel (`None`: not looked at yet).
     kallsyms: Option<Option<Arc<Kallsyms>>>,
+    /// A file of the recorded kernel's symbols, instead of this machine's.
+    file: Option<std::path::PathBuf>,
     /// Frame ids by address.
     names: HashMap<u64, u32>,
     /// The `[kernel]` frame.
@@ -88,16 +90,17 @@ pub struct KernelNames {
 }
 
 impl KernelNames {
-    pub fn new(profile: &mut Profile) -> KernelNames {
+    pub fn new(profile: &mut Profile, file: Option<std::path::PathBuf>) -> KernelNames {
         // Reading /proc/kallsyms (the kernel formats some 100,000 lines) takes about a fifth of
         // a short report: begin it now, beside the records, for the first kernel frame.
-        if THIS_BOOT.get().is_none() {
+        if file.is_none() && THIS_BOOT.get().is_none() {
             std::thread::spawn(|| THIS_BOOT.get_or_init(Kallsyms::read));
         }
         let whole = profile.intern_frame(Frame::named(Kind::Kernel, "[kernel]"));
         KernelNames {
             text: None,
             kallsyms: None,
+            file,
             names: HashMap::new(),
             whole,
         }
@@ -114,7 +117,12 @@ impl KernelNames {
 
     fn frame(&mut self, profile: &mut Profile, addr: u64) -> Option<u32> {
         if self.kallsyms.is_none() {
-            self.kallsyms = Some(self.text.and_then(Kallsyms::load));
+            self.kallsyms = Some(self.text.and_then(|text| match &self.file {
+                Some(file) => {
+                    Kallsyms::parse(&std::fs::read_to_string(file).ok()?).filter(|k| k.text == text)
+                }
+                None => Kallsyms::load(text),
+            }));
         }
         let syms = self.kallsyms.as_ref().and_then(Option::as_ref)?;
         if let Some(&id) = self.names.get(&addr) {
@@ -152,7 +160,11 @@ impl Kallsyms {
     }
 
     fn read() -> Option<Arc<Kallsyms>> {
-        let data = std::fs::read_to_string("/proc/kallsyms").ok()?;
+        Kallsyms::parse(&std::fs::read_to_string("/proc/kallsyms").ok()?)
+    }
+
+    /// Text symbols of a kallsyms listing, with where the kernel's text starts (`_text`).
+    fn parse(data: &str) -> Option<Arc<Kallsyms>> {
         let mut symbols = Vec::new();
         let mut text = None;
         for line in data.lines() {
@@ -189,8 +201,8 @@ impl Kallsyms {
 
 #[cfg(test)]
 mod tests {
+    use super::super::arch::X86_64;
     use super::super::process::Space;
-    use super::super::unwind::X86_64;
     use super::*;
 
     #[test]

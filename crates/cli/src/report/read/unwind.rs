@@ -3,107 +3,16 @@
 //! take done here (a CFA read from memory, a frame pointer), and how each unwind ended (at the
 //! stack's root, or where the copy ran out).
 //!
-//! The architecture is one [`Arch`] implementation: which framehop unwinder, and how perf's
-//! sampled registers become its registers.
+//! What is particular to the CPU is its [`Arch`] (which framehop unwinder, how perf's sampled
+//! registers become its registers, the frame record).
 
+use super::arch::Arch;
 use super::process::{Proc, Space};
-use crate::report::elf::Bytes;
-use framehop::{FrameAddress, Module, Unwinder};
+use framehop::{FrameAddress, Unwinder};
 use linux_perf_data::linux_perf_event_reader::Regs;
 
 /// Deepest stack kept; deeper ones are cut at the root side.
 pub const MAX_DEPTH: usize = 2048;
-
-/// What unwinding needs to know about a CPU architecture.
-pub trait Arch {
-    /// The name perf.data gives it (`uname -m`).
-    const NAME: &'static str;
-    type Regs: Clone;
-    type Cache: Default;
-    type Unwinder: Unwinder<Module = Module<Bytes>, UnwindRegs = Self::Regs, Cache = Self::Cache>
-        + Default;
-    /// The instruction pointer, stack pointer and framehop's registers, from perf's sampled
-    /// user registers.
-    fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)>;
-    fn sp(regs: &Self::Regs) -> u64;
-    /// One step by the frame pointer, for a frame whose CFI framehop can't follow: the
-    /// return address, with `regs` moved to the caller. `None` if the frame pointer doesn't
-    /// point into the copied stack above the stack pointer.
-    fn frame_pointer_step(
-        regs: &mut Self::Regs,
-        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
-    ) -> Option<u64>;
-    /// One step by the frame's DWARF rules evaluated in full ([`super::cfi`]), for the frame
-    /// whose pc (or return address - 1) is `lookup`: the return address, `regs` moved.
-    fn full_cfi_step(
-        space: &Space,
-        lookup: u64,
-        regs: &mut Self::Regs,
-        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
-    ) -> Option<u64>;
-}
-
-/// x86_64: instruction, stack and frame pointer.
-pub struct X86_64;
-
-impl Arch for X86_64 {
-    const NAME: &'static str = "x86_64";
-    type Regs = framehop::x86_64::UnwindRegsX86_64;
-    type Cache = framehop::x86_64::CacheX86_64;
-    type Unwinder = framehop::x86_64::UnwinderX86_64<Bytes>;
-
-    fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)> {
-        use linux_perf_data::linux_perf_event_reader::constants::{
-            PERF_REG_X86_BP, PERF_REG_X86_IP, PERF_REG_X86_SP,
-        };
-        let (ip, sp, bp) = (
-            regs.get(PERF_REG_X86_IP)?,
-            regs.get(PERF_REG_X86_SP)?,
-            regs.get(PERF_REG_X86_BP)?,
-        );
-        Some((ip, sp, framehop::x86_64::UnwindRegsX86_64::new(ip, sp, bp)))
-    }
-
-    fn sp(regs: &Self::Regs) -> u64 {
-        regs.sp()
-    }
-
-    fn frame_pointer_step(
-        regs: &mut Self::Regs,
-        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
-    ) -> Option<u64> {
-        // `push rbp; mov rbp, rsp`: [rbp] is the caller's rbp, [rbp + 8] the return address.
-        let (sp, bp) = (regs.sp(), regs.bp());
-        if bp < sp || bp % 8 != 0 {
-            return None;
-        }
-        let ra = read(bp.checked_add(8)?).ok()?;
-        let caller_bp = read(bp).ok()?;
-        regs.set_ip(ra);
-        regs.set_sp(bp + 16);
-        regs.set_bp(caller_bp);
-        Some(ra)
-    }
-
-    fn full_cfi_step(
-        space: &Space,
-        lookup: u64,
-        regs: &mut Self::Regs,
-        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
-    ) -> Option<u64> {
-        let maps = &space.mappings;
-        let i = maps.partition_point(|m| m.start <= lookup).checked_sub(1)?;
-        let m = maps.get(i).filter(|m| lookup < m.end)?;
-        let sections = m.elf.as_ref()?.eh_frame()?;
-        let svma = lookup.checked_sub(m.base)?;
-        let mut read = |a: u64| read(a).ok();
-        let (ra, sp, bp) = super::cfi::step(&sections, svma, regs.sp(), regs.bp(), &mut read)?;
-        regs.set_ip(ra);
-        regs.set_sp(sp);
-        regs.set_bp(bp);
-        Some(ra)
-    }
-}
 
 /// A sample's user stack, leaf first: `(address, is a return address)`.
 pub struct Unwound {
@@ -187,7 +96,9 @@ pub fn unwind<A: Arch>(
             // is kept as it was.
             if let Some((paddr, pregs)) = &prev {
                 let mut fixed = pregs.clone();
-                let again = A::full_cfi_step(space, lookup(*paddr), &mut fixed, &mut read_stack);
+                let first = frames.len() == 2;
+                let again =
+                    A::full_cfi_step(space, lookup(*paddr), first, &mut fixed, &mut read_stack);
                 if again == Some(address.address()) && A::sp(&fixed) != A::sp(&before) {
                     let mut retried = fixed.clone();
                     let next = unwinder.unwind_frame(
@@ -219,7 +130,8 @@ pub fn unwind<A: Arch>(
             // counts only if it lands in code.
             _ => {
                 regs = before.clone();
-                match A::full_cfi_step(space, lookup(address), &mut regs, &mut read_stack)
+                let first = frames.len() == 1;
+                match A::full_cfi_step(space, lookup(address), first, &mut regs, &mut read_stack)
                     .filter(|&ra| is_code(space, ra))
                     .or_else(|| {
                         regs = before.clone();

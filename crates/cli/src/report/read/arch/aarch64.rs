@@ -1,0 +1,88 @@
+//! aarch64 (AAPCS64): `bl` leaves the return address in the link register (x30), which a
+//! function that calls others saves with the caller's frame pointer (x29) as a frame record
+//! (`stp x29, x30, [sp, #-N]!; mov x29, sp`). Return addresses saved by code built with
+//! pointer authentication carry a signature in their top bits, stripped here.
+
+use super::{cfi, Arch};
+use framehop::aarch64::{PtrAuthMask, UnwindRegsAarch64};
+use linux_perf_data::linux_perf_event_reader::constants::{
+    PERF_REG_ARM64_LR, PERF_REG_ARM64_PC, PERF_REG_ARM64_SP, PERF_REG_ARM64_X29,
+};
+use linux_perf_data::linux_perf_event_reader::Regs;
+
+pub struct Aarch64;
+
+/// User space is below 2^52 at most (52-bit virtual addresses; 48 on most kernels): the bits
+/// above may hold a pointer-authentication code.
+const ADDRESS_BITS: u64 = (1 << 52) - 1;
+
+impl Arch for Aarch64 {
+    const NAME: &'static str = "aarch64";
+    const MACHINE: object::Architecture = object::Architecture::Aarch64;
+    const CFI: cfi::Registers = cfi::Registers {
+        sp: 31,
+        fp: 29,
+        ra: 30,
+        ra_pushed: false,
+    };
+    type Regs = UnwindRegsAarch64;
+    type Cache = framehop::aarch64::CacheAarch64;
+    type Unwinder = framehop::aarch64::UnwinderAarch64<crate::report::elf::Bytes>;
+
+    fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)> {
+        let (pc, sp, fp, lr) = (
+            regs.get(PERF_REG_ARM64_PC)?,
+            regs.get(PERF_REG_ARM64_SP)?,
+            regs.get(PERF_REG_ARM64_X29)?,
+            regs.get(PERF_REG_ARM64_LR)?,
+        );
+        let mask = PtrAuthMask(ADDRESS_BITS);
+        Some((
+            pc,
+            sp,
+            UnwindRegsAarch64::new_with_ptr_auth_mask(mask, lr, sp, fp),
+        ))
+    }
+
+    fn sp(regs: &Self::Regs) -> u64 {
+        regs.sp()
+    }
+
+    fn frame_pointer_step(
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64> {
+        // A frame record: [x29] is the caller's x29, [x29 + 8] the return address. The
+        // caller's sp is at least x29 + 16 (the record sits at the bottom of the frame).
+        let (sp, fp) = (regs.sp(), regs.fp());
+        if fp < sp || fp % 16 != 0 {
+            return None;
+        }
+        let ra = regs
+            .lr_mask()
+            .strip_ptr_auth(read(fp.checked_add(8)?).ok()?);
+        let caller_fp = read(fp).ok()?;
+        regs.set_lr(ra);
+        regs.set_sp(fp + 16);
+        regs.set_fp(caller_fp);
+        Some(ra)
+    }
+
+    fn cfi_regs(regs: &Self::Regs, first: bool) -> cfi::Known {
+        // Past the sampled frame, x30 is the return address into this frame, not out of it:
+        // a rule-less x30 ("same value") holds only where the sample was taken.
+        cfi::Known {
+            sp: regs.sp(),
+            fp: regs.fp(),
+            lr: first.then(|| regs.lr()),
+        }
+    }
+
+    fn set_cfi_regs(regs: &mut Self::Regs, caller: &cfi::Caller) -> u64 {
+        let ra = regs.lr_mask().strip_ptr_auth(caller.ra);
+        regs.set_lr(ra);
+        regs.set_sp(caller.sp);
+        regs.set_fp(caller.fp);
+        ra
+    }
+}

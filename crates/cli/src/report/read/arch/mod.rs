@@ -1,0 +1,82 @@
+//! The architecture seam: what unwinding and naming need to know about the CPU a recording
+//! was made on, one [`Arch`] implementation each ([`X86_64`], [`Aarch64`]). Nothing else in
+//! the reader names a register: it is generic over `A: Arch`, and [`super::Reader`] picks the
+//! implementation from the recording's header.
+
+mod aarch64;
+mod x86_64;
+
+pub use aarch64::Aarch64;
+pub use x86_64::X86_64;
+
+use super::cfi;
+use super::process::Space;
+use crate::report::elf::Bytes;
+use framehop::{Module, Unwinder};
+use linux_perf_data::linux_perf_event_reader::Regs;
+
+/// What unwinding needs to know about a CPU architecture.
+pub trait Arch: Send + 'static {
+    /// The name perf.data gives it (`uname -m`).
+    const NAME: &'static str;
+    /// Its binaries' machine.
+    const MACHINE: object::Architecture;
+    /// Its DWARF registers, for the CFI evaluated in full ([`cfi`]).
+    const CFI: cfi::Registers;
+    type Regs: Clone + Send;
+    type Cache: Default + Send;
+    type Unwinder: Unwinder<Module = Module<Bytes>, UnwindRegs = Self::Regs, Cache = Self::Cache>
+        + Default
+        + Send;
+    /// The instruction pointer, stack pointer and framehop's registers, from perf's sampled
+    /// user registers.
+    fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)>;
+    fn sp(regs: &Self::Regs) -> u64;
+    /// One step by the frame pointer, for a frame whose CFI framehop can't follow: the
+    /// return address, with `regs` moved to the caller. `None` if the frame pointer doesn't
+    /// point into the copied stack above the stack pointer.
+    fn frame_pointer_step(
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64>;
+    /// The registers [`cfi::step`] works with: stack pointer, frame pointer, and (in the
+    /// sampled frame only, `first`) the link register where the architecture has one.
+    fn cfi_regs(regs: &Self::Regs, first: bool) -> cfi::Known;
+    /// `regs` moved to the caller that [`cfi::step`] found; the return address.
+    fn set_cfi_regs(regs: &mut Self::Regs, caller: &cfi::Caller) -> u64;
+
+    /// One step by the frame's DWARF rules evaluated in full ([`cfi`]), for the frame whose
+    /// pc (or return address - 1) is `lookup` (`first`: the sampled one): the return
+    /// address, `regs` moved.
+    fn full_cfi_step(
+        space: &Space,
+        lookup: u64,
+        first: bool,
+        regs: &mut Self::Regs,
+        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+    ) -> Option<u64> {
+        let maps = &space.mappings;
+        let i = maps.partition_point(|m| m.start <= lookup).checked_sub(1)?;
+        let m = maps.get(i).filter(|m| lookup < m.end)?;
+        let sections = m.elf.as_ref()?.eh_frame()?;
+        let svma = lookup.checked_sub(m.base)?;
+        let mut read = |a: u64| read(a).ok();
+        let caller = cfi::step(
+            &sections,
+            svma,
+            &Self::CFI,
+            Self::cfi_regs(regs, first),
+            &mut read,
+        )?;
+        Some(Self::set_cfi_regs(regs, &caller))
+    }
+}
+
+/// The architecture perfpy itself was built for, by perf's name for it.
+pub fn host() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        Aarch64::NAME
+    } else {
+        X86_64::NAME
+    }
+}
