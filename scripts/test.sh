@@ -8,7 +8,8 @@
 #   scripts/test.sh -k fork         extra arguments go to both pytest runs
 #   PERFPY_SKIP_FP_BUILD=1 ...      don't build the frame-pointer interpreter (its tests skip)
 #   PERFPY_SKIP_ROOT=1 ...          don't build or use the sid root (3.14 and 3.15 untested)
-#   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel (its tests skip)
+#   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel nor build the arm64 VM
+#                                   (their tests skip)
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 cd "$(dirname "$0")/.."
@@ -29,6 +30,17 @@ command -v go >/dev/null || missing+=(golang-go)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"
+fi
+
+# The arm64 VM (Debian's arm64 kernel, perf and CPython under qemu-system-aarch64): about 20
+# minutes the first time, mostly its packages' set-up under qemu-user, so it is built beside
+# the rest; cached after.
+vm_log="$HOME/.cache/perfpy/arm64-vm.build.log"
+if [ -z "${PERFPY_SKIP_AARCH64:-}" ]; then
+    mkdir -p "$(dirname "$vm_log")"
+    log "the arm64 VM (scripts/build-arm64-vm.sh, in the background; its log: $vm_log)"
+    scripts/build-arm64-vm.sh > "$vm_log" 2>&1 &
+    vm_pid=$!
 fi
 
 if [ -z "${PERFPY_SKIP_FP_BUILD:-}" ]; then
@@ -84,6 +96,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 tree="$(python3 scripts/build-tree.py "$CARGO_TARGET_DIR/tree")"
 (cd "$tree" && cargo test --workspace --exclude perfpy-ext --quiet \
     && cargo build --quiet -p perfpy-format --example jitdump_check)
+
+if [ -n "${vm_pid:-}" ]; then
+    log "waiting for the arm64 VM"
+    wait "$vm_pid" || { tail -n 30 "$vm_log" >&2; echo "the arm64 VM could not be built" >&2; exit 1; }
+fi
 
 log "pytest: CPython 3.8-3.13 and the frame-pointer 3.11, $(perf version)"
 set +e

@@ -98,7 +98,7 @@ pub fn unwind<A: Arch>(
                 let mut fixed = pregs.clone();
                 let first = frames.len() == 2;
                 let again =
-                    A::full_cfi_step(space, lookup(*paddr), first, &mut fixed, &mut read_stack);
+                    full_cfi_step::<A>(space, lookup(*paddr), first, &mut fixed, &mut read_stack);
                 if again == Some(address.address()) && A::sp(&fixed) != A::sp(&before) {
                     let mut retried = fixed.clone();
                     let next = unwinder.unwind_frame(
@@ -131,7 +131,7 @@ pub fn unwind<A: Arch>(
             _ => {
                 regs = before.clone();
                 let first = frames.len() == 1;
-                match A::full_cfi_step(space, lookup(address), first, &mut regs, &mut read_stack)
+                match full_cfi_step::<A>(space, lookup(address), first, &mut regs, &mut read_stack)
                     .filter(|&ra| is_code(space, ra))
                     .or_else(|| {
                         regs = before.clone();
@@ -174,4 +174,30 @@ fn is_code(space: &Space, addr: u64) -> bool {
         || space
             .jit_infos()
             .any(|j| crate::report::jit::find(&j.stubs, addr).is_some())
+}
+
+/// One step by the frame's DWARF rules evaluated in full ([`super::cfi`]), for the frame
+/// whose pc (or return address - 1) is `lookup` (`first`: the sampled one): the return
+/// address, `regs` moved.
+fn full_cfi_step<A: Arch>(
+    space: &Space,
+    lookup: u64,
+    first: bool,
+    regs: &mut A::Regs,
+    read: &mut dyn FnMut(u64) -> Result<u64, ()>,
+) -> Option<u64> {
+    let maps = &space.mappings;
+    let i = maps.partition_point(|m| m.start <= lookup).checked_sub(1)?;
+    let m = maps.get(i).filter(|m| lookup < m.end)?;
+    let sections = m.elf.as_ref()?.eh_frame()?;
+    let svma = lookup.checked_sub(m.base)?;
+    let mut read = |a: u64| read(a).ok();
+    let caller = super::cfi::step(
+        &sections,
+        svma,
+        &A::CFI,
+        A::cfi_regs(regs, first),
+        &mut read,
+    )?;
+    Some(A::set_cfi_regs(regs, &caller))
 }

@@ -1,7 +1,8 @@
 //! The architecture seam: what unwinding and naming need to know about the CPU a recording
 //! was made on, one [`Arch`] implementation each ([`X86_64`], [`Aarch64`]). Nothing else in
 //! the reader names a register: it is generic over `A: Arch`, and [`super::Reader`] picks the
-//! implementation from the recording's header.
+//! implementation from the recording's header. This module knows no process: the unwinder
+//! ([`super::unwind`]) brings the two together.
 
 mod aarch64;
 mod x86_64;
@@ -10,7 +11,6 @@ pub use aarch64::Aarch64;
 pub use x86_64::X86_64;
 
 use super::cfi;
-use super::process::Space;
 use crate::report::elf::Bytes;
 use framehop::{Module, Unwinder};
 use linux_perf_data::linux_perf_event_reader::Regs;
@@ -44,32 +44,6 @@ pub trait Arch: Send + 'static {
     fn cfi_regs(regs: &Self::Regs, first: bool) -> cfi::Known;
     /// `regs` moved to the caller that [`cfi::step`] found; the return address.
     fn set_cfi_regs(regs: &mut Self::Regs, caller: &cfi::Caller) -> u64;
-
-    /// One step by the frame's DWARF rules evaluated in full ([`cfi`]), for the frame whose
-    /// pc (or return address - 1) is `lookup` (`first`: the sampled one): the return
-    /// address, `regs` moved.
-    fn full_cfi_step(
-        space: &Space,
-        lookup: u64,
-        first: bool,
-        regs: &mut Self::Regs,
-        read: &mut dyn FnMut(u64) -> Result<u64, ()>,
-    ) -> Option<u64> {
-        let maps = &space.mappings;
-        let i = maps.partition_point(|m| m.start <= lookup).checked_sub(1)?;
-        let m = maps.get(i).filter(|m| lookup < m.end)?;
-        let sections = m.elf.as_ref()?.eh_frame()?;
-        let svma = lookup.checked_sub(m.base)?;
-        let mut read = |a: u64| read(a).ok();
-        let caller = cfi::step(
-            &sections,
-            svma,
-            &Self::CFI,
-            Self::cfi_regs(regs, first),
-            &mut read,
-        )?;
-        Some(Self::set_cfi_regs(regs, &caller))
-    }
 }
 
 /// The architecture perfpy itself was built for, by perf's name for it.

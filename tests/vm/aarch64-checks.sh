@@ -1,0 +1,76 @@
+#!/bin/bash
+# Runs inside the arm64 VM (scripts/arm64-vm.sh boots it with this directory as its share):
+# the aarch64 wheel installed as a user would, then perf and perfpy on the seed example with
+# both backends. Everything the host-side tests (tests/test_aarch64_vm.py) check is written
+# here: recordings, perf script's text, perfpy's reports, the machine's facts. One line per
+# step in steps.txt: "NAME STATUS SECONDS".
+set -u
+out="$(cd "$(dirname "$0")" && pwd)"
+cd "$out"
+: > steps.txt
+step() {
+    local name="$1"; shift
+    local t0=$SECONDS
+    "$@" > "$name.out" 2> "$name.err"
+    local rc=$?
+    echo "$name $rc $((SECONDS - t0))" >> steps.txt
+    echo "== $name: exit $rc, $((SECONDS - t0)) s"
+    return 0
+}
+N="${SEED_N:-400000}"
+work=/root/work   # the guest's own disk: raw DWARF recordings are large
+mkdir -p "$work"
+
+uname -r > uname.txt; uname -m >> uname.txt
+perf version > perf-version.txt 2>&1
+python3 --version > python-version.txt 2>&1
+grep -m1 Features /proc/cpuinfo > cpu-features.txt
+cat /proc/kallsyms > kallsyms.txt
+# Branch protection: whether the interpreter was built with BTI/PAC (its GNU property note).
+readelf -n "$(readlink -f /usr/bin/python3)" > python-notes.txt 2>&1
+
+# The wheel, as a user installs it: a fresh venv, no Rust, no network.
+step venv python3 -m venv /root/venv
+step pip /root/venv/bin/pip install --no-index --no-deps "$out"/perfpy-*.whl
+PY=/root/venv/bin/python
+PERFPY=/root/venv/bin/perfpy
+ls /tmp > tmp-before.txt
+
+# perfpy record, each backend and call graph, then perfpy report here.
+step doctor "$PERFPY" doctor --python "$PY"
+step rec-auto "$PERFPY" record -F 499 --flamegraph "$out/auto.svg" -o "$out/auto.data" -- "$PY" seed.py "$N"
+step rec-map-fp "$PERFPY" record -F 499 --backend perf --call-graph fp -o "$out/map-fp.data" -- "$PY" seed.py "$N"
+step rec-map-dwarf "$PERFPY" record -F 499 --backend perf --call-graph dwarf -o "$out/map-dwarf.data" -- "$PY" seed.py "$N"
+step rec-jit "$PERFPY" record -F 499 --backend perf_jit -o "$out/jit.data" -- "$PY" seed.py "$N"
+for r in auto map-fp map-dwarf jit; do
+    step "report-$r" "$PERFPY" report -i "$out/$r.data" --format collapsed
+done
+ls /tmp > tmp-after.txt
+
+# Branch protection at run time: each executable mapping of an interpreter running through
+# perfpy's stubs, with its VmFlags ("bt": guarded by BTI, indirect branches into it must land
+# on a bti instruction).
+step bti "$PY" -c '
+import perfpy, re
+perfpy.activate_stack_trampoline("perf")
+def f(n): return n if n < 2 else f(n - 1) + f(n - 2)
+f(15)
+maps = open("/proc/self/smaps").read().split("\n")
+cur = None
+for line in maps:
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ \S+\s*(.*)", line)
+    if m:
+        cur = (m.group(1), m.group(3), m.group(4) or "[anon]")
+    elif line.startswith("VmFlags:") and cur and "x" in cur[1]:
+        print(cur[0], cur[2], line.split(":", 1)[1].strip())
+print("stubs", perfpy.status()["stubs"])
+'
+
+# perf alone: the perf map with frame pointers, and the jitdump through perf inject --jit.
+step perf-map-fp env PYTHONPERFSUPPORT=1 perf record -F 499 -g -o "$work/map-fp.data" -- "$PY" seed.py "$N"
+step script-map-fp perf script -F comm,pid,ip,sym -i "$work/map-fp.data"
+step perf-jit env PYTHON_PERF_JIT_SUPPORT=1 perf record -F 499 -k 1 --call-graph dwarf -o "$work/jit.data" -- "$PY" seed.py "$N"
+cp /tmp/jit-*.dump "$out/" 2>/dev/null
+step inject perf inject --jit -i "$work/jit.data" -o "$work/jit.inj.data"
+step script-jit perf script -F comm,pid,ip,sym -i "$work/jit.inj.data"
+sync
