@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs SHARE_DIR/run.sh on an emulated arm64 machine: perfpy's VM (scripts/build-arm64-vm.sh,
 # built on first use), Debian bookworm with perf 6.1 and python3.11 under qemu-system-aarch64
-# (2 CPUs, 2 GB, no network). SHARE_DIR is the guest's /mnt/out and run.sh's working directory:
-# put run.sh (run by bash, as root) and whatever it needs there, and have it leave its results
-# there. The guest's perf samples up to 100 kHz (perf_event_max_sample_rate) without throttling.
+# (2 CPUs, 2 GB, no network but loopback). SHARE_DIR is the guest's /mnt/out and run.sh's
+# working directory: put run.sh (run by bash, as root) and whatever it needs there, and have
+# it leave its results there. The guest's perf samples up to 100 kHz without throttling; it
+# drains its buffers slowly there, so --call-graph dwarf at perf's default 4 kHz now and then
+# loses a chunk with the default 512 KiB buffer (with -m 4M: none seen).
 #
 # Each run boots from a throwaway overlay of the image, so runs start clean and may run side by
 # side. Booting takes ~15 s, and Python runs 25-35x slower than on this machine. Shows the
@@ -27,7 +29,7 @@ vm="$("$here/build-arm64-vm.sh")"
 
 tmp="$(mktemp -d)"
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'kill "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 qemu-img create -q -f qcow2 -b "$vm/base.img" -F raw "$tmp/disk.qcow2"

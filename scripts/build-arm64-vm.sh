@@ -41,7 +41,9 @@ echo -1 > /proc/sys/kernel/perf_event_paranoid
 echo 0 > /proc/sys/kernel/kptr_restrict
 modprobe 9pnet_virtio
 mkdir -p /mnt/out
-if mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 out /mnt/out \
+# cache=mmap: perf record maps the file it wrote, shared, to find build ids; 9p without it
+# refuses ("failed to mmap file") and the recording has no build ids.
+if mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=mmap out /mnt/out \
         && [ -f /mnt/out/run.sh ]; then
     cd /mnt/out
     (bash ./run.sh < /dev/null; echo $? > /tmp/status) 2>&1 | tee /mnt/out/guest.log
@@ -108,7 +110,7 @@ kernels=("$root"/boot/vmlinuz-*)
 cp "${kernels[0]}" "$vm/vmlinuz"
 cp "$root/boot/initrd.img-${kernels[0]#*/vmlinuz-}" "$vm/initrd.img"
 rm -f "$vm/base.img.partial"
-mkfs.ext4 -q -L perfpy-arm64 -d "$root" "$vm/base.img.partial" 3G
+mkfs.ext4 -q -L perfpy-arm64 -d "$root" "$vm/base.img.partial" 3G >&2  # says it creates the file
 mv "$vm/base.img.partial" "$vm/base.img"
 echo "$want" > "$stamp"
 log "done after ${SECONDS}s: $(du -sh --apparent-size "$vm/base.img" | cut -f1) image," \

@@ -181,9 +181,11 @@ def test_binaries_missing_on_this_machine_are_named_once(tmp_path):
     """A recording from another machine: its binaries aren't here."""
     exe = tmp_path / "spin-elsewhere"
     shutil.copy("/bin/dd", exe)
+    # 15 GB through dd: about a second of CPU even where its copies are fast (3 GB gave 34
+    # samples on a loaded machine).
     r = perfpy("record", "-o", "perf.data", "--call-graph", "dwarf", "--python",
                PYTHONS[-1].path, "--", str(exe), "if=/dev/zero", "of=/dev/null", "bs=1M",
-               "count=3000", cwd=tmp_path)
+               "count=15000", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     os.unlink(exe)
     r = perfpy("report", cwd=tmp_path)
