@@ -74,9 +74,13 @@ def folded(text):
 
 
 def chain_share(counts, seed):
-    """(samples with baz -> bar -> foo whole, all samples)."""
+    """(samples with <module> -> baz -> bar -> foo whole, samples in the seed's code, all
+    samples). The interpreter's start-up takes seconds of the emulated CPU: the seed's own
+    samples are judged, and must be most of them."""
     chain = ";".join("py::%s:%s" % (f, seed) for f in ("<module>", "baz", "bar", "foo"))
-    return sum(n for s, n in counts.items() if chain in s), sum(counts.values())
+    whole = sum(n for s, n in counts.items() if chain in s)
+    in_seed = sum(n for s, n in counts.items() if ":%s" % seed in s)
+    return whole, in_seed, sum(counts.values())
 
 
 def guest_seed(share):
@@ -98,8 +102,10 @@ def test_the_wheel_installs_into_a_fresh_venv_and_doctor_passes(guest):
     ok(guest, "venv")
     ok(guest, "pip")
     ok(guest, "doctor")
-    text = (guest / "doctor.out").read_text() + (guest / "doctor.err").read_text()
-    assert "aarch64" in text or "arm64" in text, text
+    text = (guest / "doctor.out").read_text()
+    assert re.search(r"^pass +recording +perf record of a one-second Python run worked", text,
+                     re.M), text
+    assert not re.search(r"^fail", text, re.M), text
 
 
 @pytest.mark.parametrize("name", RECORDINGS)
@@ -108,9 +114,10 @@ def test_perfpy_records_and_reports_whole_stacks_on_aarch64(guest, name):
     seed's samples carry baz -> bar -> foo whole (the thresholds of x86_64)."""
     ok(guest, "rec-" + name)
     ok(guest, "report-" + name)
-    whole, total = chain_share(folded((guest / ("report-%s.out" % name)).read_text()),
-                               guest_seed(guest))
-    assert total >= 50 and whole >= 0.8 * total, (name, whole, total)
+    whole, in_seed, total = chain_share(
+        folded((guest / ("report-%s.out" % name)).read_text()), guest_seed(guest))
+    assert in_seed >= 100 and in_seed >= 0.5 * total, (name, in_seed, total)
+    assert whole >= 0.8 * in_seed, (name, whole, in_seed)
 
 
 def test_record_leaves_nothing_in_the_guests_tmp(guest):
@@ -129,16 +136,31 @@ def test_this_machine_reads_the_aarch64_recordings_with_sysroot(guest, name, tmp
     (--sysroot), its kernel's symbols from a copy of its kallsyms: the same samples, the same
     whole stacks, kernel frames named."""
     r = subprocess.run([PERFPY, "report", "-i", str(guest / ("%s.data" % name)), "--format",
-                        "collapsed", "--sysroot", VM_ROOT, "--kallsyms",
+                        "collapsed", "--sysroot", VM_ROOT, "--sysroot", str(guest / "venv-root"),
+                        "--kallsyms",
                         str(guest / "kallsyms.txt")],
                        capture_output=True, text=True, cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     here = folded(r.stdout)
     there = folded((guest / ("report-%s.out" % name)).read_text())
     assert sum(here.values()) == sum(there.values())
-    whole, total = chain_share(here, guest_seed(guest))
-    assert whole >= 0.8 * total, (whole, total)
+    assert here == there, set(here.items()) ^ set(there.items())
+    whole, in_seed, _ = chain_share(here, guest_seed(guest))
+    assert whole >= 0.8 * in_seed, (whole, in_seed)
     assert "another CPU" not in r.stderr and "can't be read" not in r.stderr, r.stderr
+
+
+def test_kernel_frames_are_named_from_the_guests_kallsyms(guest, tmp_path):
+    """arm64's kallsyms has no _text: the recording's kernel mapping is anchored at _stext.
+    With the guest's kallsyms the kernel's frames are named; without, one [kernel] frame."""
+    args = [PERFPY, "report", "-i", str(guest / "auto.data"), "--format", "collapsed",
+            "--sysroot", VM_ROOT]
+    named = folded(subprocess.run(args + ["--kallsyms", str(guest / "kallsyms.txt")],
+                                  capture_output=True, text=True, cwd=str(tmp_path)).stdout)
+    assert any(re.search(r";(do_)?el0_svc(;|$)", s) for s in named), list(named)[:5]
+    unnamed = folded(subprocess.run(args, capture_output=True, text=True,
+                                    cwd=str(tmp_path)).stdout)
+    assert any(s.endswith(";[kernel]") for s in unnamed), list(unnamed)[:5]
 
 
 def test_without_sysroot_the_foreign_binaries_are_said(guest, tmp_path):

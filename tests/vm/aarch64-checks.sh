@@ -17,7 +17,7 @@ step() {
     echo "== $name: exit $rc, $((SECONDS - t0)) s"
     return 0
 }
-N="${SEED_N:-400000}"
+N="${SEED_N:-1500000}"   # about 5 s of the emulated CPU
 work=/root/work   # the guest's own disk: raw DWARF recordings are large
 mkdir -p "$work"
 
@@ -35,10 +35,14 @@ step pip /root/venv/bin/pip install --no-index --no-deps "$out"/perfpy-*.whl
 PY=/root/venv/bin/python
 PERFPY=/root/venv/bin/perfpy
 ls /tmp > tmp-before.txt
+# The package's files as this machine has them, for the host's --sysroot (the venv is on the
+# guest's own disk, which goes with the VM).
+site=/root/venv/lib/python3.11/site-packages
+mkdir -p "$out/venv-root$site" && cp -r "$site/perfpy" "$out/venv-root$site/"
 
 # perfpy record, each backend and call graph, then perfpy report here.
 step doctor "$PERFPY" doctor --python "$PY"
-step rec-auto "$PERFPY" record -F 499 --flamegraph "$out/auto.svg" -o "$out/auto.data" -- "$PY" seed.py "$N"
+step rec-auto "$PERFPY" record -F 499 --flamegraph="$out/auto.svg" -o "$out/auto.data" -- "$PY" seed.py "$N"
 step rec-map-fp "$PERFPY" record -F 499 --backend perf --call-graph fp -o "$out/map-fp.data" -- "$PY" seed.py "$N"
 step rec-map-dwarf "$PERFPY" record -F 499 --backend perf --call-graph dwarf -o "$out/map-dwarf.data" -- "$PY" seed.py "$N"
 step rec-jit "$PERFPY" record -F 499 --backend perf_jit -o "$out/jit.data" -- "$PY" seed.py "$N"

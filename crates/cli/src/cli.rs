@@ -282,10 +282,10 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DIR")]
     pub jit_dir: Vec<PathBuf>,
     /// A recording made on another machine (an aarch64 server's, read here): a copy of its
-    /// files (its root, or the directories holding its binaries at their paths), searched
-    /// before this machine's, as perf's --symfs.
+    /// files (its root, or a directory holding some of its binaries at their paths), searched
+    /// before this machine's, as perf's --symfs. Repeatable: searched in order.
     #[arg(long, value_name = "DIR")]
-    pub sysroot: Option<PathBuf>,
+    pub sysroot: Vec<PathBuf>,
     /// The recorded kernel's symbols (a copy of its /proc/kallsyms, taken while it ran), to
     /// name kernel frames of a recording made on another machine or in another boot.
     #[arg(long, value_name = "FILE")]

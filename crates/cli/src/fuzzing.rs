@@ -45,7 +45,7 @@ pub fn perf_data(path: &Path, jit_dirs: Vec<PathBuf>) -> u64 {
         parents: Default::default(),
         progress: false,
         event: None,
-        sysroot: None,
+        sysroot: Vec::new(),
         kallsyms: None,
     };
     let Ok(profile) = read::read(path, &opts) else {

@@ -24,7 +24,7 @@ pub fn side_dir(data: &Path) -> PathBuf {
 /// `--kallsyms`); default: this machine's.
 #[derive(Debug, Default, Clone)]
 pub struct Elsewhere {
-    pub sysroot: Option<PathBuf>,
+    pub sysroot: Vec<PathBuf>,
     pub kallsyms: Option<PathBuf>,
 }
 

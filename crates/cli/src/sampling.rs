@@ -96,6 +96,12 @@ pub fn args(
     if writing.compress {
         a.push("-z".into());
     }
+    // The CPU mode's own buffer (the others have theirs in `events`): larger where every
+    // sample copies a stack.
+    let dwarf = call_graph == CallGraph::Dwarf;
+    if sampling.mode == Mode::Cpu && (dwarf || sampling.streaming || sampling.system_wide) {
+        a.extend(buffer().into_iter().map(OsString::from));
+    }
     if sampling.streaming {
         a.push("--no-buffering".into());
     }
@@ -119,9 +125,6 @@ fn events(args: &Sampling) -> Vec<String> {
             if let Some(e) = &args.event {
                 a.extend(["-e".into(), e.clone()]);
             }
-            if args.streaming || args.system_wide {
-                a.extend(buffer());
-            }
             a
         }
         Mode::Wall => [vec!["-e".into(), ticks], switches.to_vec(), buffer()].concat(),
@@ -133,8 +136,11 @@ fn events(args: &Sampling) -> Vec<String> {
 /// switching often (a lock passed back and forth, threads starting) writes a stack copy per
 /// switch in bursts that overflow perf's default 512 KiB and lose samples (measured: 3-17
 /// lost events a run of the wall-clock test program with the default, none with 8 MiB).
-/// Also for the whole machine (-a), and for a recording read as it is written (`top`),
-/// where perf waits on its reader now and then: 512 KiB is 8 samples of 64 KiB stacks.
+/// Also for every DWARF recording: 512 KiB is 8 samples of 64 KiB stacks, and a program's
+/// start (its exec, the mappings of its libraries, the first samples) comes in a burst: on a
+/// slow machine (an emulated arm64 one) perf lost that burst with the default buffer, and the
+/// program's binaries with it (every frame unnamed). And for the whole machine (-a), and for a
+/// recording read as it is written (`top`), where perf waits on its reader now and then.
 /// 64 MiB shared by the CPUs, between 1 and 8 MiB each; only where perf may lock that much
 /// (root), else perf's default.
 fn buffer() -> Vec<String> {

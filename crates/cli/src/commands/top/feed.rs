@@ -57,7 +57,7 @@ impl Feed {
             progress: false,
             event: None,
             parents: self.parents.clone(),
-            sysroot: None,
+            sysroot: Vec::new(),
             kallsyms: None,
         };
         let (mut records, mut reader) = match read::stream(input, &opts) {

@@ -59,7 +59,7 @@ pub struct Options {
     pub parents: std::collections::HashMap<i32, i32>,
     /// Where the recorded machine's files are (`--sysroot`): binaries are looked for under
     /// it first, as perf's `--symfs`.
-    pub sysroot: Option<PathBuf>,
+    pub sysroot: Vec<PathBuf>,
     /// The recorded kernel's symbols (`--kallsyms`), for a recording made on another machine
     /// (or boot); default: this machine's `/proc/kallsyms` when it is the recorded boot.
     pub kallsyms: Option<PathBuf>,

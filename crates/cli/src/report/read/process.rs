@@ -123,7 +123,7 @@ pub struct Processes<A: Arch> {
     /// Parents the recording has no fork record of (see [`super::Options::parents`]).
     pub(super) parents: HashMap<i32, i32>,
     /// Where the recorded machine's files are (see [`super::Options::sysroot`]).
-    sysroot: Option<PathBuf>,
+    sysroot: Vec<PathBuf>,
 }
 
 fn is_jit_marker(path: &str) -> bool {
@@ -138,7 +138,7 @@ impl<A: Arch> Processes<A> {
     pub fn new(
         jit_dirs: Vec<PathBuf>,
         parents: HashMap<i32, i32>,
-        sysroot: Option<PathBuf>,
+        sysroot: Vec<PathBuf>,
     ) -> Processes<A> {
         Processes {
             procs: HashMap::new(),
@@ -246,7 +246,7 @@ impl<A: Arch> Processes<A> {
         // The recorded machine's root first, then this machine's files, then (while the
         // process runs) the same path inside a container's mount namespace or a chroot.
         let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(root) = &self.sysroot {
+        for root in &self.sysroot {
             candidates.push(root.join(path.trim_start_matches('/')));
         }
         candidates.push(PathBuf::from(path));
@@ -262,7 +262,7 @@ impl<A: Arch> Processes<A> {
                 None => {}
             }
         }
-        if elf.is_none() && pid > 0 && self.sysroot.is_none() {
+        if elf.is_none() && pid > 0 && self.sysroot.is_empty() {
             elf = crate::procfs::paths_of(pid as u32, Path::new(path))
                 .iter()
                 .filter(|p| p.as_path() != Path::new(path))

@@ -177,8 +177,9 @@ impl<A: Arch> Reading<A> {
     }
 
     fn on_mmap(&mut self, pid: i32, start: u64, len: u64, pgoff: u64, exec: bool, path: &str) {
-        if pid == -1 && path.starts_with("[kernel.kallsyms]") {
-            self.kernel.text = Some(start);
+        if let Some(symbol) = path.strip_prefix("[kernel.kallsyms]").filter(|_| pid == -1) {
+            let symbol = if symbol.is_empty() { "_text" } else { symbol };
+            self.kernel.text = Some((start, symbol.to_string()));
         } else if pid > 0 && exec && len > 0 {
             self.procs
                 .mmap(pid, start, len, pgoff, path, &mut self.profile.stats);

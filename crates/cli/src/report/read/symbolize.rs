@@ -76,8 +76,9 @@ fn native_frame<A: Arch>(proc: &Proc<A>, addr: u64) -> Option<Frame> {
 /// Kernel frames: by symbol when this machine's kernel is the recorded one, else one
 /// `[kernel]` frame for the whole kernel part of a sample.
 pub struct KernelNames {
-    /// Where the recording says the kernel's text starts (its `[kernel.kallsyms]` mapping).
-    pub text: Option<u64>,
+    /// Where the recording says the kernel's text starts: its `[kernel.kallsyms]SYMBOL`
+    /// mapping's start, and SYMBOL (`_text` on x86_64, `_stext` on aarch64).
+    pub text: Option<(u64, String)>,
     /// This machine's kernel symbols (or those of `--kallsyms`), when they belong to the
     /// recorded kernel (`None`: not looked at yet).
     kallsyms: Option<Option<Arc<Kallsyms>>>,
@@ -117,11 +118,12 @@ impl KernelNames {
 
     fn frame(&mut self, profile: &mut Profile, addr: u64) -> Option<u32> {
         if self.kallsyms.is_none() {
-            self.kallsyms = Some(self.text.and_then(|text| match &self.file {
-                Some(file) => {
-                    Kallsyms::parse(&std::fs::read_to_string(file).ok()?).filter(|k| k.text == text)
+            self.kallsyms = Some(self.text.as_ref().and_then(|(at, symbol)| {
+                match &self.file {
+                    Some(file) => Kallsyms::parse(&std::fs::read_to_string(file).ok()?)
+                        .filter(|k| k.starts_at(symbol, *at)),
+                    None => Kallsyms::load(symbol, *at),
                 }
-                None => Kallsyms::load(text),
             }));
         }
         let syms = self.kallsyms.as_ref().and_then(Option::as_ref)?;
@@ -142,8 +144,10 @@ impl KernelNames {
 
 /// `/proc/kallsyms`' text symbols, sorted.
 struct Kallsyms {
-    /// Where the kernel's text starts in this boot.
-    text: u64,
+    /// Where the kernel's text starts in this boot: `_text` and `_stext` (either may be
+    /// missing: aarch64 lists no `_text`).
+    text: Option<u64>,
+    stext: Option<u64>,
     symbols: Vec<(u64, Arc<str>)>,
 }
 
@@ -153,20 +157,29 @@ static THIS_BOOT: OnceLock<Option<Arc<Kallsyms>>> = OnceLock::new();
 
 impl Kallsyms {
     /// This machine's kernel symbols, if readable (not hidden by `kptr_restrict`) and if the
-    /// kernel's text starts at `text` as in the recording: the same boot (KASLR moves it).
-    fn load(text: u64) -> Option<Arc<Kallsyms>> {
+    /// kernel's `symbol` is at `at` as in the recording: the same boot (KASLR moves it).
+    fn load(symbol: &str, at: u64) -> Option<Arc<Kallsyms>> {
         let here = THIS_BOOT.get_or_init(Kallsyms::read).clone()?;
-        (here.text == text).then_some(here)
+        here.starts_at(symbol, at).then_some(here)
+    }
+
+    /// Whether the kernel's text anchor `symbol` (`_text` or `_stext`) is at `at`.
+    fn starts_at(&self, symbol: &str, at: u64) -> bool {
+        match symbol {
+            "_text" => self.text == Some(at),
+            "_stext" => self.stext == Some(at),
+            _ => false,
+        }
     }
 
     fn read() -> Option<Arc<Kallsyms>> {
         Kallsyms::parse(&std::fs::read_to_string("/proc/kallsyms").ok()?)
     }
 
-    /// Text symbols of a kallsyms listing, with where the kernel's text starts (`_text`).
+    /// Text symbols of a kallsyms listing, with where the kernel's text starts.
     fn parse(data: &str) -> Option<Arc<Kallsyms>> {
         let mut symbols = Vec::new();
-        let mut text = None;
+        let (mut text, mut stext) = (None, None);
         for line in data.lines() {
             let mut f = line.split_whitespace();
             let (Some(addr), Some(kind), Some(name)) = (f.next(), f.next(), f.next()) else {
@@ -178,19 +191,25 @@ impl Kallsyms {
             let Ok(addr) = u64::from_str_radix(addr, 16) else {
                 continue;
             };
-            if name == "_text" {
-                text = Some(addr);
+            match name {
+                "_text" => text = Some(addr),
+                "_stext" => stext = Some(addr),
+                _ => {}
             }
             if addr != 0 {
                 symbols.push((addr, Arc::from(name)));
             }
         }
-        let text = text.filter(|&t| t != 0)?;
-        if symbols.is_empty() {
+        let (text, stext) = (text.filter(|&t| t != 0), stext.filter(|&t| t != 0));
+        if symbols.is_empty() || text.is_none() && stext.is_none() {
             return None;
         }
         symbols.sort_by_key(|s| s.0);
-        Some(Arc::new(Kallsyms { text, symbols }))
+        Some(Arc::new(Kallsyms {
+            text,
+            stext,
+            symbols,
+        }))
     }
 
     fn name(&self, addr: u64) -> Option<&Arc<str>> {
@@ -223,7 +242,7 @@ mod tests {
     #[test]
     fn kallsyms_only_for_the_recorded_boot() {
         // A kernel text address no boot of this machine has: never used.
-        assert!(Kallsyms::load(0x1234).is_none());
+        assert!(Kallsyms::load("_text", 0x1234).is_none());
         let text = std::fs::read_to_string("/proc/kallsyms")
             .ok()
             .and_then(|d| {
@@ -233,9 +252,20 @@ mod tests {
             })
             .filter(|&a| a != 0);
         if let Some(text) = text {
-            let syms = Kallsyms::load(text).expect("this boot's symbols");
+            let syms = Kallsyms::load("_text", text).expect("this boot's symbols");
             let name = syms.name(text + 1).expect("a symbol at the kernel's start");
             assert!(name.starts_with('_'), "{name}");
         }
+    }
+
+    #[test]
+    fn an_aarch64_listing_is_anchored_at_stext() {
+        // arm64's /proc/kallsyms has no _text; perf names the kernel's mapping after _stext.
+        let listing = "ffffd85504000000 t _head\nffffd85504010000 T _stext\n\
+                       ffffd85504010040 T do_el0_svc\nffffd85504010100 t helper\n";
+        let k = Kallsyms::parse(listing).unwrap();
+        assert!(k.starts_at("_stext", 0xffffd85504010000));
+        assert!(!k.starts_at("_text", 0xffffd85504010000));
+        assert_eq!(&**k.name(0xffffd85504010044).unwrap(), "do_el0_svc");
     }
 }
