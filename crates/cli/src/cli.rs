@@ -258,7 +258,9 @@ fn stack_size(text: &str) -> Result<u32, String> {
     perfpy report --format speedscope          profile.speedscope.json\n  \
     perfpy report --format firefox             profile.firefox.json\n  \
     perfpy report --format pprof               profile.pb.gz (Pyroscope, Parca, go tool pprof)\n  \
-    perfpy report --native all                 keep the interpreter's frames between Python frames")]
+    perfpy report --native all                 keep the interpreter's frames between Python frames\n  \
+    perfpy report --sysroot ./arm64-root --kallsyms kallsyms.txt\n  \
+                                               a recording made on another machine (an aarch64 one)")]
 pub struct ReportArgs {
     /// The recording (perf record's or perfpy record's).
     #[arg(short, long, value_name = "FILE", default_value = "perf.data")]
