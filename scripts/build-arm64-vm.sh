@@ -56,7 +56,10 @@ echo o > /proc/sysrq-trigger
 sleep 60
 EOF
 )"
-want="packages=${packages[*]} init=$(sha256sum <<<"$init" | cut -c1-16)"
+# A second root inside the image, at /srv/sid: Debian sid's arm64 CPython 3.14 (PEP 768's
+# remote execution), for record --pid on aarch64; its processes run chroot'd there.
+sid_packages=(python3.14)
+want="packages=${packages[*]} sid=${sid_packages[*]} init=$(sha256sum <<<"$init" | cut -c1-16)"
 stamp="$vm/.perfpy-arm64-vm"
 
 need() {  # COMMAND:PACKAGE...
@@ -98,6 +101,31 @@ if [ "$(cat "$root/.perfpy-root" 2>/dev/null)" != "packages=${packages[*]}" ]; t
     mv "$root.partial" "$root"
     log "root done after ${SECONDS}s: $(du -sh "$root" | cut -f1)"
 fi
+
+sid="$vm/sid"
+if [ "$(cat "$sid/.perfpy-root" 2>/dev/null)" != "packages=${sid_packages[*]}" ]; then
+    need qemu-aarch64-static:qemu-user-static debootstrap:debootstrap update-binfmts:binfmt-support
+    binfmt=/proc/sys/fs/binfmt_misc
+    [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt"
+    if ! grep -qx enabled "$binfmt/qemu-aarch64" 2>/dev/null; then
+        update-binfmts --enable qemu-aarch64
+        trap 'update-binfmts --disable qemu-aarch64' EXIT  # as it was
+    fi
+    log "debootstrap of sid arm64 (${sid_packages[*]}) into $sid (once; about 10 minutes)"
+    rm -rf "$sid.partial"
+    if ! debootstrap --arch=arm64 --variant=minbase --include="$(IFS=,; echo "${sid_packages[*]}")" \
+            sid "$sid.partial" "$mirror" > "$vm/debootstrap-sid.log" 2>&1; then
+        tail -n 20 "$vm/debootstrap-sid.log" >&2
+        log "debootstrap of sid failed; its log is $vm/debootstrap-sid.log"
+        exit 1
+    fi
+    rm -f "$sid.partial"/var/cache/apt/archives/*.deb
+    echo "packages=${sid_packages[*]}" > "$sid.partial/.perfpy-root"
+    rm -rf "$sid"
+    mv "$sid.partial" "$sid"
+fi
+rm -rf "$root/srv/sid"
+cp -a "$sid" "$root/srv/sid"
 
 need mkfs.ext4:e2fsprogs
 log "making $vm/base.img"

@@ -44,6 +44,10 @@ def guest(tmp_path_factory):
     shutil.copy(WHEELS[0], str(share))
     shutil.copy(SEED, str(share / "seed.py"))
     shutil.copy(CHECKS, str(share / "run.sh"))
+    # The program record --pid attaches to, and what it imports to tell its state.
+    for sub, name in (("scripts", "busy.py"), ("apps", "telltale.py")):
+        (share / sub).mkdir()
+        shutil.copy(os.path.join(ROOT, "tests", sub, name), str(share / sub / name))
     r = subprocess.run([os.path.join(ROOT, "scripts", "arm64-vm.sh"), str(share)],
                        capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, (r.stdout[-4000:], r.stderr[-4000:])
@@ -215,3 +219,38 @@ def test_the_jitdump_is_aarch64s(guest):
             assert struct.unpack_from("<I", r["code"], 0)[0] == 0xA9BF7BFD, r["code"].hex()
             loads += 1
     assert loads >= 4
+
+
+def test_record_pid_switches_a_running_314_on_and_off_on_aarch64(guest):
+    """Debian sid's arm64 CPython 3.14, started with no switch (chroot'd: its files reached
+    through /proc/<pid>/root): `record --pid` switches names on through PEP 768, the
+    recording names its functions with whole stacks, and afterwards the target says its
+    trampoline is off and the default evaluator back; nothing new in its /tmp."""
+    import json
+
+    ok(guest, "attach")
+    ok(guest, "report-attach")
+    err = (guest / "attach.err").read_text()
+    pid = int((guest / "attach.pid").read_text())
+    m = re.search(r"switched Python names on in pid %d \(CPython 3\.14\.\d+ .*(perfpy|cpython)'s "
+                  r"(perf|perf_jit) trampoline\)" % pid, err)
+    assert m, err
+    # CPython's own trampoline (the wheel here has no 3.14 extension to lend) writes its perf
+    # map, flushed line by line: its jitdump would wait in a buffer until the process exits.
+    assert m.group(1) == "perfpy" or m.group(2) == "perf", err
+    assert "switched Python names off in pid %d" % pid in err, err
+    counts = folded((guest / "report-attach.out").read_text())
+    py = sum(n for s, n in counts.items() if "py::" in s)
+    chain = sum(n for s, n in counts.items()
+                if re.search(r"py::middle:[^;]*busy\.py;py::leaf:", s))
+    middle = sum(n for s, n in counts.items() if "py::middle:" in s)
+    assert py >= 100 and middle >= 0.8 * py and chain >= 0.1 * py, (py, middle, chain)
+    before = json.loads((guest / "attach-state-before.json").read_text())
+    after = json.loads((guest / "attach-state-after.json").read_text())
+    assert before["default_eval"] and not before["sys"], before
+    assert after["time"] > before["time"] and after["default_eval"] and not after["sys"] \
+        and not after["perfpy"], after
+    # perfpy's file is removed as it switches off; CPython's stays, as CPython leaves it.
+    new = set((guest / "attach-tmp-after.txt").read_text().split()) - \
+        set((guest / "attach-tmp-before.txt").read_text().split())
+    assert new <= ({"perf-%d.map" % pid} if m.group(1) == "cpython" else set()), new

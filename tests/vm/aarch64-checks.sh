@@ -70,6 +70,31 @@ for line in maps:
 print("stubs", perfpy.status()["stubs"])
 '
 
+# record --pid on aarch64: Debian sid's arm64 CPython 3.14, chroot'd in /srv/sid, started
+# with no switch: names switched on through PEP 768 for the recording, and off again (as the
+# target says itself, every 0.2 s, in states/).
+if [ -x /srv/sid/usr/bin/python3.14 ]; then
+    mkdir -p /srv/sid/mnt/out states && mount --bind "$out" /srv/sid/mnt/out
+    chroot /srv/sid env PERFPY_TEST_STATE=/mnt/out/states python3.14 /mnt/out/scripts/busy.py \
+        > busy.log 2>&1 &
+    target=$!
+    for _ in $(seq 300); do [ -f "states/$target.json" ] && break; sleep 0.2; done
+    cp "states/$target.json" attach-state-before.json 2>/dev/null
+    ls /srv/sid/tmp > attach-tmp-before.txt
+    # Halfway through, the target's executable mappings with their VmFlags: whether sid's
+    # interpreter is BTI-guarded ("bt") and the trampolines' code is not.
+    (sleep 4; awk '/^[0-9a-f]+-[0-9a-f]+ /{m=($2 ~ /x/) ? $1 " " $6 : ""}
+                   /^VmFlags:/ && m != "" {print m, $0}' "/proc/$target/smaps" \
+        > attach-smaps.txt) &
+    step attach "$PERFPY" record --pid "$target" --duration 6 -F 499 -o "$out/attach.data"
+    sleep 2
+    cp "states/$target.json" attach-state-after.json 2>/dev/null
+    ls /srv/sid/tmp > attach-tmp-after.txt
+    kill "$target"
+    step report-attach "$PERFPY" report -i "$out/attach.data" --format collapsed --pid "$target"
+    echo "$target" > attach.pid
+fi
+
 # perf alone: the perf map with frame pointers, and the jitdump through perf inject --jit.
 step perf-map-fp env PYTHONPERFSUPPORT=1 perf record -F 499 -g -o "$work/map-fp.data" -- "$PY" seed.py "$N"
 step script-map-fp perf script -F comm,pid,ip,sym -i "$work/map-fp.data"

@@ -23,15 +23,29 @@ pub struct Outcome {
     pub active: bool,
     /// Whose: "perfpy" or "cpython".
     pub trampoline: String,
+    /// Which backend it writes ("perf" or "perf_jit"; empty if the script didn't say).
+    pub backend: String,
     /// It was already on before the switch-on (so the switch-off must leave it on).
     pub already: bool,
     pub error: Option<String>,
 }
 
+impl Outcome {
+    /// The backend the trampoline writes: what the script said, else what was asked.
+    pub fn written<'a>(&'a self, asked: &'a str) -> &'a str {
+        if self.backend.is_empty() {
+            asked
+        } else {
+            &self.backend
+        }
+    }
+}
+
 const SCRIPT: &str = r#"# Written by `perfpy record --pid`; it deletes itself once it has run.
 def __perfpy_switch(action, backend, release, script, marker):
     import json, os, sys
-    result = {"active": False, "trampoline": "", "already": False, "error": None}
+    result = {"active": False, "trampoline": "", "backend": backend, "already": False,
+              "error": None}
     try:
         try:
             import perfpy
@@ -47,7 +61,11 @@ def __perfpy_switch(action, backend, release, script, marker):
                 perfpy.activate_stack_trampoline(backend)
                 used = "perfpy"
             else:
-                sys.activate_stack_trampoline(backend)
+                # CPython's own writes its jitdump through a stdio buffer that it flushes
+                # only when the process exits, so a recording of a running process would find
+                # most of its names missing: its perf map, flushed line by line, instead.
+                result["backend"] = "perf"
+                sys.activate_stack_trampoline("perf")
                 used = "cpython"
         else:
             used = "perfpy" if mine else "cpython"
@@ -205,6 +223,7 @@ fn parse(text: &str) -> Outcome {
     Outcome {
         active: v["active"].as_bool().unwrap_or(false),
         trampoline: v["trampoline"].as_str().unwrap_or("").to_string(),
+        backend: v["backend"].as_str().unwrap_or("").to_string(),
         already: v["already"].as_bool().unwrap_or(false),
         error: v["error"].as_str().map(str::to_string).or_else(|| {
             v.is_null()
@@ -219,13 +238,16 @@ mod tests {
 
     #[test]
     fn reads_what_the_process_wrote() {
-        let o =
-            parse(r#"{"active": true, "trampoline": "cpython", "already": false, "error": null}"#);
+        let o = parse(
+            r#"{"active": true, "trampoline": "cpython", "backend": "perf", "already": false,
+                      "error": null}"#,
+        );
         assert_eq!(
             o,
             Outcome {
                 active: true,
                 trampoline: "cpython".into(),
+                backend: "perf".into(),
                 already: false,
                 error: None
             }

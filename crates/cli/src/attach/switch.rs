@@ -130,12 +130,17 @@ pub fn switch_on(pid: u32, backend: &str) -> Result<Attached> {
                 pending: None,
                 release: o.trampoline == "perfpy",
             }),
-            Names::SwitchedOn(format!("PEP 768, {}'s {backend} trampoline", o.trampoline)),
+            Names::SwitchedOn(format!(
+                "PEP 768, {}'s {} trampoline",
+                o.trampoline,
+                o.written(backend)
+            )),
             format!(
-                "switched Python names on in pid {pid} ({}, {}'s {backend} trampoline); \
+                "switched Python names on in pid {pid} ({}, {}'s {} trampoline); \
                  functions already running are named from their next call",
                 pep768::describe(&rt),
-                o.trampoline
+                o.trampoline,
+                o.written(backend)
             ),
             false,
         )),

@@ -40,7 +40,8 @@ pub struct JitInfo {
 
 /// Where the files of `pid` may be, most specific first: each directory of `dirs` (a
 /// recording's side directory, `--jit-dir`), the process's own `/tmp` (through
-/// `/proc/<pid>/root`, under its namespace pid, while it runs), then `/tmp`.
+/// `/proc/<pid>/root`, under its namespace pid, while it runs in a container or a chroot),
+/// then `/tmp`.
 pub fn candidates(pid: i32, dirs: &[PathBuf], marker: Option<&Path>) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let names = |p: i32| files::Kind::ALL.map(|k| k.file_name(p as u32));
@@ -56,7 +57,14 @@ pub fn candidates(pid: i32, dirs: &[PathBuf], marker: Option<&Path>) -> Vec<Path
         }
         out.push(m.to_path_buf());
     }
-    if let Some(ns) = crate::procfs::namespace_pid(pid) {
+    // Its own /tmp: a container's (under its namespace pid) or a chroot's (under its pid).
+    let own = crate::procfs::namespace_pid(pid).or_else(|| {
+        std::fs::read_link(&root)
+            .ok()
+            .filter(|r| r != Path::new("/"))
+            .map(|_| pid)
+    });
+    if let Some(ns) = own {
         for n in names(ns) {
             out.push(root.join("tmp").join(n));
         }

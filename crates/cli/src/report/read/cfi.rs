@@ -22,6 +22,10 @@ pub struct Registers {
     /// Whether a call pushes the return address just below the CFA (x86_64) rather than
     /// leaving it in a register (aarch64's x30), for a row with no rule for it.
     pub ra_pushed: bool,
+    /// Whose CFI opcodes: aarch64's 0x2d is `DW_CFA_AARCH64_negate_ra_state` (pointer
+    /// authentication, in every function of a binary built with `-mbranch-protection`),
+    /// which framehop reads as another vendor's and fails on: those frames are stepped here.
+    pub vendor: gimli::Vendor,
 }
 
 /// The registers known in a frame.
@@ -59,7 +63,8 @@ pub fn step(
     if let Some(text) = sections.text {
         bases = bases.set_text(text);
     }
-    let eh = EhFrame::new(eh_data, NativeEndian);
+    let mut eh = EhFrame::new(eh_data, NativeEndian);
+    eh.set_vendor(regs.vendor);
     let hdr = EhFrameHdr::new(hdr_data, NativeEndian)
         .parse(&bases, 8)
         .ok()?;

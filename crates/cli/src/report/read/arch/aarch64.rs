@@ -12,9 +12,10 @@ use linux_perf_data::linux_perf_event_reader::Regs;
 
 pub struct Aarch64;
 
-/// User space is below 2^52 at most (52-bit virtual addresses; 48 on most kernels): the bits
-/// above may hold a pointer-authentication code.
-const ADDRESS_BITS: u64 = (1 << 52) - 1;
+/// User space is below 2^48 (Linux's 48-bit virtual addresses; 52-bit ones are handed only to
+/// programs that ask for them): the bits above hold a return address's pointer-authentication
+/// code (measured: Debian sid's arm64 CPython 3.14 saves return addresses with bits above 47 set).
+const ADDRESS_BITS: u64 = (1 << 48) - 1;
 
 impl Arch for Aarch64 {
     const NAME: &'static str = "aarch64";
@@ -24,6 +25,7 @@ impl Arch for Aarch64 {
         fp: 29,
         ra: 30,
         ra_pushed: false,
+        vendor: gimli::Vendor::AArch64,
     };
     type Regs = UnwindRegsAarch64;
     type Cache = framehop::aarch64::CacheAarch64;

@@ -16,6 +16,7 @@ impl Arch for X86_64 {
         fp: 6,
         ra: 16,
         ra_pushed: true,
+        vendor: gimli::Vendor::Default,
     };
     type Regs = framehop::x86_64::UnwindRegsX86_64;
     type Cache = framehop::x86_64::CacheX86_64;
