@@ -71,7 +71,8 @@ def test_cpython_builtin_perf_map_gives_whole_stacks_too(py, tmp_path):
     """The interpreter without perfpy: CPython's own perf-map trampoline keeps no frame record,
     and perf's DWARF unwinder stops at it; perfpy report derives its CFI from the template in
     libpython and unwinds through it."""
-    r = record(tmp_path, py.base, "--backend", "perf", "--trampoline", "cpython")
+    r = record(tmp_path, py.base, "--backend", "perf", "--trampoline", "cpython",
+               program=[SEED, "6000000"])
     assert "perf map" in r.stderr and "switched on with PYTHONPERFSUPPORT=1" in r.stderr
     counts = collapsed(tmp_path)
     total = sum(counts.values())
@@ -85,7 +86,9 @@ def test_cpython_builtin_perf_map_gives_whole_stacks_too(py, tmp_path):
 @pytest.mark.skipif(not [p for p in PYTHONS if p.version >= (3, 13)], reason="no CPython 3.13+ here")
 def test_trampoline_cpython_uses_cpython_313_own_jitdump(tmp_path):
     py = [p for p in PYTHONS if p.version >= (3, 13)][0]
-    r = record(tmp_path, py.base, "--trampoline", "cpython")
+    # Twice the default run, as above: Debian's 3.14 gave 51 of 64 samples whole at the default
+    # length, its start-up being most of the rest.
+    r = record(tmp_path, py.base, "--trampoline", "cpython", program=[SEED, "6000000"])
     assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
     assert "switched on with PYTHON_PERF_JIT_SUPPORT=1" in r.stderr, r.stderr
     counts = collapsed(tmp_path)
@@ -100,7 +103,7 @@ def test_frame_pointers_are_used_when_asked_for(tmp_path):
     r = record(tmp_path, FP_PYTHONS[0].path, program=[SEED, "10"])
     assert "jitdump, DWARF call graphs" in r.stderr, r.stderr
     assert "DWARF call graphs all the same" in r.stderr
-    r = record(tmp_path, FP_PYTHONS[0].path, "--call-graph", "fp")
+    r = record(tmp_path, FP_PYTHONS[0].path, "--call-graph", "fp", program=[SEED, "6000000"])
     assert "perf map, frame-pointer call graphs" in r.stderr, r.stderr
     assert "interpreter has frame pointers" in r.stderr
     counts = collapsed(tmp_path)
