@@ -8,7 +8,6 @@ frame pointers.
 
 import glob
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -105,17 +104,15 @@ def py(request):
 
 @pytest.fixture(autouse=True)
 def clean_tmp_maps():
-    """Deletes the /tmp/perf-*.map, jit-*.dump and jitted-*.so files a test created: new since
-    it started, of processes that have ended (a running one's is another program's, perhaps
-    another test run's on the same machine, whose perfpy record is about to collect it)."""
+    """Deletes the /tmp/perf-*.map, jit-*.dump and jitted-*.so files a test created (all those
+    new since it started, its programs' that still run included: a killed perf's orphan, a
+    server's dying workers). Two test runs on one machine therefore delete each other's: run
+    one at a time."""
     patterns = ("/tmp/perf-*.map", "/tmp/jit-*.dump", "/tmp/jitted-*.so")
     before = {f for p in patterns for f in glob.glob(p)}
     yield
     for p in patterns:
         for f in glob.glob(p):
-            pid = re.search(r"-(\d+)[.-]", os.path.basename(f))
-            if pid and os.path.exists("/proc/%s" % pid.group(1)):
-                continue
             if f not in before:
                 try:
                     os.unlink(f)
