@@ -8,6 +8,7 @@ frame pointers.
 
 import glob
 import os
+import re
 import subprocess
 import sys
 import textwrap
