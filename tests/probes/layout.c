@@ -23,6 +23,9 @@ int main(void) {
     printf("frame_code_offset %zu\n", offsetof(PyFrameObject, f_code));
 #endif
     printf("code_extra_offset %zu\n", offsetof(PyCodeObject, co_extra));
+#if PY_VERSION_HEX >= 0x03090000
+    printf("tstate_interp_offset %zu\n", offsetof(PyThreadState, interp));
+#endif
 #if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
     printf("tstate_recursion_remaining_offset %zu\n", offsetof(PyThreadState, recursion_remaining));
     printf("tstate_recursion_limit_offset %zu\n", offsetof(PyThreadState, recursion_limit));

@@ -1,11 +1,11 @@
 //! What perfpy keeps per code object: an [`Entry`] in the code object's `co_extra` slot at
-//! [`EXTRA_INDEX`], owned by the code object and freed with it by [`free_entry`].
+//! its interpreter's index ([`EXTRA_INDEX`](crate::state::EXTRA_INDEX) in the home, the
+//! slot's in [`crate::interpreters`] elsewhere), owned by the code object and freed with it
+//! by [`free_entry`].
 
 use crate::backend::Kind;
-use crate::state::EXTRA_INDEX;
 use pyo3::ffi;
 use std::ffi::c_void;
-use std::sync::atomic::Ordering;
 
 /// What `co_extra[EXTRA_INDEX]` points to. The stub itself is never reused when the entry
 /// is freed: perf may still attribute samples to its address.
@@ -29,13 +29,13 @@ pub(crate) unsafe extern "C" fn free_entry(p: *mut c_void) {
     }
 }
 
-/// The entry stored for `code`, if any.
+/// The entry stored for `code` at `index`, if any.
 ///
 /// # Safety
-/// The GIL is held and `code` is a code object.
+/// The GIL is held, `code` is a code object, and `index` (if not negative) was requested by
+/// perfpy in the code object's interpreter.
 #[inline(always)]
-pub(crate) unsafe fn get(code: *mut ffi::PyObject) -> Option<*mut Entry> {
-    let index = EXTRA_INDEX.load(Ordering::Relaxed);
+pub(crate) unsafe fn get(code: *mut ffi::PyObject, index: isize) -> Option<*mut Entry> {
     if index < 0 {
         return None;
     }
@@ -45,12 +45,17 @@ pub(crate) unsafe fn get(code: *mut ffi::PyObject) -> Option<*mut Entry> {
     (!extra.is_null()).then_some(extra.cast::<Entry>())
 }
 
-/// Stores a new entry for `code`; on failure the entry is dropped and None returned.
+/// Stores a new entry for `code` at `index`; on failure the entry is dropped and None
+/// returned.
 ///
 /// # Safety
-/// The GIL is held, `code` is a code object, and no entry is stored for it yet.
-pub(crate) unsafe fn store(code: *mut ffi::PyObject, entry: Entry) -> Option<*mut Entry> {
-    let index = EXTRA_INDEX.load(Ordering::Relaxed);
+/// The GIL is held, `code` is a code object, `index` was requested by perfpy in its
+/// interpreter, and no entry is stored for it yet.
+pub(crate) unsafe fn store(
+    code: *mut ffi::PyObject,
+    index: isize,
+    entry: Entry,
+) -> Option<*mut Entry> {
     let p = Box::into_raw(Box::new(entry));
     // SAFETY: `code` is a code object; `p` is a valid pointer whose ownership passes to the
     // code object (freed by `free_entry`) when this succeeds.

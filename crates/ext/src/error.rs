@@ -129,7 +129,13 @@ pub(crate) unsafe fn warn(msg: &str) {
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     // SAFETY: the caller holds the GIL.
     let py = unsafe { Python::assume_attached() };
-    let category = PerfpyWarning::type_object_raw(py).cast::<ffi::PyObject>();
+    // perfpy's own category is an object of the home interpreter: elsewhere, its base.
+    let category = if crate::interpreters::in_home() {
+        PerfpyWarning::type_object_raw(py).cast::<ffi::PyObject>()
+    } else {
+        // SAFETY: a static exception type, shared by every interpreter.
+        unsafe { ffi::PyExc_RuntimeWarning }
+    };
     // SAFETY: GIL held; the category is a warning class and the message a C string.
     let rc: c_int = unsafe { ffi::PyErr_WarnEx(category, c.as_ptr(), 1) };
     if rc != 0 {

@@ -38,6 +38,8 @@ extern "C" fn parent() {
 }
 
 extern "C" fn child() {
+    // CPython deletes every interpreter but the forking one in the child.
+    crate::interpreters::forget_all_in_child();
     HELD.with(|h| {
         let mut slot = h.borrow_mut();
         if let Some(inner) = slot.as_mut() {

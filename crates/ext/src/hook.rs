@@ -6,13 +6,18 @@
 //! ```text
 //! eval_hook(ts, frame, throw)
 //!   code = frame's code object                       (cpython::<family>)
-//!   entry = co_extra[EXTRA_INDEX]                    (hot: a read of the code object)
+//!   interp = ts->interp: the home? else the index of its slot (interpreters.rs)
+//!   entry = co_extra[index]                          (hot: a read of the code object)
 //!   entry current?  yes -> stub(ts, frame, throw, prev_eval)   -> prev_eval(ts, frame, throw)
 //!                   no  -> cold path: a stub from the backend's pool, announced through
 //!                          the backend interface, entry stored
 //! ```
 //!
 //! The hot path allocates nothing and touches no Python object beyond the `co_extra` read.
+//! In an interpreter other than perfpy's home (a subinterpreter) stubs call CPython's own
+//! evaluator, the only one perfpy installs itself over there; the deep-frozen code objects
+//! every interpreter shares (3.11, 3.12) keep their entries in [`state::Inner::shared`]
+//! rather than in their `co_extra`, which belongs to the home.
 //! The cold path runs once per code object per process. It may run with an exception set
 //! (a generator's `throw()`), so it saves and restores the exception around its work, and it
 //! never lets a failure escape into the program: on any error perfpy turns itself off, warns
@@ -21,8 +26,8 @@
 use crate::backend::Announcement;
 use crate::entry::{self, Entry};
 use crate::error::{self, Error};
-use crate::state::{self, BELOW_EVAL, GENERATION, MODE, MODE_ACTIVE, PREV_EVAL};
-use crate::{chain, cpython, names};
+use crate::state::{self, BELOW_EVAL, EXTRA_INDEX, GENERATION, MODE, MODE_ACTIVE, PREV_EVAL};
+use crate::{chain, cpython, interpreters, names};
 use pyo3::ffi;
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -49,11 +54,17 @@ impl cpython::Dispatch for Hook {
         frame: *mut c_void,
         code: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
+        // SAFETY: `a0` is the evaluator's own first argument.
+        let interp = unsafe { cpython::call_interp(a0) };
+        if interp != 0 && interp != interpreters::HOME.load(Ordering::Relaxed) {
+            // SAFETY: as for this function.
+            return unsafe { dispatch_elsewhere(a0, a1, a2, code, interp) };
+        }
         let mode = MODE.load(Ordering::Relaxed);
         let prev = PREV_EVAL.load(Ordering::Relaxed) as *const c_void;
         if mode == MODE_ACTIVE {
             // SAFETY: the family's hook passes its own arguments and the frame's code.
-            return unsafe { run_through(a0, a1, a2, code, prev) };
+            return unsafe { run_through(a0, a1, a2, code, prev, Place::Home) };
         }
         if mode == 0 {
             // SAFETY: forwarding the evaluator's own arguments to the previous evaluator.
@@ -72,10 +83,66 @@ pub(crate) fn hook_ptr() -> *const c_void {
     cpython::hook_ptr::<Hook>()
 }
 
+/// Where a code object's [`Entry`] lives.
+#[derive(Clone, Copy)]
+pub(crate) enum Place {
+    /// In its `co_extra`, at the home's index.
+    Home,
+    /// In its `co_extra`, in another interpreter (the address), at the index of its slot
+    /// (-1 until requested there).
+    Elsewhere(usize, isize),
+    /// In [`state::Inner::shared`]: a static code object of every interpreter, run outside
+    /// the home.
+    Shared,
+}
+
+impl Place {
+    /// The `co_extra` index (negative: none, or not there).
+    #[inline(always)]
+    fn index(self) -> isize {
+        match self {
+            Place::Home => EXTRA_INDEX.load(Ordering::Relaxed),
+            Place::Elsewhere(_, index) => index,
+            Place::Shared => -1,
+        }
+    }
+}
+
+/// [`Hook`]'s dispatch for a call in an interpreter other than the home.
+///
+/// # Safety
+/// As for [`cpython::Dispatch::dispatch`]; `interp` is the call's interpreter.
+#[inline(never)]
+unsafe fn dispatch_elsewhere(
+    a0: *mut c_void,
+    a1: *mut c_void,
+    a2: isize,
+    code: *mut ffi::PyObject,
+    interp: usize,
+) -> *mut ffi::PyObject {
+    let default = cpython::ffi::default_eval();
+    let index = match interpreters::index_of(interp) {
+        Some(index) if state::is_active() => index,
+        // Off, or an interpreter past its teardown event: CPython's evaluator, the one
+        // perfpy's hook replaced there.
+        // SAFETY: forwarding the evaluator's own arguments to an evaluator.
+        _ => return unsafe { call_eval(default, a0, a1, a2) },
+    };
+    // SAFETY: `code` is the frame's live object (a code object where FRAME_HOLDS_CODE).
+    let place = if cpython::FRAME_HOLDS_CODE && unsafe { cpython::is_shared_static(code) } {
+        Place::Shared
+    } else {
+        Place::Elsewhere(interp, index)
+    };
+    // SAFETY: as for this function.
+    unsafe { run_through(a0, a1, a2, code, default, place) }
+}
+
 /// Calls `next` for the frame, through the frame's stub.
 ///
 /// # Safety
-/// As for [`cpython::Dispatch::dispatch`]; `next` is an evaluator with this version's signature.
+/// As for [`cpython::Dispatch::dispatch`]; `next` is an evaluator with this version's
+/// signature; `place` is where the code's entry lives in the call's interpreter.
 #[inline(always)]
 unsafe fn run_through(
     a0: *mut c_void,
@@ -83,9 +150,10 @@ unsafe fn run_through(
     a2: isize,
     code: *mut ffi::PyObject,
     next: *const c_void,
+    place: Place,
 ) -> *mut ffi::PyObject {
     // SAFETY: the GIL is held inside an evaluator, and `code` is the frame's object.
-    match unsafe { stub_for(code) } {
+    match unsafe { stub_for(code, place) } {
         // SAFETY: `stub` is a live trampoline (arenas are never unmapped) that forwards
         // (a0, a1, a2) to `next`.
         Some(stub) => unsafe { stub(a0, a1, a2, next) },
@@ -146,7 +214,7 @@ unsafe fn dispatch_guarded(
     DISPATCHING.with(|d| d.set(frame as usize));
     let result = if active {
         // SAFETY: forwarded; `next` is an evaluator.
-        unsafe { run_through(a0, a1, a2, code, next) }
+        unsafe { run_through(a0, a1, a2, code, next, Place::Home) }
     } else {
         // SAFETY: forwarding to an evaluator.
         unsafe { call_eval(next, a0, a1, a2) }
@@ -158,15 +226,15 @@ unsafe fn dispatch_guarded(
 /// The stub to run `code` through, making one on first use.
 ///
 /// # Safety
-/// The GIL is held; `code` is a live object or null.
+/// The GIL is held; `code` is a live object or null; `place` is where its entry lives.
 #[inline(always)]
-unsafe fn stub_for(code: *mut ffi::PyObject) -> Option<StubFn> {
+unsafe fn stub_for(code: *mut ffi::PyObject, place: Place) -> Option<StubFn> {
     // SAFETY: `code` is the frame's live object.
     if !cpython::FRAME_HOLDS_CODE && (code.is_null() || !unsafe { cpython::is_code(code) }) {
         return None;
     }
-    // SAFETY: `code` is a code object, the index was requested for this interpreter.
-    if let Some(entry) = unsafe { entry::get(code) } {
+    // SAFETY: `code` is a code object, the index was requested for its interpreter.
+    if let Some(entry) = unsafe { entry::get(code, place.index()) } {
         // SAFETY: entries stay alive as long as their code object, which the frame holds.
         let e = unsafe { &*entry };
         // Entries without a stub have generation 0, which never matches.
@@ -177,7 +245,7 @@ unsafe fn stub_for(code: *mut ffi::PyObject) -> Option<StubFn> {
     }
     // SAFETY: the GIL is held and `code` is a code object (checked above where the family's
     // frame may hold something else).
-    unsafe { cold_path(code) }
+    unsafe { cold_path(code, place) }
 }
 
 /// Saves the current exception on creation and restores it on drop, so the cold path can use
@@ -225,12 +293,12 @@ impl Drop for SavedException {
 /// The GIL is held and `code` is a code object.
 #[cold]
 #[inline(never)]
-unsafe fn cold_path(code: *mut ffi::PyObject) -> Option<StubFn> {
+unsafe fn cold_path(code: *mut ffi::PyObject, place: Place) -> Option<StubFn> {
     // SAFETY: GIL held.
     let _saved = unsafe { SavedException::fetch() };
     // SAFETY: the GIL is held, `code` is a code object (our caller's contract), and the
     // pending exception, if any, was just saved.
-    let result = std::panic::catch_unwind(|| unsafe { compile(code) });
+    let result = std::panic::catch_unwind(|| unsafe { compile(code, place) });
     let stub = match result {
         Ok(Ok(stub)) => stub,
         Ok(Err(error)) => {
@@ -251,16 +319,32 @@ unsafe fn cold_path(code: *mut ffi::PyObject) -> Option<StubFn> {
 /// The stub address for `code`, after making sure this process's map or dump names it.
 ///
 /// # Safety
-/// The GIL is held and `code` is a code object.
-pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, Error> {
+/// The GIL is held and `code` is a code object; `place` is where its entry lives in the
+/// current interpreter.
+pub(crate) unsafe fn compile(
+    code: *mut ffi::PyObject,
+    place: Place,
+) -> Result<Option<usize>, Error> {
     let mut inner = state::lock();
     if !state::is_active() {
         return Ok(None);
     }
+    let index = match place {
+        Place::Home | Place::Shared => place.index(),
+        Place::Elsewhere(_, index) if index >= 0 => index,
+        // SAFETY: the GIL of `interp`, the current interpreter, is held.
+        Place::Elsewhere(interp, _) => match unsafe { interpreters::request_index(interp) } {
+            Some(index) => index,
+            None => return Ok(None),
+        },
+    };
     let kind = inner.kind;
     let generation = GENERATION.load(Ordering::Relaxed);
-    // SAFETY: the GIL is held and `code` is a code object (this function's contract).
-    let existing = unsafe { entry::get(code) };
+    let existing = match place {
+        Place::Shared => inner.shared.get(&(code as usize)).map(|&p| p as *mut Entry),
+        // SAFETY: the GIL is held and `code` is a code object (this function's contract).
+        _ => unsafe { entry::get(code, index) },
+    };
     // SAFETY: entries live as long as their code object, which the running frame holds.
     if let Some(e) = existing.map(|p| unsafe { &mut *p }) {
         if e.stub != 0 && e.backend == Some(kind) {
@@ -297,14 +381,20 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
                 backend: Some(kind),
                 qualname: None,
             };
-            // SAFETY: no entry is stored for `code` (checked above, under the GIL).
-            unsafe { entry::store(code, entry) };
+            if let Place::Shared = place {
+                // Static code objects live as long as the process, and so does their entry.
+                let p = Box::into_raw(Box::new(entry));
+                inner.shared.insert(code as usize, p as usize);
+            } else {
+                // SAFETY: no entry is stored for `code` (checked above, under the GIL).
+                unsafe { entry::store(code, index, entry) };
+            }
         }
     }
-    if !cpython::HAS_CO_QUALNAME {
+    if !cpython::HAS_CO_QUALNAME && index >= 0 {
         let mut name_child = |child: *mut ffi::PyObject, qualname: Box<str>| {
             // SAFETY: `child` is a code object found in co_consts, kept alive by `code`.
-            if unsafe { entry::get(child) }.is_none() {
+            if unsafe { entry::get(child, index) }.is_none() {
                 let entry = Entry {
                     stub: 0,
                     generation: 0,
@@ -312,7 +402,7 @@ pub(crate) unsafe fn compile(code: *mut ffi::PyObject) -> Result<Option<usize>, 
                     qualname: Some(qualname),
                 };
                 // SAFETY: as above; no entry is stored for `child`.
-                unsafe { entry::store(child, entry) };
+                unsafe { entry::store(child, index, entry) };
             }
         };
         // SAFETY: GIL held, `code` is a code object, no exception set (as above).
@@ -353,8 +443,10 @@ unsafe fn fail(error: &Error) {
         let first = inner.failure.is_none();
         inner.failure = Some(error.to_string());
         state::set_active(false);
-        // SAFETY: GIL held; `hook_ptr` is our hook.
-        unsafe { chain::remove(&mut inner, hook_ptr()) };
+        if interpreters::in_home() {
+            // SAFETY: GIL held; `hook_ptr` is our hook.
+            unsafe { chain::remove(&mut inner, hook_ptr()) };
+        }
         first
     };
     if first {

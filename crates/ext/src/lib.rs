@@ -10,6 +10,7 @@
 //! * [`backend`] — the interface to the two backends: [`backend::perf_map`]
 //!   (`/tmp/perf-<pid>.map`) and [`backend::perf_jit`] (`/tmp/jit-<pid>.dump`).
 //! * [`chain`] — our place in the interpreter's chain of evaluators.
+//! * [`interpreters`] — the hook in every interpreter of the process (subinterpreters).
 //! * [`cpython`] — everything that differs per CPython version (hook signature, frame layout).
 //! * [`names`] — `py::<qualname>:<filename>`.
 //! * [`fork`] — parent and child keep separate files.
@@ -25,6 +26,7 @@ mod entry;
 mod error;
 mod fork;
 mod hook;
+mod interpreters;
 mod lifecycle;
 mod names;
 mod state;
@@ -122,6 +124,8 @@ fn status(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("code_extra_index", s.code_extra_index)?;
     d.set_item("persist_after_fork", s.persist_after_fork)?;
     d.set_item("failure", s.failure)?;
+    d.set_item("interpreters", s.interpreters)?;
+    d.set_item("interpreters_limit", s.interpreters_limit)?;
     Ok(d)
 }
 

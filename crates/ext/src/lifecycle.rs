@@ -5,7 +5,9 @@
 //! ```text
 //! activate(kind)    co_extra index (once) -> kind's pool primed (first arena executable)
 //!                   -> kind's file open -> hook on top of the chain -> MODE_ACTIVE
+//!                   -> hook into the other interpreters (interpreters.rs)
 //! deactivate()      MODE_ACTIVE off -> hook off the top of the chain, if still on top
+//!                   -> CPython's evaluator back in the other interpreters
 //! release_files()   (off only) each backend's file closed -> generation bumped
 //! compile_code(co)  the cold path, now (pre-fork warm-up)
 //! after_fork_child  persist-after-fork: the child's file opened with the parent's entries
@@ -14,8 +16,9 @@
 
 use crate::backend::{Backend, Kind};
 use crate::error::Error;
+use crate::hook::Place;
 use crate::state::{self, EXTRA_INDEX, GENERATION};
-use crate::{chain, cpython, entry, fork, hook};
+use crate::{chain, cpython, entry, fork, hook, interpreters};
 use perfpy_trampoline::Method;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -54,9 +57,14 @@ pub(crate) unsafe fn activate(backend: &str) -> Result<(), Error> {
     }
     backend.ensure_open()?;
     inner.failure = None;
+    // SAFETY: GIL held.
+    unsafe { interpreters::set_home() };
     // SAFETY: GIL held; `hook_ptr` is our hook.
     unsafe { chain::install(&mut inner, hook::hook_ptr()) }?;
     state::set_active(true);
+    drop(inner);
+    // SAFETY: GIL held, in the home; `hook_ptr` is our hook.
+    unsafe { interpreters::install_everywhere(hook::hook_ptr()) };
     Ok(())
 }
 
@@ -71,6 +79,9 @@ pub(crate) unsafe fn deactivate() {
     state::set_active(false);
     // SAFETY: GIL held; `hook_ptr` is our hook.
     unsafe { chain::remove(&mut inner, hook::hook_ptr()) };
+    drop(inner);
+    // SAFETY: GIL held, in the home; `hook_ptr` is our hook.
+    unsafe { interpreters::remove_everywhere(hook::hook_ptr()) };
 }
 
 /// While the trampoline is off, closes the backends' files and returns their paths, for
@@ -110,7 +121,7 @@ pub(crate) unsafe fn compile_code(
         return Err(Error::NotActive);
     }
     // SAFETY: the GIL is held and `code` is a code object.
-    unsafe { hook::compile(code) }.map(drop)
+    unsafe { hook::compile(code, Place::Home) }.map(drop)
 }
 
 pub(crate) fn set_persist_after_fork(flag: bool) {
@@ -153,6 +164,8 @@ pub(crate) struct Status {
     pub code_extra_index: isize,
     pub persist_after_fork: bool,
     pub failure: Option<String>,
+    pub interpreters: usize,
+    pub interpreters_limit: Option<&'static str>,
 }
 
 pub(crate) fn status() -> Status {
@@ -182,6 +195,9 @@ pub(crate) fn status() -> Status {
         code_extra_index: EXTRA_INDEX.load(Ordering::Relaxed),
         persist_after_fork: inner.persist_after_fork,
         failure: inner.failure.clone(),
+        // SAFETY: GIL held (`status` runs from a #[pyfunction]); our hook's address.
+        interpreters: unsafe { interpreters::hooked(hook::hook_ptr()) },
+        interpreters_limit: interpreters::limit(),
     }
 }
 

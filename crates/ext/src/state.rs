@@ -8,6 +8,7 @@
 use crate::backend::perf_jit::PerfJit;
 use crate::backend::perf_map::PerfMap;
 use crate::backend::{Backend, Kind};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicIsize, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
@@ -57,6 +58,9 @@ pub(crate) struct Inner {
     pub announced: u64,
     /// Why perfpy turned itself off, if it did.
     pub failure: Option<String>,
+    /// Entries of the static code objects every interpreter shares (3.11, 3.12), by address,
+    /// for calls outside the home: their `co_extra` is the home's to write.
+    pub shared: BTreeMap<usize, usize>,
 }
 
 impl Inner {
@@ -74,6 +78,7 @@ pub(crate) static INNER: Mutex<Inner> = Mutex::new(Inner {
     compiled: 0,
     announced: 0,
     failure: None,
+    shared: BTreeMap::new(),
 });
 
 /// Both backends' state, for the life of the process (switching backends keeps both).

@@ -25,6 +25,42 @@ pub(crate) mod since_3_9 {
     use pyo3::ffi::PyInterpreterState;
     use std::ffi::c_void;
 
+    /// `offsetof(PyThreadState, interp)`: `prev`, `next`, `interp` open the struct in every
+    /// version since 3.9.
+    pub(crate) const TSTATE_INTERP_OFFSET: usize = 16;
+
+    /// Other interpreters can get the hook: it tells them apart by the thread state it is
+    /// passed.
+    pub(crate) const SUBINTERPRETERS: bool = true;
+
+    /// The interpreter of a call, from the thread state the hook is passed.
+    ///
+    /// # Safety
+    /// `ts` is the running thread's state (an evaluator's first argument).
+    #[inline(always)]
+    pub(crate) unsafe fn call_interp(ts: *mut c_void) -> usize {
+        // SAFETY: per the caller; `interp` is at this offset (checked by the layout probe).
+        unsafe { *ts.cast::<u8>().add(TSTATE_INTERP_OFFSET).cast::<usize>() }
+    }
+
+    /// The current interpreter, or None when this thread has no thread state.
+    ///
+    /// # Safety
+    /// None beyond CPython being initialized.
+    pub(crate) unsafe fn current_interp_unchecked() -> Option<*mut PyInterpreterState> {
+        #[cfg(Py_3_13)]
+        // SAFETY: reads this thread's state, possibly null.
+        let ts = unsafe { pyo3::ffi::PyThreadState_GetUnchecked() };
+        #[cfg(not(Py_3_13))]
+        // SAFETY: as above.
+        let ts = unsafe { ffi::_PyThreadState_UncheckedGet() };
+        if ts.is_null() {
+            return None;
+        }
+        // SAFETY: `ts` is this thread's live state.
+        Some(unsafe { pyo3::ffi::PyThreadState_GetInterpreter(ts) })
+    }
+
     /// # Safety
     /// The GIL must be held.
     pub(crate) unsafe fn current_interp() -> *mut PyInterpreterState {

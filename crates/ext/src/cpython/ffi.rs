@@ -19,6 +19,22 @@ extern "C" {
     #[cfg(not(Py_3_9))]
     pub fn _PyInterpreterState_Get() -> *mut PyInterpreterState;
 
+    /// `Include/cpython/pystate.h` (3.8–3.12; 3.13 made it public as
+    /// `PyThreadState_GetUnchecked`): this thread's state, or null.
+    #[cfg(not(Py_3_13))]
+    pub fn _PyThreadState_UncheckedGet() -> *mut pyo3::ffi::PyThreadState;
+
+    /// `Include/cpython/sysmodule.h` (3.8+): a runtime audit hook, called by every
+    /// interpreter for every audit event.
+    pub fn PySys_AddAuditHook(
+        hook: unsafe extern "C" fn(
+            *const std::ffi::c_char,
+            *mut pyo3::ffi::PyObject,
+            *mut c_void,
+        ) -> std::ffi::c_int,
+        user_data: *mut c_void,
+    ) -> std::ffi::c_int;
+
     /// `Include/cpython/pystate.h` (3.9+). 3.9–3.10 return the raw field; 3.11+ map the
     /// stored NULL back to `_PyEval_EvalFrameDefault`.
     #[cfg(Py_3_9)]

@@ -20,7 +20,13 @@
 //!   it finds the frame's code object and hands both to [`Dispatch::dispatch`] of `D` (this
 //!   layer knows nothing of what perfpy does with a call; `hook.rs` implements `Dispatch`);
 //! * `current_interp()`, `get_eval(interp)`, `set_eval(interp, f)`: read and replace the
-//!   interpreter's evaluator, where "no hook" reads as `_PyEval_EvalFrameDefault`.
+//!   interpreter's evaluator, where "no hook" reads as `_PyEval_EvalFrameDefault`;
+//! * `SUBINTERPRETERS`, `call_interp(a0)`, `current_interp_unchecked()`: which interpreter a
+//!   call runs in (3.9+: the thread state's `interp`; 3.8's hook can't tell, so 3.8 hooks
+//!   only the interpreter perfpy is imported into);
+//! * `is_shared_static(code)`: whether a code object is static and shared by every
+//!   interpreter (3.11 and 3.12's deep-frozen standard library), so no subinterpreter may
+//!   write its `co_extra`.
 
 mod common;
 pub(crate) mod ffi;
@@ -69,8 +75,8 @@ pub(crate) unsafe fn is_code(obj: *mut pyo3::ffi::PyObject) -> bool {
 }
 
 pub(crate) use family::{
-    current_interp, get_eval, hook_ptr, set_eval, FAMILY, FRAME_HOLDS_CODE, HAS_CO_QUALNAME,
-    OFFSETS,
+    call_interp, current_interp, current_interp_unchecked, get_eval, hook_ptr, is_shared_static,
+    set_eval, FAMILY, FRAME_HOLDS_CODE, HAS_CO_QUALNAME, OFFSETS, SUBINTERPRETERS,
 };
 
 /// `_PyCodeObjectExtra` (`Include/internal/pycore_code.h`, unchanged since 3.6).

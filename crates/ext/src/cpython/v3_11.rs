@@ -12,7 +12,10 @@
 //!   exactly as the evaluator's own recursion check does (returning NULL before the frame
 //!   runs; its caller pops it).
 
-pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::since_3_9::TSTATE_INTERP_OFFSET;
+pub(crate) use super::common::since_3_9::{
+    call_interp, current_interp, current_interp_unchecked, get_eval, set_eval, SUBINTERPRETERS,
+};
 use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::cell::Cell;
@@ -27,6 +30,7 @@ pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = Some(CO_EXTRA_OFFSET);
 /// Every layout fact this family relies on, for the header probe in the test suite.
 pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("tstate_interp_offset", TSTATE_INTERP_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
     (
         "tstate_recursion_remaining_offset",
@@ -125,4 +129,18 @@ unsafe extern "C" fn eval_hook<D: Dispatch>(
 /// This family's evaluator hook, calling `D` for every frame.
 pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
     eval_hook::<D> as *const c_void
+}
+
+/// `_PyObject_IMMORTAL_REFCNT` (3.11): the reference count deep-frozen objects start with.
+const IMMORTAL_REFCNT: isize = 999_999_999;
+
+/// Whether `code` is one of the deep-frozen code objects (the frozen standard-library modules)
+/// that live in libpython's data and are shared by every interpreter.
+///
+/// # Safety
+/// `code` is a live object.
+#[inline(always)]
+pub(crate) unsafe fn is_shared_static(code: *mut PyObject) -> bool {
+    // SAFETY: a live object's reference count is readable.
+    unsafe { pyo3::ffi::Py_REFCNT(code) >= IMMORTAL_REFCNT }
 }

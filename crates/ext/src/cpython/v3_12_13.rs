@@ -11,7 +11,10 @@
 //!   for the duration of each call: the default limit of 1000 is reached as without a hook,
 //!   and the 1500-unit budget still bounds native stack use. 3.13 has a 10000-unit budget.
 
-pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::since_3_9::TSTATE_INTERP_OFFSET;
+pub(crate) use super::common::since_3_9::{
+    call_interp, current_interp, current_interp_unchecked, get_eval, set_eval, SUBINTERPRETERS,
+};
 use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::ffi::{c_int, c_void};
@@ -29,6 +32,7 @@ pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = Some(CO_EXTRA_OFFSET);
 #[cfg(not(Py_3_13))]
 pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("tstate_interp_offset", TSTATE_INTERP_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
     (
         "tstate_c_recursion_remaining_offset",
@@ -39,6 +43,7 @@ pub(crate) const OFFSETS: &[(&str, usize)] = &[
 #[cfg(Py_3_13)]
 pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("tstate_interp_offset", TSTATE_INTERP_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
 ];
 /// Whether the frame's code field always holds a code object: yes, `f_code` in 3.12 and
@@ -88,4 +93,24 @@ unsafe extern "C" fn eval_hook<D: Dispatch>(
 /// This family's evaluator hook, calling `D` for every frame.
 pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
     eval_hook::<D> as *const c_void
+}
+
+/// Whether `code` is shared by every interpreter: 3.12's deep-frozen code objects (the frozen
+/// standard-library modules) are static and immortal; 3.13 unmarshals them per interpreter.
+///
+/// # Safety
+/// `code` is a live object.
+#[inline(always)]
+pub(crate) unsafe fn is_shared_static(code: *mut PyObject) -> bool {
+    #[cfg(not(Py_3_13))]
+    // SAFETY: a live object's reference count is readable; 3.12 marks immortal objects with a
+    // negative low half (`_Py_IsImmortal`).
+    unsafe {
+        (pyo3::ffi::Py_REFCNT(code) as u32 as i32) < 0
+    }
+    #[cfg(Py_3_13)]
+    {
+        let _ = code;
+        false
+    }
 }

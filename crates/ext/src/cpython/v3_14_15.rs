@@ -16,7 +16,10 @@
 //!   but `fib` ran no faster (81.4 M against 81.0 M instructions): the calls, where a hook's
 //!   cost is, stay unspecialized under a hook (README, "Compatibility").
 
-pub(crate) use super::common::since_3_9::{current_interp, get_eval, set_eval};
+use super::common::since_3_9::TSTATE_INTERP_OFFSET;
+pub(crate) use super::common::since_3_9::{
+    call_interp, current_interp, current_interp_unchecked, get_eval, set_eval, SUBINTERPRETERS,
+};
 use super::common::Dispatch;
 use pyo3::ffi::PyObject;
 use std::ffi::{c_int, c_void};
@@ -36,11 +39,15 @@ pub(crate) const CODE_EXTRA_OFFSET: Option<usize> = None;
 #[cfg(not(Py_GIL_DISABLED))]
 pub(crate) const OFFSETS: &[(&str, usize)] = &[
     ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("tstate_interp_offset", TSTATE_INTERP_OFFSET),
     ("code_extra_offset", CO_EXTRA_OFFSET),
 ];
 /// Every layout fact this family relies on, for the header probe in the test suite.
 #[cfg(Py_GIL_DISABLED)]
-pub(crate) const OFFSETS: &[(&str, usize)] = &[("frame_code_offset", FRAME_CODE_OFFSET)];
+pub(crate) const OFFSETS: &[(&str, usize)] = &[
+    ("frame_code_offset", FRAME_CODE_OFFSET),
+    ("tstate_interp_offset", TSTATE_INTERP_OFFSET),
+];
 /// The frame's code field holds a code object for every frame that reaches an evaluator.
 pub(crate) const FRAME_HOLDS_CODE: bool = true;
 pub(crate) const HAS_CO_QUALNAME: bool = true;
@@ -64,4 +71,13 @@ unsafe extern "C" fn eval_hook<D: Dispatch>(
 /// This family's evaluator hook, calling `D` for every frame.
 pub(crate) fn hook_ptr<D: Dispatch>() -> *const c_void {
     eval_hook::<D> as *const c_void
+}
+
+/// Whether `code` is shared by every interpreter: never (no static code objects since 3.13).
+///
+/// # Safety
+/// None (the same contract as the other families').
+#[inline(always)]
+pub(crate) unsafe fn is_shared_static(_code: *mut PyObject) -> bool {
+    false
 }

@@ -13,6 +13,10 @@ use pyo3::ffi::{PyInterpreterState, PyObject};
 use std::ffi::{c_int, c_void};
 
 pub(crate) const FAMILY: &str = "3.8";
+
+/// Other interpreters get no hook: 3.8's hook is not passed the thread state, so it can't
+/// tell which interpreter a call runs in.
+pub(crate) const SUBINTERPRETERS: bool = false;
 pub(crate) const FRAME_CODE_OFFSET: usize = 32;
 /// `offsetof(PyCodeObject, co_extra)`: the hot path reads the slot directly.
 const CO_EXTRA_OFFSET: usize = 144;
@@ -104,4 +108,30 @@ pub(crate) unsafe fn set_eval(
     // reader of eval_frame also holds.
     unsafe { *field(interp) = f };
     Ok(())
+}
+
+/// The interpreter of a call: unknown to 3.8's hook (0 means the home).
+///
+/// # Safety
+/// None (the same contract as the other families').
+#[inline(always)]
+pub(crate) unsafe fn call_interp(_frame: *mut c_void) -> usize {
+    0
+}
+
+/// The current interpreter, or None (never asked on 3.8: no subinterpreter support).
+///
+/// # Safety
+/// None.
+pub(crate) unsafe fn current_interp_unchecked() -> Option<*mut PyInterpreterState> {
+    None
+}
+
+/// Whether `code` is shared by every interpreter: never before 3.11 (no static code objects).
+///
+/// # Safety
+/// None (the same contract as the other families').
+#[inline(always)]
+pub(crate) unsafe fn is_shared_static(_code: *mut PyObject) -> bool {
+    false
 }
