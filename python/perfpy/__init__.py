@@ -22,22 +22,31 @@ import warnings as _warnings
 try:
     from . import _native
 except ImportError as _e:
-    import sysconfig as _sysconfig
+    from ._interp import in_subinterpreter as _in_subinterpreter
 
-    _here = _os.path.dirname(_os.path.abspath(__file__))
-    _build = "_native" + (_sysconfig.get_config_var("EXT_SUFFIX") or ".so")
-    if _os.path.exists(_os.path.join(_here, _build)):
-        raise
-    raise ImportError(
-        "perfpy has no build for this interpreter (Python %s: no %s in %s; it has %s). perfpy "
-        "supports CPython 3.8-3.15 with the GIL on x86_64 Linux"
-        % (
-            _sys.version.split()[0],
-            _build,
-            _here,
-            ", ".join(sorted(n for n in _os.listdir(_here) if n.startswith("_native."))) or "none",
-        )
-    ) from None
+    if not _in_subinterpreter():
+        import sysconfig as _sysconfig
+
+        _here = _os.path.dirname(_os.path.abspath(__file__))
+        _build = "_native" + (_sysconfig.get_config_var("EXT_SUFFIX") or ".so")
+        if _os.path.exists(_os.path.join(_here, _build)):
+            raise
+        raise ImportError(
+            "perfpy has no build for this interpreter (Python %s: no %s in %s; it has %s). "
+            "perfpy supports CPython 3.8-3.15 with the GIL on x86_64 Linux"
+            % (
+                _sys.version.split()[0],
+                _build,
+                _here,
+                ", ".join(sorted(n for n in _os.listdir(_here) if n.startswith("_native.")))
+                or "none",
+            )
+        ) from None
+    # A subinterpreter: the extension loads in the main interpreter only, and names this
+    # interpreter's functions from there. Each function here says so.
+    from ._interp import Elsewhere as _Elsewhere
+
+    _native = _Elsewhere()
 
 __all__ = [
     "PerfpyWarning",

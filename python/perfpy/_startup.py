@@ -16,6 +16,9 @@ variables, and ``-X`` overrides it. The environment is ignored under ``-E``/``-I
 itself, and 3.13+ ``perf_jit``; perfpy steps in there only for ``PERFPY_BACKEND``.
 
 ``PERFPY_ATTACH=1`` is independent of these: it arms the dormant attach (see ``arm_attach``).
+
+In a subinterpreter (which runs ``site``, and so this, as it starts) nothing is done: perfpy's
+extension can't load there, and the main interpreter's perfpy already names its code.
 """
 
 import os
@@ -81,6 +84,10 @@ def arm_attach():
 
 
 def main():
+    from perfpy._interp import in_subinterpreter
+
+    if in_subinterpreter():
+        return  # perfpy, switched on in the main interpreter, names this one's code too.
     arm_attach()
     backend, forced = requested()
     if backend is None:

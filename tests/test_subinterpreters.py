@@ -1,0 +1,366 @@
+"""Subinterpreters: perfpy, switched on in the main interpreter, names the functions every
+interpreter of the process runs (3.9+; CPython's own trampoline names only the interpreter it
+is switched on in), on the real interpreters: ``_xxsubinterpreters`` (3.9-3.12),
+``_interpreters`` (3.13), ``concurrent.interpreters`` and ``InterpreterPoolExecutor`` (3.14+).
+Interpreters made before and after names come on, destroyed while they are on, toggled while
+they run, a fork with them alive, and ``perfpy record``/``record --pid`` of them."""
+
+import os
+import re
+
+import pytest
+
+from conftest import PYTHONS, read_map, run, script
+from recording import CLI_MARKS, collapsed, perfpy, record
+
+SUB = [p for p in PYTHONS if p.version >= (3, 9)]
+NEW = [p for p in PYTHONS if p.version >= (3, 14)]
+needs_new = pytest.mark.skipif(
+    not NEW, reason="no CPython 3.14+ in this run: the sid root's run (scripts/test.sh) has them")
+
+#: Pasted at the top of each program: one way to make, run code in and destroy an interpreter
+#: on every version, and the evaluator each interpreter runs, read with CPython's own API.
+HELPERS = r'''
+import ctypes, os, sys, textwrap
+try:
+    import _interpreters as I
+except ImportError:
+    import _xxsubinterpreters as I
+
+def run_in(interp, source):
+    source = textwrap.dedent(source)
+    if hasattr(I, "exec"):
+        failure = I.exec(interp, source)
+        assert failure is None, failure
+    else:
+        I.run_string(interp, source)
+
+api = ctypes.pythonapi
+api.PyInterpreterState_Head.restype = ctypes.c_void_p
+api.PyInterpreterState_Next.restype = ctypes.c_void_p
+api.PyInterpreterState_Next.argtypes = [ctypes.c_void_p]
+api._PyInterpreterState_GetEvalFrameFunc.restype = ctypes.c_void_p
+api._PyInterpreterState_GetEvalFrameFunc.argtypes = [ctypes.c_void_p]
+DEFAULT = ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value
+
+def hooked_elsewhere():
+    """How many interpreters besides the main one run an evaluator other than CPython's."""
+    n, interp = 0, api.PyInterpreterState_Head()
+    main = api.PyInterpreterState_Head()
+    while interp:
+        main = interp  # the list runs newest first; the main interpreter is last
+        interp = api.PyInterpreterState_Next(interp)
+    interp = api.PyInterpreterState_Head()
+    while interp:
+        if interp != main:
+            f = api._PyInterpreterState_GetEvalFrameFunc(interp)
+            n += f not in (None, 0, DEFAULT)
+        interp = api.PyInterpreterState_Next(interp)
+    return n
+'''
+
+
+def named(pid, name):
+    """The map lines of `pid` naming `py::NAME:<string>` (code run with run_string/exec)."""
+    return [l for l in read_map(pid) if l[2] == "py::%s:<string>" % name]
+
+
+@pytest.mark.parametrize("backend", ["perf", "perf_jit"])
+@pytest.mark.parametrize("py", SUB, ids=lambda p: p.minor)
+def test_interpreters_made_before_and_after_names_come_on(py, tmp_path, backend):
+    """One interpreter made before activation, one after: both run perfpy's hook (CPython's
+    own API says so) and their functions are named; destroying one while names are on, then
+    running new code in the other, names the new code; off, no interpreter keeps the hook;
+    and 100 more made and destroyed one after another are each named (an interpreter's
+    teardown frees what perfpy kept for it)."""
+    path = script(tmp_path, HELPERS + r'''
+import perfpy
+before = I.create()
+perfpy.activate_stack_trampoline(BACKEND)
+after = I.create()
+print("hooked", hooked_elsewhere(), perfpy.status()["interpreters"])
+for interp, name in ((before, "in_before"), (after, "in_after")):
+    run_in(interp, """
+        def %s(n):
+            return sum(range(n))
+        %s(1000)
+    """ % (name, name))
+I.destroy(before)
+run_in(after, """
+    def after_destroy(n):
+        return sum(range(n))
+    after_destroy(1000)
+""")
+print("hooked", hooked_elsewhere(), perfpy.status()["interpreters"])
+for i in range(100):
+    interp = I.create()
+    run_in(interp, "def churn_%d():\n    return %d\nchurn_%d()\n" % (i, i, i))
+    I.destroy(interp)
+s = perfpy.status()
+print("limit", s["interpreters_limit"])
+perfpy.deactivate_stack_trampoline()
+print("hooked", hooked_elsewhere(), perfpy.status()["interpreters"])
+run_in(after, """
+    def while_off(n):
+        return sum(range(n))
+    while_off(1000)
+""")
+perfpy.activate_stack_trampoline(BACKEND)
+print("hooked", hooked_elsewhere(), perfpy.status()["interpreters"])
+run_in(after, """
+    def on_again(n):
+        return sum(range(n))
+    on_again(1000)
+""")
+I.destroy(after)
+print("pid", os.getpid())
+'''.replace("BACKEND", repr(backend)))
+    r = run(py, [path]).check()
+    lines = r.stdout.splitlines()
+    assert lines[0] == "hooked 2 2", r.stdout
+    assert lines[1] == "hooked 1 1", r.stdout  # `before` destroyed
+    assert lines[2] == "limit None", r.stdout
+    assert lines[3] == "hooked 0 0", r.stdout
+    assert lines[4] == "hooked 1 1", r.stdout
+    pid = int(lines[-1].split()[1])
+    if backend == "perf":
+        for name in ("in_before", "in_after", "after_destroy", "on_again"):
+            assert len(named(pid, name)) == 1, (name, read_map(pid)[-20:])
+        assert not named(pid, "while_off")
+        churned = {l[2] for l in read_map(pid) if l[2].startswith("py::churn_")}
+        assert churned == {"py::churn_%d:<string>" % i for i in range(100)}, sorted(churned)[:5]
+    assert "Warning" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("py", SUB, ids=lambda p: p.minor)
+def test_toggling_while_subinterpreters_run(py, tmp_path):
+    """Two subinterpreters run new functions in threads of their own (each with its own GIL on
+    3.12+) while the main interpreter switches names off and on 300 times: nothing crashes,
+    and every function they made while names were on at the end is named."""
+    path = script(tmp_path, HELPERS + r'''
+import threading, perfpy
+perfpy.activate_stack_trampoline("perf")
+interps = [I.create(), I.create()]
+def work(k):
+    run_in(interps[k], """
+        import time
+        ns = {}
+        end = time.monotonic() + 1.5
+        i = 0
+        while time.monotonic() < end or i < 400:
+            exec("def sub%d_f%d(): return %d" % (K, i % 400, i), ns)
+            ns["sub%d_f%d" % (K, i % 400)]()
+            i += 1
+    """.replace("K", str(k)))
+threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+for t in threads:
+    t.start()
+for _ in range(300):
+    perfpy.deactivate_stack_trampoline()
+    perfpy.activate_stack_trampoline("perf")
+for t in threads:
+    t.join()
+run_in(interps[0], "def last(): pass\nlast()\n")
+print("hooked", hooked_elsewhere(), perfpy.status()["interpreters"])
+for interp in interps:
+    I.destroy(interp)
+print("pid", os.getpid())
+''')
+    r = run(py, [path], timeout=600).check()
+    lines = r.stdout.splitlines()
+    assert lines[0] == "hooked 2 2", r.stdout
+    pid = int(lines[-1].split()[1])
+    assert len(named(pid, "last")) == 1, read_map(pid)[-10:]
+    names = {l[2] for l in read_map(pid)}
+    for k in range(2):
+        made = {n for n in names if n.startswith("py::sub%d_f" % k)}
+        assert len(made) >= 50, (k, len(made))
+    assert "Warning" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("py", SUB, ids=lambda p: p.minor)
+def test_fork_with_subinterpreters_alive(py, tmp_path):
+    """os.fork() in the main interpreter while a subinterpreter exists: the child (where
+    CPython deletes the other interpreters) names its own functions in its own map and counts
+    no other interpreter; the parent's subinterpreter goes on being named in the parent's."""
+    path = script(tmp_path, HELPERS + r'''
+import warnings, perfpy
+warnings.simplefilter("ignore", DeprecationWarning)  # fork() with other interpreters' threads
+perfpy.activate_stack_trampoline("perf")
+sub = I.create()
+run_in(sub, "def before_fork(): pass\nbefore_fork()\n")
+pid = os.fork()
+if pid == 0:
+    def in_child(): pass
+    in_child()
+    ok = perfpy.status()["interpreters"] == 0 and perfpy.is_stack_trampoline_active()
+    os._exit(0 if ok else 3)
+_, status = os.waitpid(pid, 0)
+run_in(sub, "def after_fork(): pass\nafter_fork()\n")
+print("child", pid, os.waitstatus_to_exitcode(status) if hasattr(os, "waitstatus_to_exitcode") else status >> 8)
+print("hooked", hooked_elsewhere(), perfpy.status()["interpreters"])
+I.destroy(sub)
+print("pid", os.getpid())
+''')
+    r = run(py, [path]).check()
+    lines = r.stdout.splitlines()
+    child = int(lines[0].split()[1])
+    assert lines[0].endswith(" 0"), r.stdout
+    assert lines[1] == "hooked 1 1", r.stdout
+    pid = int(lines[-1].split()[1])
+    assert len(named(pid, "before_fork")) == 1 and len(named(pid, "after_fork")) == 1
+    assert [l[2] for l in read_map(child) if "in_child" in l[2]], read_map(child)[-5:]
+    assert not named(child, "after_fork")
+
+
+@pytest.mark.parametrize("py", SUB, ids=lambda p: p.minor)
+def test_perfpy_in_a_subinterpreter_says_where_it_works(py, tmp_path):
+    """A subinterpreter that imports perfpy (its start-up does, when a switch is set) gets no
+    error at start-up, and each switch used there says to use it in the main interpreter;
+    the main interpreter's switch still names the subinterpreter's code."""
+    path = script(tmp_path, HELPERS + r'''
+import perfpy
+sub = I.create()
+run_in(sub, """
+    import perfpy
+    try:
+        perfpy.activate_stack_trampoline("perf")
+    except RuntimeError as e:
+        print("refused:", e)
+""")
+perfpy.activate_stack_trampoline("perf")
+run_in(sub, "def named_anyway(): pass\nnamed_anyway()\n")
+print("pid", os.getpid())
+''')
+    r = run(py, [path], PERFPY_BACKEND="perf").check()
+    assert "refused: perfpy is switched on and off in the main interpreter only" in r.stdout
+    pid = int(r.stdout.splitlines()[-1].split()[1])
+    assert len(named(pid, "named_anyway")) == 1
+    assert r.stderr == "", r.stderr
+
+
+#: The program of the recording tests: a pool of interpreters, then one interpreter of its own.
+POOL = r'''
+import sys
+from concurrent.futures import InterpreterPoolExecutor
+from concurrent import interpreters
+
+def leaf(n):
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+
+def spin_in_sub(n):
+    return leaf(n)
+
+if __name__ == "__main__":
+    n = int(sys.argv[1])
+    with InterpreterPoolExecutor(2) as pool:
+        list(pool.map(spin_in_sub, [n] * 4))
+    interp = interpreters.create()
+    interp.call(spin_in_sub, n)
+    interp.close()
+'''
+
+#: A whole stack of the subinterpreter's code, as `--native all` shows it: the thread's own
+#: start, the main interpreter's side of the call, the C of `_interpreters` crossing over,
+#: and the subinterpreter's frames down to the leaf.
+WHOLE = re.compile(r"(?:start_thread|Py_RunMain|__libc_start)[^ ]*py::Interpreter\._call:[^;]*;"
+                   r"(?:[^;]*;)*\[?_interpreters[^;]*;(?:[^;]*;)*py::spin_in_sub:[^;]*;"
+                   r"(?:[^;]*;)*py::leaf:")
+
+
+def sub_stacks(tmp_path):
+    """(samples in py::leaf, of them whole) of the recording in tmp_path."""
+    counts = collapsed(tmp_path, "--native", "all")
+    leaf = {s: n for s, n in counts.items() if "py::leaf:" in s}
+    whole = sum(n for s, n in leaf.items() if WHOLE.search(s))
+    return sum(leaf.values()), whole, sorted(leaf.items(), key=lambda kv: -kv[1])[:2]
+
+
+@needs_new
+@pytest.mark.parametrize("backend", ["perf", "perf-jit"])
+@pytest.mark.parametrize("py", NEW, ids=lambda p: p.minor)
+@CLI_MARKS[0]
+@CLI_MARKS[1]
+def test_pool_and_interpreters_are_named_with_whole_stacks(py, tmp_path, backend):
+    """`perfpy record` of InterpreterPoolExecutor and concurrent.interpreters: the functions
+    the subinterpreters run are the hottest, named, with whole stacks in at least 80% of their
+    samples."""
+    program = script(tmp_path, POOL)
+    r = record(tmp_path, py.path, "--backend", backend, program=[program, "3000000"])
+    summary = r.stderr[r.stderr.index("hottest Python functions"):]
+    assert summary.splitlines()[2].split()[2] == "py::leaf", summary
+    leaf, whole, top = sub_stacks(tmp_path)
+    assert leaf >= 100 and whole >= 0.8 * leaf, (whole, leaf, top)
+
+
+@needs_new
+@pytest.mark.parametrize("py", NEW, ids=lambda p: p.minor)
+@CLI_MARKS[0]
+@CLI_MARKS[1]
+def test_cpythons_own_trampoline_names_only_the_main_interpreter(py, tmp_path):
+    """The README's side by side: CPython's own trampoline (-X perf_jit, DWARF, read by
+    perfpy report) on the same program names none of the subinterpreters' functions, where
+    perfpy names them (the test above)."""
+    program = script(tmp_path, POOL)
+    r = perfpy("record", "-o", "perf.data", "--", py.base, "-X", "perf_jit", program, "3000000",
+               cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    leaf = sum(n for s, n in counts.items() if "py::leaf:" in s)
+    call = sum(n for s, n in counts.items() if "py::Interpreter._call:" in s)
+    assert total >= 100 and leaf == 0 and call >= 0.5 * total, (leaf, call, total)
+
+
+#: `record --pid`'s target: a pool that keeps working, reporting how many of its interpreters
+#: besides the main one run an evaluator other than CPython's.
+SERVER = HELPERS + r'''
+import time
+from concurrent.futures import InterpreterPoolExecutor
+
+def leaf(n):
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+
+def spin_in_sub(n):
+    return leaf(n)
+
+if __name__ == "__main__":
+    with InterpreterPoolExecutor(2) as pool:
+        while True:
+            list(pool.map(spin_in_sub, [200000] * 4))
+            print("hooked", hooked_elsewhere(), flush=True)
+            time.sleep(0.05)
+'''
+
+
+@needs_new
+@pytest.mark.parametrize("py", NEW, ids=lambda p: p.minor)
+@CLI_MARKS[0]
+@CLI_MARKS[1]
+def test_record_pid_switches_the_subinterpreters_on_and_off(py, tmp_path):
+    """`perfpy record --pid` of a running pool (started with no switch, perfpy installed):
+    its subinterpreters get names for the recording, their functions are named, and after it
+    every interpreter runs CPython's evaluator again."""
+    from test_attach import Target
+
+    t = Target(py.path, tmp_path, source=SERVER)
+    try:
+        assert t.lines()[-1] == "hooked 0", t.lines()
+        r = perfpy("record", "--pid", str(t.proc.pid), "--duration", "3", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "switched Python names off in pid %d" % t.proc.pid in r.stderr, r.stderr
+        assert [l for l in t.lines() if l == "hooked 2"], t.lines()[-5:]
+        assert t.settle() == "hooked 0"
+        assert t.proc.poll() is None
+    finally:
+        t.close()
+    counts = collapsed(tmp_path)
+    python = {s: n for s, n in counts.items() if "py::" in s}
+    leaf = sum(n for s, n in python.items() if re.search(r"py::spin_in_sub:[^;]*;py::leaf:", s))
+    assert leaf >= 0.5 * sum(python.values()), sorted(python.items(), key=lambda kv: -kv[1])[:3]
