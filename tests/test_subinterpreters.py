@@ -301,13 +301,13 @@ def test_pool_and_interpreters_are_named_with_whole_stacks(py, tmp_path, backend
 @CLI_MARKS[0]
 @CLI_MARKS[1]
 def test_cpythons_own_trampoline_names_only_the_main_interpreter(py, tmp_path):
-    """The README's side by side: CPython's own trampoline (-X perf_jit, DWARF, read by
-    perfpy report) on the same program names none of the subinterpreters' functions, where
-    perfpy names them (the test above)."""
+    """The README's side by side: CPython's own trampoline (its jitdump, DWARF call graphs,
+    read by perfpy report) on the same program names none of the subinterpreters' functions,
+    where perfpy names them (the test above)."""
     program = script(tmp_path, POOL)
-    r = perfpy("record", "-o", "perf.data", "--", py.base, "-X", "perf_jit", program, "3000000",
-               cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
+    r = record(tmp_path, py.path, "--trampoline", "cpython", "--backend", "perf-jit",
+               program=[program, "3000000"])
+    assert "CPython's" in r.stderr, r.stderr
     counts = collapsed(tmp_path)
     total = sum(counts.values())
     leaf = sum(n for s, n in counts.items() if "py::leaf:" in s)

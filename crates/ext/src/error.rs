@@ -5,7 +5,7 @@
 //! |-----------------------------------------|-------------------------|-------------|
 //! | [`Error::InvalidBackend`]               | `ValueError`            | the caller of `activate` |
 //! | [`Error::NotCode`]                      | `TypeError`             | the caller of `compile_code` |
-//! | [`Error::NoCodeExtraIndex`], [`Error::NotActive`] | `RuntimeError` | the caller, who must resolve it |
+//! | [`Error::NoCodeExtraIndex`], [`Error::NotActive`], [`Error::NotMainInterpreter`] | `RuntimeError` | the caller, who must resolve it |
 //! | everything else: files, memory, architecture, evaluator | [`SetupError`] (an `OSError`) | the Python wrapper, which turns it into a [`PerfpyWarning`] |
 //!
 //! From the evaluator hook nothing is raised: [`warn`] issues a [`PerfpyWarning`] and the
@@ -43,6 +43,8 @@ pub(crate) enum Error {
     NoCodeExtraIndex,
     /// `compile_code()` while the trampoline is off.
     NotActive,
+    /// A switch used in a subinterpreter (where the module is a copy of the main's).
+    NotMainInterpreter,
     /// No stub template for the machine we run on.
     UnsupportedArch(&'static str),
     /// Opening, mapping or sizing a backend's file (the message names the file).
@@ -73,6 +75,11 @@ impl fmt::Display for Error {
             }
             Error::NotActive => f.write_str(
                 "the perf trampoline is not active: call perfpy.activate_stack_trampoline() first",
+            ),
+            Error::NotMainInterpreter => f.write_str(
+                "perfpy is switched on and off in the main interpreter only; switched on there \
+                 (PYTHONPERFSUPPORT=1, PERFPY_BACKEND, perfpy.activate_stack_trampoline() or \
+                 perfpy record), it names the functions of every interpreter of the process",
             ),
             Error::UnsupportedArch(arch) => write!(
                 f,
@@ -108,7 +115,9 @@ impl From<Error> for PyErr {
         match e {
             Error::InvalidBackend(_) => PyValueError::new_err(msg),
             Error::NotCode(_) => PyTypeError::new_err(msg),
-            Error::NoCodeExtraIndex | Error::NotActive => PyRuntimeError::new_err(msg),
+            Error::NoCodeExtraIndex | Error::NotActive | Error::NotMainInterpreter => {
+                PyRuntimeError::new_err(msg)
+            }
             Error::UnsupportedArch(_)
             | Error::File(_)
             | Error::Write { .. }

@@ -1,7 +1,8 @@
 //! Every interpreter of the process, not only the one perfpy is imported into.
 //!
-//! perfpy's module lives in one interpreter, its *home* (the main interpreter: PyO3 refuses
-//! to be imported into subinterpreters). Its hook is plain machine code, though, and the
+//! perfpy is switched on and off in one interpreter, its *home*: the main interpreter
+//! (CPython refuses to load the module into isolated subinterpreters; legacy ones get a copy
+//! of the main's, whose switches refuse to work there). Its hook is plain machine code, though, and the
 //! interpreter's evaluator is a per-interpreter setting, so the home installs the same hook
 //! into the others. What each interpreter needs of its own:
 //!
@@ -60,7 +61,7 @@ static AUDIT_HOOK: AtomicBool = AtomicBool::new(false);
 
 /// What only writers touch, under one lock (taken after [`state::INNER`], never before;
 /// no Python code runs while it is held).
-struct Registry {
+pub(crate) struct Registry {
     /// Why some interpreter goes without names, if one does (for `status()`).
     limit: Option<&'static str>,
 }
@@ -69,6 +70,11 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry { limit: None });
 
 fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Held across `fork()` (after the state lock), so a child never inherits it locked.
+pub(crate) fn lock_for_fork() -> MutexGuard<'static, Registry> {
+    registry()
 }
 
 /// Whether this CPython lets perfpy reach its other interpreters (the hook must be able to
@@ -108,15 +114,12 @@ pub(crate) unsafe fn request_index(interp: usize) -> Option<isize> {
     Some(index)
 }
 
-/// Notes the interpreter perfpy is activated in as its home (the first time).
-///
-/// # Safety
-/// The GIL is held.
-pub(crate) unsafe fn set_home() {
+/// Notes the main interpreter as perfpy's home (the first time).
+pub(crate) fn set_home() {
     if SUPPORTED && HOME.load(Ordering::Acquire) == 0 {
-        // SAFETY: GIL held.
-        let here = unsafe { cpython::current_interp() } as usize;
-        HOME.store(here, Ordering::Release);
+        // SAFETY: CPython is initialized (perfpy is imported).
+        let main = unsafe { ffi::PyInterpreterState_Main() } as usize;
+        HOME.store(main, Ordering::Release);
     }
 }
 
@@ -217,14 +220,16 @@ pub(crate) unsafe fn hooked(ours: *const c_void) -> usize {
         .count()
 }
 
-/// Whether the current thread runs in the home (or perfpy can't tell: 3.8).
+/// Whether the current thread runs in the main interpreter, perfpy's home (or perfpy can't
+/// tell: 3.8).
 pub(crate) fn in_home() -> bool {
-    // SAFETY: reads this thread's state, possibly null.
+    if !SUPPORTED {
+        return true;
+    }
+    // SAFETY: reads this thread's state, possibly null; CPython is initialized.
     match unsafe { cpython::current_interp_unchecked() } {
-        Some(interp) => {
-            let home = HOME.load(Ordering::Acquire);
-            home == 0 || interp as usize == home
-        }
+        // SAFETY: as above.
+        Some(interp) => interp == unsafe { ffi::PyInterpreterState_Main() },
         None => true,
     }
 }
@@ -311,7 +316,8 @@ unsafe extern "C" fn on_audit_event(
         }
         return 0;
     }
-    if index_of(interp).is_some() && !state::is_active() {
+    if index_of(interp).is_some() {
+        // Known: the hook is in already, or names are off, or another hook runs there.
         return 0;
     }
     let mut registry = registry();

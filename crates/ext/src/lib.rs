@@ -47,9 +47,9 @@ fn activate(_py: Python<'_>, backend: &str) -> PyResult<()> {
 
 /// Turns the trampoline off.
 #[pyfunction]
-fn deactivate(_py: Python<'_>) {
+fn deactivate(_py: Python<'_>) -> PyResult<()> {
     // SAFETY: the GIL is held (we have `_py`).
-    unsafe { lifecycle::deactivate() };
+    Ok(unsafe { lifecycle::deactivate() }?)
 }
 
 /// While the trampoline is off: closes its files and returns their paths (for

@@ -30,6 +30,9 @@ use std::sync::atomic::Ordering;
 /// The GIL is held.
 pub(crate) unsafe fn activate(backend: &str) -> Result<(), Error> {
     let kind = Kind::from_name(backend)?;
+    if !interpreters::in_home() {
+        return Err(Error::NotMainInterpreter);
+    }
     crate::backend::roster::init();
     fork::install();
     install_exit_hook();
@@ -57,8 +60,7 @@ pub(crate) unsafe fn activate(backend: &str) -> Result<(), Error> {
     }
     backend.ensure_open()?;
     inner.failure = None;
-    // SAFETY: GIL held.
-    unsafe { interpreters::set_home() };
+    interpreters::set_home();
     // SAFETY: GIL held; `hook_ptr` is our hook.
     unsafe { chain::install(&mut inner, hook::hook_ptr()) }?;
     state::set_active(true);
@@ -74,7 +76,10 @@ pub(crate) unsafe fn activate(backend: &str) -> Result<(), Error> {
 ///
 /// # Safety
 /// The GIL is held.
-pub(crate) unsafe fn deactivate() {
+pub(crate) unsafe fn deactivate() -> Result<(), Error> {
+    if !interpreters::in_home() {
+        return Err(Error::NotMainInterpreter);
+    }
     let mut inner = state::lock();
     state::set_active(false);
     // SAFETY: GIL held; `hook_ptr` is our hook.
@@ -82,6 +87,7 @@ pub(crate) unsafe fn deactivate() {
     drop(inner);
     // SAFETY: GIL held, in the home; `hook_ptr` is our hook.
     unsafe { interpreters::remove_everywhere(hook::hook_ptr()) };
+    Ok(())
 }
 
 /// While the trampoline is off, closes the backends' files and returns their paths, for
@@ -90,7 +96,7 @@ pub(crate) unsafe fn deactivate() {
 /// Nothing is closed while the trampoline is active.
 pub(crate) fn release_files() -> Vec<std::path::PathBuf> {
     let mut inner = state::lock();
-    if state::is_active() {
+    if state::is_active() || !interpreters::in_home() {
         return Vec::new();
     }
     let mut paths = Vec::new();
@@ -119,6 +125,9 @@ pub(crate) unsafe fn compile_code(
     }
     if !state::is_active() {
         return Err(Error::NotActive);
+    }
+    if !interpreters::in_home() {
+        return Err(Error::NotMainInterpreter);
     }
     // SAFETY: the GIL is held and `code` is a code object.
     unsafe { hook::compile(code, Place::Home) }.map(drop)
