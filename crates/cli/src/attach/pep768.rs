@@ -39,6 +39,8 @@ pub struct Runtime {
     pub free_threaded: bool,
     offsets: Option<DebuggerOffsets>,
     interpreters_head: u64,
+    interp_id: u64,
+    interp_next: u64,
     threads_head: u64,
     threads_main: u64,
 }
@@ -130,6 +132,8 @@ fn read_table(pid: u32, address: u64, binary: PathBuf) -> Result<Runtime, Refusa
         // runtime_state {size, finalizing, interpreters_head}, then interpreter_state
         // {size, id, next, threads_head, threads_main, ...} (3.14+).
         interpreters_head: word(5),
+        interp_id: word(7),
+        interp_next: word(8),
         threads_head: word(9),
         threads_main: word(10),
     };
@@ -177,12 +181,7 @@ pub fn exec(rt: &Runtime, path: &str) -> Result<(), Refusal> {
         ))
     })?;
     let pid = rt.pid;
-    let interp = read_u64(pid, rt.address + rt.interpreters_head)?;
-    if interp == 0 {
-        return Err(Refusal::Other(format!(
-            "process {pid} has no interpreter (not started, or finalizing)"
-        )));
-    }
+    let interp = main_interpreter(rt)?;
     let mut enabled = [0u8; 4];
     read(pid, interp + off.remote_debugging_enabled, &mut enabled)?;
     if i32::from_le_bytes(enabled) == 0 {
@@ -210,6 +209,32 @@ pub fn exec(rt: &Runtime, path: &str) -> Result<(), Refusal> {
     let value = read_u64(pid, breaker)?;
     write(pid, breaker, &(value | PLEASE_STOP).to_le_bytes())?;
     Ok(())
+}
+
+/// The main interpreter's state: the runtime's list starts with the newest interpreter (a
+/// subinterpreter, in a process that has some), and the main one has id 0.
+fn main_interpreter(rt: &Runtime) -> Result<u64, Refusal> {
+    let pid = rt.pid;
+    let mut interp = read_u64(pid, rt.address + rt.interpreters_head)?;
+    if interp == 0 {
+        return Err(Refusal::Other(format!(
+            "process {pid} has no interpreter (not started, or finalizing)"
+        )));
+    }
+    // A bound on the walk, in case the list changes under it.
+    for _ in 0..100_000 {
+        if interp == 0 {
+            break;
+        }
+        if read_u64(pid, interp + rt.interp_id)? == 0 {
+            return Ok(interp);
+        }
+        interp = read_u64(pid, interp + rt.interp_next)?;
+    }
+    Err(Refusal::Other(format!(
+        "process {pid}: its main interpreter is not in the runtime's list of interpreters \
+         (finalizing?)"
+    )))
 }
 
 /// The file holding `_PyRuntime` for a process, for messages.
@@ -240,6 +265,8 @@ mod tests {
             free_threaded: false,
             offsets: None,
             interpreters_head: 0,
+            interp_id: 0,
+            interp_next: 0,
             threads_head: 0,
             threads_main: 0,
         };
