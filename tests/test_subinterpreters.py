@@ -128,7 +128,7 @@ print("pid", os.getpid())
         for name in ("in_before", "in_after", "after_destroy", "on_again"):
             assert len(named(pid, name)) == 1, (name, read_map(pid)[-20:])
         assert not named(pid, "while_off")
-        churned = {l[2].split(":")[0] for l in read_map(pid) if l[2].startswith("py::churn_")}
+        churned = {l[2].rsplit(":", 1)[0] for l in read_map(pid) if l[2].startswith("py::churn_")}
         assert churned == {"py::churn_%d" % i for i in range(100)}, sorted(churned)[:5]
     assert "Warning" not in r.stderr, r.stderr
 
@@ -252,6 +252,7 @@ run_in(sub, """
 """)
 perfpy.activate_stack_trampoline("perf")
 run_in(sub, "def named_anyway(): pass\nnamed_anyway()\n")
+I.destroy(sub)
 print("pid", os.getpid())
 ''')
     r = run(py, [path], PERFPY_BACKEND="perf").check()
