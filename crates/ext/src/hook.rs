@@ -54,12 +54,6 @@ impl cpython::Dispatch for Hook {
         frame: *mut c_void,
         code: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
-        // SAFETY: `a0` is the evaluator's own first argument.
-        let interp = unsafe { cpython::call_interp(a0) };
-        if interp != 0 && interp != interpreters::HOME.load(Ordering::Relaxed) {
-            // SAFETY: as for this function.
-            return unsafe { dispatch_elsewhere(a0, a1, a2, code, interp) };
-        }
         let mode = MODE.load(Ordering::Relaxed);
         let prev = PREV_EVAL.load(Ordering::Relaxed) as *const c_void;
         if mode == MODE_ACTIVE {
@@ -73,6 +67,32 @@ impl cpython::Dispatch for Hook {
         // SAFETY: as for `run_through`.
         unsafe { dispatch_guarded(a0, a1, a2, frame, code, mode & MODE_ACTIVE != 0) }
     }
+}
+
+/// perfpy's [`cpython::Dispatch`] in the interpreters other than the home: a hook of its
+/// own, so the home's hot path never asks which interpreter a call runs in.
+pub(crate) struct Elsewhere;
+
+impl cpython::Dispatch for Elsewhere {
+    #[inline(always)]
+    unsafe fn dispatch(
+        a0: *mut c_void,
+        a1: *mut c_void,
+        a2: isize,
+        _frame: *mut c_void,
+        code: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        // SAFETY: `a0` is the evaluator's own first argument (the thread state, 3.9+).
+        let interp = unsafe { cpython::call_interp(a0) };
+        // SAFETY: as for this function.
+        unsafe { dispatch_elsewhere(a0, a1, a2, code, interp) }
+    }
+}
+
+/// The evaluator perfpy installs in the other interpreters (dispatching to [`Elsewhere`]).
+#[inline(never)]
+pub(crate) fn elsewhere_ptr() -> *const c_void {
+    cpython::hook_ptr::<Elsewhere>()
 }
 
 /// The evaluator perfpy installs (this version family's hook, dispatching to [`Hook`]).
@@ -108,11 +128,11 @@ impl Place {
     }
 }
 
-/// [`Hook`]'s dispatch for a call in an interpreter other than the home.
+/// [`Elsewhere`]'s dispatch: a call in an interpreter other than the home.
 ///
 /// # Safety
 /// As for [`cpython::Dispatch::dispatch`]; `interp` is the call's interpreter.
-#[inline(never)]
+#[inline(always)]
 unsafe fn dispatch_elsewhere(
     a0: *mut c_void,
     a1: *mut c_void,

@@ -17,8 +17,10 @@
 //! * **nothing else**: stubs, arenas and files are the process's, shared by every
 //!   interpreter, and never released before the process exits.
 //!
-//! The hot path finds the index of a call's interpreter in [`SLOTS`] without a lock (the
-//! home's is [`EXTRA_INDEX`](crate::state::EXTRA_INDEX), checked first). An interpreter
+//! The other interpreters get a hook of their own ([`crate::hook::Elsewhere`]), so the
+//! home's hot path is the same as in a process without subinterpreters. Theirs finds the
+//! call's interpreter in the thread state it is passed and its index in [`SLOTS`], without
+//! a lock. An interpreter
 //! leaves its slot at its `cpython.PyInterpreterState_Clear` audit event, before its memory
 //! goes; in a forked child every slot is emptied (CPython deletes the other interpreters
 //! there). Writes to [`SLOTS`] and to other interpreters' evaluator settings happen under
@@ -85,6 +87,9 @@ pub(crate) const SUPPORTED: bool = cpython::SUBINTERPRETERS;
 /// doesn't know it, -1 if it has none yet.
 #[inline(always)]
 pub(crate) fn index_of(interp: usize) -> Option<isize> {
+    if interp == 0 {
+        return None;
+    }
     SLOTS
         .iter()
         .find(|s| s.interp.load(Ordering::Acquire) == interp)
@@ -324,7 +329,7 @@ unsafe extern "C" fn on_audit_event(
     if take_slot(&mut registry, interp) && state::is_active() {
         // SAFETY: `interp` is the current interpreter (its own thread, its GIL), so it is
         // alive; our hook has the evaluator signature.
-        unsafe { put_hook(interp, crate::hook::hook_ptr()) };
+        unsafe { put_hook(interp, crate::hook::elsewhere_ptr()) };
     }
     0
 }

@@ -65,8 +65,8 @@ pub(crate) unsafe fn activate(backend: &str) -> Result<(), Error> {
     unsafe { chain::install(&mut inner, hook::hook_ptr()) }?;
     state::set_active(true);
     drop(inner);
-    // SAFETY: GIL held, in the home; `hook_ptr` is our hook.
-    unsafe { interpreters::install_everywhere(hook::hook_ptr()) };
+    // SAFETY: GIL held, in the home; `elsewhere_ptr` is our hook for the other interpreters.
+    unsafe { interpreters::install_everywhere(hook::elsewhere_ptr()) };
     Ok(())
 }
 
@@ -85,8 +85,8 @@ pub(crate) unsafe fn deactivate() -> Result<(), Error> {
     // SAFETY: GIL held; `hook_ptr` is our hook.
     unsafe { chain::remove(&mut inner, hook::hook_ptr()) };
     drop(inner);
-    // SAFETY: GIL held, in the home; `hook_ptr` is our hook.
-    unsafe { interpreters::remove_everywhere(hook::hook_ptr()) };
+    // SAFETY: GIL held, in the home; `elsewhere_ptr` is our hook for the other interpreters.
+    unsafe { interpreters::remove_everywhere(hook::elsewhere_ptr()) };
     Ok(())
 }
 
@@ -205,7 +205,7 @@ pub(crate) fn status() -> Status {
         persist_after_fork: inner.persist_after_fork,
         failure: inner.failure.clone(),
         // SAFETY: GIL held (`status` runs from a #[pyfunction]); our hook's address.
-        interpreters: unsafe { interpreters::hooked(hook::hook_ptr()) },
+        interpreters: unsafe { interpreters::hooked(hook::elsewhere_ptr()) },
         interpreters_limit: interpreters::limit(),
     }
 }
