@@ -186,9 +186,9 @@ def test_fork_after_subinterpreters_and_with_them_alive(py, tmp_path):
 
     Then (3.13+) a fork while one is alive. CPython's own fork() kills that child, perfpy or
     not (measured here: 3.13 aborts in `_PyImport_ClearCore`, 3.14 and 3.15 die of SIGSEGV;
-    3.8-3.12 deadlock or stop with a fatal error, so they skip this half): the child ends as
-    it ends without perfpy, and the parent's subinterpreter, run after the fork, is named in
-    the parent's map."""
+    the child hangs on 3.8-3.12, so they skip this half): the child ends as it ends without
+    perfpy, and the parent's subinterpreter, run after the fork, is named in the parent's
+    map."""
     path = script(tmp_path, HELPERS + r'''
 import warnings
 warnings.simplefilter("ignore", DeprecationWarning)  # fork() with other interpreters alive

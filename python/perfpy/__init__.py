@@ -172,8 +172,9 @@ def write_perf_map_entry(code_addr, code_size, entry_name, /):
 def status():
     """A dict describing perfpy in this process: whether it is active and with which backend,
     its map or jitdump file, how many stubs it made and announced (``map_lines`` counts map
-    lines or jitdump stubs), arenas and their bytes, and the reason if it turned itself
-    off."""
+    lines or jitdump stubs), arenas and their bytes, the reason if it turned itself off, and
+    how many subinterpreters run its hook (``interpreters``; ``interpreters_limit`` says why
+    some can't, if any)."""
     return _native.status()
 
 
