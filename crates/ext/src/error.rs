@@ -129,17 +129,18 @@ impl From<Error> for PyErr {
     }
 }
 
-/// Issues a [`PerfpyWarning`]; if warnings are errors (`-W error`), reports it as
-/// unraisable instead, so nothing is raised into the program.
+/// Issues a [`PerfpyWarning`] (a plain `RuntimeWarning` outside the main interpreter, where
+/// perfpy's class doesn't live: `in_home` false); if warnings are errors (`-W error`),
+/// reports it as unraisable instead, so nothing is raised into the program.
 ///
 /// # Safety
 /// The GIL is held.
-pub(crate) unsafe fn warn(msg: &str) {
+pub(crate) unsafe fn warn(msg: &str, in_home: bool) {
     let c = CString::new(msg.replace('\0', " ")).unwrap_or_default();
     // SAFETY: the caller holds the GIL.
     let py = unsafe { Python::assume_attached() };
     // perfpy's own category is an object of the home interpreter: elsewhere, its base.
-    let category = if crate::interpreters::in_home() {
+    let category = if in_home {
         PerfpyWarning::type_object_raw(py).cast::<ffi::PyObject>()
     } else {
         // SAFETY: a static exception type, shared by every interpreter.

@@ -474,6 +474,6 @@ unsafe fn fail(error: &Error) {
             "perfpy: perf trampolines turned off, the program continues unprofiled: {error}"
         );
         // SAFETY: GIL held.
-        unsafe { error::warn(&msg) };
+        unsafe { error::warn(&msg, interpreters::in_home()) };
     }
 }

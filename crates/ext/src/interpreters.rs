@@ -58,6 +58,9 @@ static SLOTS: [Slot; MAX] = [FREE; MAX];
 /// The interpreter perfpy is imported into (0 until the first activation).
 pub(crate) static HOME: AtomicUsize = AtomicUsize::new(0);
 
+/// The hook the other interpreters get (`hook::Elsewhere`'s), noted at the first activation.
+static OURS: AtomicUsize = AtomicUsize::new(0);
+
 /// The audit hook is registered (it can't be removed: it stays for the process's life).
 static AUDIT_HOOK: AtomicBool = AtomicBool::new(false);
 
@@ -139,6 +142,7 @@ pub(crate) unsafe fn install_everywhere(ours: *const c_void) -> usize {
         return 0;
     }
     let home = HOME.load(Ordering::Acquire);
+    OURS.store(ours as usize, Ordering::Release);
     // Registering the hook raises `sys.addaudithook`, which runs the program's own audit
     // hooks: no lock of perfpy's is held meanwhile.
     if !AUDIT_HOOK.swap(true, Ordering::AcqRel) {
@@ -329,7 +333,7 @@ unsafe extern "C" fn on_audit_event(
     if take_slot(&mut registry, interp) && state::is_active() {
         // SAFETY: `interp` is the current interpreter (its own thread, its GIL), so it is
         // alive; our hook has the evaluator signature.
-        unsafe { put_hook(interp, crate::hook::elsewhere_ptr()) };
+        unsafe { put_hook(interp, OURS.load(Ordering::Acquire) as *const c_void) };
     }
     0
 }
