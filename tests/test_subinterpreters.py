@@ -19,8 +19,9 @@ needs_new = pytest.mark.skipif(
     not NEW, reason="no CPython 3.14+ in this run: the sid root's run (scripts/test.sh) has them")
 
 #: Pasted at the top of each program: one way to make, run code in and destroy an interpreter
-#: on every version, and the evaluator each interpreter runs, read with CPython's own API.
-HELPERS = r'''
+#: on every version (RUN_IN), and the evaluator each interpreter runs, read with CPython's own
+#: API (3.9+).
+RUN_IN = r'''
 import ctypes, os, sys, textwrap
 try:
     import _interpreters as I
@@ -34,7 +35,8 @@ def run_in(interp, source):
         assert failure is None, failure
     else:
         I.run_string(interp, source)
-
+'''
+HELPERS = RUN_IN + r'''
 api = ctypes.pythonapi
 api.PyInterpreterState_Head.restype = ctypes.c_void_p
 api.PyInterpreterState_Next.restype = ctypes.c_void_p
@@ -45,18 +47,13 @@ DEFAULT = ctypes.cast(api._PyEval_EvalFrameDefault, ctypes.c_void_p).value
 
 def hooked_elsewhere():
     """How many interpreters besides the main one run an evaluator other than CPython's."""
-    n, interp = 0, api.PyInterpreterState_Head()
-    main = api.PyInterpreterState_Head()
+    interps, interp = [], api.PyInterpreterState_Head()
     while interp:
-        main = interp  # the list runs newest first; the main interpreter is last
+        interps.append(interp)
         interp = api.PyInterpreterState_Next(interp)
-    interp = api.PyInterpreterState_Head()
-    while interp:
-        if interp != main:
-            f = api._PyInterpreterState_GetEvalFrameFunc(interp)
-            n += f not in (None, 0, DEFAULT)
-        interp = api.PyInterpreterState_Next(interp)
-    return n
+    # Newest first: the main interpreter is the last.
+    return sum(api._PyInterpreterState_GetEvalFrameFunc(i) not in (None, 0, DEFAULT)
+               for i in interps[:-1])
 '''
 
 
@@ -131,6 +128,28 @@ print("pid", os.getpid())
         churned = {l[2].rsplit(":", 1)[0] for l in read_map(pid) if l[2].startswith("py::churn_")}
         assert churned == {"py::churn_%d" % i for i in range(100)}, sorted(churned)[:5]
     assert "Warning" not in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not [p for p in PYTHONS if p.version < (3, 9)], reason="no CPython 3.8 here")
+@pytest.mark.parametrize("py", [p for p in PYTHONS if p.version < (3, 9)], ids=lambda p: p.minor)
+def test_38_names_the_main_interpreter_only(py, tmp_path):
+    """3.8's hook isn't told which interpreter a call runs in: subinterpreters keep CPython's
+    evaluator and run unnamed, unharmed, while the main interpreter is named."""
+    path = script(tmp_path, RUN_IN + r'''
+import perfpy
+perfpy.activate_stack_trampoline("perf")
+sub = I.create()
+run_in(sub, "def in_sub(): return 1\nassert in_sub() == 1\n")
+I.destroy(sub)
+def in_main(): pass
+in_main()
+print(perfpy.status()["interpreters"], os.getpid())
+''')
+    r = run(py, [path]).check()
+    count, pid = r.stdout.split()
+    assert count == "0"
+    names = [l[2] for l in read_map(int(pid))]
+    assert [n for n in names if n.startswith("py::in_main:")] and not named(int(pid), "in_sub")
 
 
 @pytest.mark.parametrize("py", SUB, ids=lambda p: p.minor)

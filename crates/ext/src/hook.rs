@@ -142,9 +142,9 @@ unsafe fn dispatch_elsewhere(
 ) -> *mut ffi::PyObject {
     let default = cpython::ffi::default_eval();
     let index = match interpreters::index_of(interp) {
-        Some(index) if state::is_active() => index,
-        // Off, or an interpreter past its teardown event: CPython's evaluator, the one
-        // perfpy's hook replaced there.
+        Some(index) if state::is_active() && index != interpreters::NO_INDEX => index,
+        // Off, an interpreter past its teardown event, or one without a co_extra index to
+        // spare: CPython's evaluator, the one perfpy's hook replaced there.
         // SAFETY: forwarding the evaluator's own arguments to an evaluator.
         _ => return unsafe { call_eval(default, a0, a1, a2) },
     };

@@ -86,8 +86,11 @@ pub(crate) fn lock_for_fork() -> MutexGuard<'static, Registry> {
 /// tell which interpreter a call runs in: 3.9+, whose hook receives the thread state).
 pub(crate) const SUPPORTED: bool = cpython::SUBINTERPRETERS;
 
+/// A slot's index when its interpreter had no `co_extra` index left to give.
+pub(crate) const NO_INDEX: isize = -2;
+
 /// The `co_extra` index of `interp`, an interpreter other than the home: `None` if perfpy
-/// doesn't know it, -1 if it has none yet.
+/// doesn't know it, -1 if it has none yet, [`NO_INDEX`] if it can't have one.
 #[inline(always)]
 pub(crate) fn index_of(interp: usize) -> Option<isize> {
     if interp == 0 {
@@ -116,6 +119,8 @@ pub(crate) unsafe fn request_index(interp: usize) -> Option<isize> {
     // `free_entry` matches `freefunc`.
     let index = unsafe { ffi::PyUnstable_Eval_RequestCodeExtraIndex(crate::entry::free_entry) };
     if index < 0 {
+        // All 255 taken there: that interpreter's calls pass straight through from now on.
+        slot.index.store(NO_INDEX, Ordering::Release);
         return None;
     }
     slot.index.store(index, Ordering::Release);
