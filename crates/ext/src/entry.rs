@@ -4,8 +4,10 @@
 //! by [`free_entry`].
 
 use crate::backend::Kind;
+use crate::state::EXTRA_INDEX;
 use pyo3::ffi;
 use std::ffi::c_void;
+use std::sync::atomic::Ordering;
 
 /// What `co_extra[EXTRA_INDEX]` points to. The stub itself is never reused when the entry
 /// is freed: perf may still attribute samples to its address.
@@ -68,4 +70,29 @@ pub(crate) unsafe fn store(
         return None;
     }
     Some(p)
+}
+
+/// Where a code object's [`Entry`] lives, in the interpreter that runs it.
+#[derive(Clone, Copy)]
+pub(crate) enum Place {
+    /// In its `co_extra`, at the home's index.
+    Home,
+    /// In its `co_extra`, in another interpreter (the address), at the index of its slot
+    /// (-1 until requested there).
+    Elsewhere(usize, isize),
+    /// In [`state::Inner::shared`]: a static code object of every interpreter, run outside
+    /// the home.
+    Shared,
+}
+
+impl Place {
+    /// The `co_extra` index (negative: none, or not there).
+    #[inline(always)]
+    pub(crate) fn index(self) -> isize {
+        match self {
+            Place::Home => EXTRA_INDEX.load(Ordering::Relaxed),
+            Place::Elsewhere(_, index) => index,
+            Place::Shared => -1,
+        }
+    }
 }

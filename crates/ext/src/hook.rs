@@ -23,11 +23,10 @@
 //! never lets a failure escape into the program: on any error perfpy turns itself off, warns
 //! once (a `perfpy.PerfpyWarning`), and the call proceeds through the previous evaluator.
 
-use crate::backend::Announcement;
-use crate::entry::{self, Entry};
+use crate::entry::{self, Place};
 use crate::error::{self, Error};
-use crate::state::{self, BELOW_EVAL, EXTRA_INDEX, GENERATION, MODE, MODE_ACTIVE, PREV_EVAL};
-use crate::{chain, cpython, interpreters, names};
+use crate::state::{self, BELOW_EVAL, GENERATION, MODE, MODE_ACTIVE, PREV_EVAL};
+use crate::{chain, cpython, interpreters};
 use pyo3::ffi;
 use std::cell::Cell;
 use std::ffi::c_void;
@@ -101,31 +100,6 @@ pub(crate) fn elsewhere_ptr() -> *const c_void {
 #[inline(never)]
 pub(crate) fn hook_ptr() -> *const c_void {
     cpython::hook_ptr::<Hook>()
-}
-
-/// Where a code object's [`Entry`] lives.
-#[derive(Clone, Copy)]
-pub(crate) enum Place {
-    /// In its `co_extra`, at the home's index.
-    Home,
-    /// In its `co_extra`, in another interpreter (the address), at the index of its slot
-    /// (-1 until requested there).
-    Elsewhere(usize, isize),
-    /// In [`state::Inner::shared`]: a static code object of every interpreter, run outside
-    /// the home.
-    Shared,
-}
-
-impl Place {
-    /// The `co_extra` index (negative: none, or not there).
-    #[inline(always)]
-    fn index(self) -> isize {
-        match self {
-            Place::Home => EXTRA_INDEX.load(Ordering::Relaxed),
-            Place::Elsewhere(_, index) => index,
-            Place::Shared => -1,
-        }
-    }
 }
 
 /// [`Elsewhere`]'s dispatch: a call in an interpreter other than the home.
@@ -318,7 +292,7 @@ unsafe fn cold_path(code: *mut ffi::PyObject, place: Place) -> Option<StubFn> {
     let _saved = unsafe { SavedException::fetch() };
     // SAFETY: the GIL is held, `code` is a code object (our caller's contract), and the
     // pending exception, if any, was just saved.
-    let result = std::panic::catch_unwind(|| unsafe { compile(code, place) });
+    let result = std::panic::catch_unwind(|| unsafe { crate::compile::compile(code, place) });
     let stub = match result {
         Ok(Ok(stub)) => stub,
         Ok(Err(error)) => {
@@ -334,123 +308,6 @@ unsafe fn cold_path(code: *mut ffi::PyObject, place: Place) -> Option<StubFn> {
     };
     // SAFETY: a non-zero address is a trampoline.
     stub.map(|s| unsafe { std::mem::transmute::<usize, StubFn>(s) })
-}
-
-/// The stub address for `code`, after making sure this process's map or dump names it.
-///
-/// # Safety
-/// The GIL is held and `code` is a code object; `place` is where its entry lives in the
-/// current interpreter.
-pub(crate) unsafe fn compile(
-    code: *mut ffi::PyObject,
-    place: Place,
-) -> Result<Option<usize>, Error> {
-    let mut inner = state::lock();
-    if !state::is_active() {
-        return Ok(None);
-    }
-    let index = match place {
-        Place::Home | Place::Shared => place.index(),
-        Place::Elsewhere(_, index) if index >= 0 => index,
-        // SAFETY: the GIL of `interp`, the current interpreter, is held.
-        Place::Elsewhere(interp, _) => match unsafe { interpreters::request_index(interp) } {
-            Some(index) => index,
-            None => return Ok(None),
-        },
-    };
-    let kind = inner.kind;
-    let generation = GENERATION.load(Ordering::Relaxed);
-    let existing = match place {
-        Place::Shared => inner.shared.get(&(code as usize)).map(|&p| p as *mut Entry),
-        // SAFETY: the GIL is held and `code` is a code object (this function's contract).
-        _ => unsafe { entry::get(code, index) },
-    };
-    // SAFETY: entries live as long as their code object, which the running frame holds.
-    if let Some(e) = existing.map(|p| unsafe { &mut *p }) {
-        if e.stub != 0 && e.backend == Some(kind) {
-            if e.generation != generation {
-                // A stub made before fork() (or before a backend switch back): announce it
-                // in this process's own file.
-                // SAFETY: the GIL is held, `code` is a code object, and no exception is set
-                // (the cold path saved it; `compile_code` runs without one).
-                unsafe { announce(&mut inner, code, e.stub, e.qualname.as_deref()) }?;
-                e.generation = generation;
-            }
-            return Ok(Some(e.stub));
-        }
-    }
-    let addr = inner.backend().pool()?.alloc()?.addr;
-    // SAFETY: an entry lives as long as its code object, which the running frame holds.
-    let hint = existing.and_then(|p| unsafe { (*p).qualname.clone() });
-    // The announcement is in the file before the function first runs.
-    // SAFETY: as for the re-announcement above: GIL held, a code object, no exception set.
-    unsafe { announce(&mut inner, code, addr, hint.as_deref()) }?;
-    inner.compiled += 1;
-    match existing {
-        Some(p) => {
-            // SAFETY: the entry is alive (its code object is running).
-            let e = unsafe { &mut *p };
-            e.stub = addr;
-            e.generation = generation;
-            e.backend = Some(kind);
-        }
-        None => {
-            let entry = Entry {
-                stub: addr,
-                generation,
-                backend: Some(kind),
-                qualname: None,
-            };
-            if let Place::Shared = place {
-                // Static code objects live as long as the process, and so does their entry.
-                let p = Box::into_raw(Box::new(entry));
-                inner.shared.insert(code as usize, p as usize);
-            } else {
-                // SAFETY: no entry is stored for `code` (checked above, under the GIL).
-                unsafe { entry::store(code, index, entry) };
-            }
-        }
-    }
-    if !cpython::HAS_CO_QUALNAME && index >= 0 {
-        let mut name_child = |child: *mut ffi::PyObject, qualname: Box<str>| {
-            // SAFETY: `child` is a code object found in co_consts, kept alive by `code`.
-            if unsafe { entry::get(child, index) }.is_none() {
-                let entry = Entry {
-                    stub: 0,
-                    generation: 0,
-                    backend: None,
-                    qualname: Some(qualname),
-                };
-                // SAFETY: as above; no entry is stored for `child`.
-                unsafe { entry::store(child, index, entry) };
-            }
-        };
-        // SAFETY: GIL held, `code` is a code object, no exception set (as above).
-        unsafe { names::name_nested_code(code, hint.as_deref(), &mut name_child) };
-    }
-    Ok(Some(addr))
-}
-
-/// Tells perf, through the active backend, that the stub at `addr` runs `code`.
-///
-/// # Safety
-/// The GIL is held, no exception is set, and `code` is a code object.
-unsafe fn announce(
-    inner: &mut state::Inner,
-    code: *mut ffi::PyObject,
-    addr: usize,
-    qualname: Option<&str>,
-) -> Result<(), Error> {
-    // SAFETY: this function's contract is describe's: GIL held, no exception set, a code object.
-    let (name, location) = unsafe { names::describe(code, qualname) };
-    let stub = Announcement {
-        addr,
-        name: name.into_boxed_str(),
-        location: location.map(|(f, l)| (f.into_boxed_str(), l)),
-    };
-    inner.backend().announce(&stub)?;
-    inner.announced += 1;
-    Ok(())
 }
 
 /// Turns perfpy off after a failure and says so once, as a [`error::PerfpyWarning`].

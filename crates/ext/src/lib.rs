@@ -6,7 +6,8 @@
 //!
 //! * [`lifecycle`] — activate, deactivate, `compile_code`, fork and exit, status.
 //! * [`hook`] — the evaluator's hot path (one `co_extra` read and an indirect call) and its
-//!   cold path (a stub from the backend's pool, announced, cached in an [`entry`]).
+//!   cold path, which calls [`compile`] (a stub from the backend's pool, announced, cached in
+//!   an [`entry`]).
 //! * [`backend`] — the interface to the two backends: [`backend::perf_map`]
 //!   (`/tmp/perf-<pid>.map`) and [`backend::perf_jit`] (`/tmp/jit-<pid>.dump`).
 //! * [`chain`] — our place in the interpreter's chain of evaluators.
@@ -20,6 +21,7 @@
 
 mod backend;
 mod chain;
+mod compile;
 mod cpython;
 mod dormant;
 mod entry;

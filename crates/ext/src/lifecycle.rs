@@ -15,10 +15,10 @@
 //! ```
 
 use crate::backend::{Backend, Kind};
+use crate::entry::Place;
 use crate::error::Error;
-use crate::hook::Place;
 use crate::state::{self, EXTRA_INDEX, GENERATION};
-use crate::{chain, cpython, entry, fork, hook, interpreters};
+use crate::{chain, compile, cpython, entry, fork, hook, interpreters};
 use perfpy_trampoline::Method;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -130,7 +130,7 @@ pub(crate) unsafe fn compile_code(
         return Err(Error::NotMainInterpreter);
     }
     // SAFETY: the GIL is held and `code` is a code object.
-    unsafe { hook::compile(code, Place::Home) }.map(drop)
+    unsafe { compile::compile(code, Place::Home) }.map(drop)
 }
 
 pub(crate) fn set_persist_after_fork(flag: bool) {
