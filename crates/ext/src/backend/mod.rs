@@ -8,7 +8,7 @@
 //!
 //! Each backend owns its stub pool (the jitdump's stubs are spaced wider, see
 //! [`perf_jit`]), its file, and what it needs to carry its announcements into a forked
-//! child. The cold path (`hook.rs`), the lifecycle and the fork handlers only see
+//! child. The cold path (`compile.rs`), the lifecycle and the fork handlers only see
 //! [`Backend`], picked by `state::Backends::get`, the one `match` on the kind. The backends
 //! import this file, never the other way round.
 //!
