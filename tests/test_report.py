@@ -32,7 +32,7 @@ def test_cpython_map_unwinds_even_with_perfpy_imported(tmp_path):
     prog = script(tmp_path, "import perfpy, runpy, sys\nrunpy.run_path(%r, run_name='__main__')\n" % SEED)
     data = str(tmp_path / "plain.data")
     subprocess.run([PERF, "record", "-q", "-F", "999", "--call-graph", "dwarf,65528", "-o", data,
-                    "--", py.path, prog, "8000000"], check=True, capture_output=True,
+                    "--", py.path, prog, "16000000"], check=True, capture_output=True,
                    env=child_env(PYTHONPERFSUPPORT="1"))
     try:
         counts = collapsed(tmp_path, data="plain.data")
