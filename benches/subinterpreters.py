@@ -25,11 +25,9 @@ import subprocess
 import sys
 import tempfile
 
-PROGRAM = r'''
-import sys
-from concurrent.futures import InterpreterPoolExecutor
-from concurrent import interpreters
-
+#: The subinterpreters' work: leaf() through spin_in_sub() (also the test suite's, which
+#: imports this module).
+FUNCTIONS = r'''
 def leaf(n):
     t = 0
     for i in range(n):
@@ -38,7 +36,13 @@ def leaf(n):
 
 def spin_in_sub(n):
     return leaf(n)
+'''
 
+PROGRAM = r'''
+import sys
+from concurrent.futures import InterpreterPoolExecutor
+from concurrent import interpreters
+''' + FUNCTIONS + r'''
 if __name__ == "__main__":
     n = int(sys.argv[1])
     with InterpreterPoolExecutor(2) as pool:
@@ -48,6 +52,9 @@ if __name__ == "__main__":
     interp.close()
 '''
 
+#: A whole stack of the subinterpreters' code, as `--native all` shows it: the thread's own
+#: start, the main interpreter's side of the call, the C of `_interpreters` crossing over,
+#: and the subinterpreter's frames down to the leaf.
 WHOLE = re.compile(r"(?:start_thread|Py_RunMain|__libc_start)[^ ]*py::Interpreter\._call:[^;]*;"
                    r"(?:[^;]*;)*\[?_interpreters[^;]*;(?:[^;]*;)*py::spin_in_sub:[^;]*;"
                    r"(?:[^;]*;)*py::leaf:")

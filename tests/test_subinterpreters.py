@@ -7,11 +7,15 @@ they run, a fork with them alive, and ``perfpy record``/``record --pid`` of them
 
 import os
 import re
+import sys
 
 import pytest
 
-from conftest import PYTHONS, read_map, run, script
+from conftest import PYTHONS, ROOT, read_map, run, script
 from recording import CLI_MARKS, collapsed, perfpy, record
+
+sys.path.insert(0, os.path.join(ROOT, "benches"))
+import subinterpreters as bench  # noqa: E402  (the program and its whole-stack pattern)
 
 SUB = [p for p in PYTHONS if p.version >= (3, 9)]
 NEW = [p for p in PYTHONS if p.version >= (3, 14)]
@@ -281,36 +285,9 @@ print("pid", os.getpid())
     assert r.stderr == "", r.stderr
 
 
-#: The program of the recording tests: a pool of interpreters, then one interpreter of its own.
-POOL = r'''
-import sys
-from concurrent.futures import InterpreterPoolExecutor
-from concurrent import interpreters
-
-def leaf(n):
-    t = 0
-    for i in range(n):
-        t += i
-    return t
-
-def spin_in_sub(n):
-    return leaf(n)
-
-if __name__ == "__main__":
-    n = int(sys.argv[1])
-    with InterpreterPoolExecutor(2) as pool:
-        list(pool.map(spin_in_sub, [n] * 4))
-    interp = interpreters.create()
-    interp.call(spin_in_sub, n)
-    interp.close()
-'''
-
-#: A whole stack of the subinterpreter's code, as `--native all` shows it: the thread's own
-#: start, the main interpreter's side of the call, the C of `_interpreters` crossing over,
-#: and the subinterpreter's frames down to the leaf.
-WHOLE = re.compile(r"(?:start_thread|Py_RunMain|__libc_start)[^ ]*py::Interpreter\._call:[^;]*;"
-                   r"(?:[^;]*;)*\[?_interpreters[^;]*;(?:[^;]*;)*py::spin_in_sub:[^;]*;"
-                   r"(?:[^;]*;)*py::leaf:")
+#: The program of the recording tests (the bench's): a pool of interpreters, then one
+#: interpreter of its own; and its whole stacks.
+POOL, WHOLE = bench.PROGRAM, bench.WHOLE
 
 
 def sub_stacks(tmp_path):
@@ -362,16 +339,7 @@ def test_cpythons_own_trampoline_names_only_the_main_interpreter(py, tmp_path):
 SERVER = HELPERS + r'''
 import time
 from concurrent.futures import InterpreterPoolExecutor
-
-def leaf(n):
-    t = 0
-    for i in range(n):
-        t += i
-    return t
-
-def spin_in_sub(n):
-    return leaf(n)
-
+''' + bench.FUNCTIONS + r'''
 if __name__ == "__main__":
     with InterpreterPoolExecutor(2) as pool:
         while True:
