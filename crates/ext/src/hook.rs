@@ -239,7 +239,24 @@ unsafe fn stub_for(code: *mut ffi::PyObject, place: Place) -> Option<StubFn> {
     }
     // SAFETY: the GIL is held and `code` is a code object (checked above where the family's
     // frame may hold something else).
-    unsafe { cold_path(code, place) }
+    unsafe {
+        match place {
+            // The home's own call: no `Place` is built on the hot path for it.
+            Place::Home => cold_path_home(code),
+            _ => cold_path(code, place),
+        }
+    }
+}
+
+/// [`cold_path`] for the home.
+///
+/// # Safety
+/// As for [`cold_path`].
+#[cold]
+#[inline(never)]
+unsafe fn cold_path_home(code: *mut ffi::PyObject) -> Option<StubFn> {
+    // SAFETY: per the caller.
+    unsafe { cold_path(code, Place::Home) }
 }
 
 /// Saves the current exception on creation and restores it on drop, so the cold path can use
