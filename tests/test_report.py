@@ -70,8 +70,10 @@ def test_report_keeps_every_native_frame_on_request(tmp_path):
 
 def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
     """Same recording, two readers: perf inject --jit + perf script, and perfpy report. The
-    same Python frames, and each function's samples within 3% of all samples (the two
-    unwinders differ on a few stacks: perf 7.2 once lost 2.0% of `top`'s, 5 of 248)."""
+    same Python frames with the same counts, but for the stacks perf's unwinder gives up on:
+    perf 7.2 stops short of the process's entry on 2 to 10 of this program's ~280 samples,
+    which then lack their callers (`top`, `<module>`) or all their Python frames. perfpy
+    unwinds those whole, so its counts may exceed perf's by that many, and never fall short."""
     py = PYTHONS[-1]
     prog = script(tmp_path, """
         import sys
@@ -88,8 +90,6 @@ def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
             return [middle(n) for _ in range(3)]
         top(int(sys.argv[1]))
     """)
-    # Long enough that perf's few lost stacks stay under the 3%: at 800,000, perf 7.2 lost 5 of
-    # `top`'s 146 (3.1% of its 160-odd samples).
     record(tmp_path, py.path, "--backend", "perf-jit", "--keep-jit-files",
            program=[prog, "1600000"])
     data = str(tmp_path / "perf.data")
@@ -97,7 +97,7 @@ def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
                               text=True).stdout.split())
     env = child_env(HOME=str(tmp_path / "home"))
     try:
-        r = perfpy("report", "--format", "collapsed", cwd=tmp_path)
+        r = perfpy("report", "--format", "collapsed", "--native", "all", cwd=tmp_path)
         assert r.returncode == 0, r.stderr
         injected = str(tmp_path / "perf.jit.data")
         subprocess.run([PERF, "inject", "--jit", "-i", data, "-o", injected],
@@ -125,12 +125,14 @@ def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
         our_counts[innermost_python(frames)] += n
     total = sum(our_counts.values())
     assert total == sum(their_counts.values()) and total >= 100, (total, their_counts)
-    names = lambda c: {k for k, v in c.items() if k and v >= 0.005 * total}
-    assert names(our_counts) == names(their_counts), (our_counts, their_counts)
-    for name in names(our_counts):
-        assert abs(our_counts[name] - their_counts[name]) <= 0.03 * total, (name, our_counts,
-                                                                            their_counts)
-    # Totals too: the samples with the function anywhere on the stack.
+    # Whole stacks run from `_start`. perfpy's miss it only in ld.so's own start-up, before
+    # the program's entry is on the stack.
+    lost_by_perf = sum(1 for s in theirs if s[-1] != "_start")
+    lost_by_us = sum(n for s, n in ours.items() if not s.startswith("_start;"))
+    assert lost_by_us <= 0.01 * total + 1, [s for s in ours if not s.startswith("_start;")]
+    assert lost_by_perf <= 0.1 * total, "perf's unwinder lost too many stacks to compare with"
+
+    # Each function's samples: innermost, and anywhere on the stack.
     def anywhere(stacks):
         c = Counter()
         for frames, n in stacks:
@@ -139,10 +141,11 @@ def test_report_agrees_with_perf_inject_and_perf_script(tmp_path):
         return c
     their_total = anywhere((s, 1) for s in theirs)
     our_total = anywhere((stack.split(";"), n) for stack, n in ours.items())
-    assert names(our_total) == names(their_total), (our_total, their_total)
-    for name in names(our_total):
-        assert abs(our_total[name] - their_total[name]) <= 0.03 * total, (name, our_total,
-                                                                          their_total)
+    slack = 0.01 * total  # a stack copy the two unwinders read differently
+    for mine, perfs in ((our_counts, their_counts), (our_total, their_total)):
+        for name in (set(mine) | set(perfs)) - {None}:
+            assert perfs[name] - slack <= mine[name] <= perfs[name] + lost_by_perf + slack, \
+                (name, lost_by_perf, mine, perfs)
     assert our_total["top"] >= 0.7 * total  # the rest is interpreter start-up and exit
     # Whole stacks on both sides: leaf_b under middle under top.
     chain = re.compile(r"py::top:[^;]+;(?:[^;]+;)*py::middle:[^;]+;(?:[^;]+;)*py::leaf_b:")
