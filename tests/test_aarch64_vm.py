@@ -45,8 +45,8 @@ def guest(tmp_path_factory):
     shutil.copy(SEED, str(share / "seed.py"))
     shutil.copy(CHECKS, str(share / "run.sh"))
     # The program record --pid attaches to, and what it imports to tell its state.
-    for sub, name in (("scripts", "busy.py"), ("apps", "telltale.py")):
-        (share / sub).mkdir()
+    for sub, name in (("scripts", "busy.py"), ("scripts", "in_sub.py"), ("apps", "telltale.py")):
+        (share / sub).mkdir(exist_ok=True)
         shutil.copy(os.path.join(ROOT, "tests", sub, name), str(share / sub / name))
     r = subprocess.run([os.path.join(ROOT, "scripts", "arm64-vm.sh"), str(share)],
                        capture_output=True, text=True, timeout=1800)
@@ -122,6 +122,22 @@ def test_perfpy_records_and_reports_whole_stacks_on_aarch64(guest, name):
         folded((guest / ("report-%s.out" % name)).read_text()), guest_seed(guest))
     assert in_seed >= 100 and in_seed >= 0.5 * total, (name, in_seed, total)
     assert whole >= 0.8 * in_seed, (name, whole, in_seed)
+
+
+def test_a_subinterpreters_code_is_named_on_aarch64(guest):
+    """CPython 3.11's `_xxsubinterpreters.run_string` (tests/scripts/in_sub.py), recorded and
+    reported in the VM: the subinterpreter's functions named, through perfpy's hook for
+    interpreters other than the main one, with whole stacks in at least 80% of their
+    samples."""
+    from test_subinterpreters import WHOLE_IN_SUB
+
+    ok(guest, "rec-sub")
+    ok(guest, "report-sub")
+    counts = folded((guest / "report-sub.out").read_text())
+    leaf = {s: n for s, n in counts.items() if "py::leaf:" in s}
+    whole = sum(n for s, n in leaf.items() if WHOLE_IN_SUB.search(s))
+    assert sum(leaf.values()) >= 100 and whole >= 0.8 * sum(leaf.values()), \
+        (whole, sum(leaf.values()), sorted(leaf.items(), key=lambda kv: -kv[1])[:2])
 
 
 def test_record_leaves_nothing_in_the_guests_tmp(guest):

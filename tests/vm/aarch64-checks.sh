@@ -49,6 +49,9 @@ step rec-jit "$PERFPY" record -F 499 --backend perf_jit -o "$out/jit.data" -- "$
 for r in auto map-fp map-dwarf jit; do
     step "report-$r" "$PERFPY" report -i "$out/$r.data" --format collapsed
 done
+# Code that only a subinterpreter runs, named by the main interpreter's switch.
+step rec-sub "$PERFPY" record -F 499 -o "$out/sub.data" -- "$PY" scripts/in_sub.py "${SUB_N:-500000}"
+step report-sub "$PERFPY" report -i "$out/sub.data" --format collapsed --native all
 ls /tmp > tmp-after.txt
 
 # Branch protection at run time: each executable mapping of an interpreter running through

@@ -1,12 +1,13 @@
 //! The cold path's work: a code object's stub, made once per code object and process (or
 //! announced again after a fork or a backend switch), announced through the active backend
-//! before it first runs, and cached in the code object's [`Entry`]. Called from the hook's
-//! cold path and from `compile_code`.
+//! before it first runs, and cached in the code object's [`Entry`]. Outside the home, where
+//! every interpreter brings its own code objects of the same functions, code announced alike
+//! shares one stub. Called from the hook's cold path and from `compile_code`.
 
 use crate::backend::Announcement;
 use crate::entry::{self, Entry, Place};
 use crate::error::Error;
-use crate::state::{self, GENERATION};
+use crate::state::{self, SharedStub, StubKey, GENERATION};
 use crate::{cpython, interpreters, names};
 use pyo3::ffi;
 use std::sync::atomic::Ordering;
@@ -40,6 +41,8 @@ pub(crate) unsafe fn compile(
         // SAFETY: the GIL is held and `code` is a code object (this function's contract).
         _ => unsafe { entry::get(code, index) },
     };
+    // Code of other interpreters takes the stub of any code announced alike before it.
+    let by_name = matches!(place, Place::Elsewhere(..));
     // SAFETY: entries live as long as their code object, which the running frame holds.
     if let Some(e) = existing.map(|p| unsafe { &mut *p }) {
         if e.stub != 0 && e.backend == Some(kind) {
@@ -48,19 +51,29 @@ pub(crate) unsafe fn compile(
                 // in this process's own file.
                 // SAFETY: the GIL is held, `code` is a code object, and no exception is set
                 // (the cold path saved it; `compile_code` runs without one).
-                unsafe { announce(&mut inner, code, e.stub, e.qualname.as_deref()) }?;
+                let stub = unsafe { describe(code, e.stub, e.qualname.as_deref()) };
+                announce(&mut inner, &stub)?;
+                if by_name {
+                    let key = (kind, stub.name, stub.location);
+                    if let Some(shared) = inner.by_name.get_mut(&key) {
+                        shared.generation = generation;
+                    }
+                }
                 e.generation = generation;
             }
             return Ok(Some(e.stub));
         }
     }
-    let addr = inner.backend().pool()?.alloc()?.addr;
     // SAFETY: an entry lives as long as its code object, which the running frame holds.
     let hint = existing.and_then(|p| unsafe { (*p).qualname.clone() });
-    // The announcement is in the file before the function first runs.
     // SAFETY: as for the re-announcement above: GIL held, a code object, no exception set.
-    unsafe { announce(&mut inner, code, addr, hint.as_deref()) }?;
-    inner.compiled += 1;
+    let stub = unsafe { describe(code, 0, hint.as_deref()) };
+    // The announcement is in the file before the function first runs.
+    let addr = if by_name {
+        stub_by_name(&mut inner, stub, generation)?
+    } else {
+        new_stub(&mut inner, stub)?
+    };
     match existing {
         Some(p) => {
             // SAFETY: the entry is alive (its code object is running).
@@ -106,24 +119,56 @@ pub(crate) unsafe fn compile(
     Ok(Some(addr))
 }
 
-/// Tells perf, through the active backend, that the stub at `addr` runs `code`.
+/// What perf is told about the stub at `addr` running `code`.
 ///
 /// # Safety
 /// The GIL is held, no exception is set, and `code` is a code object.
-unsafe fn announce(
-    inner: &mut state::Inner,
-    code: *mut ffi::PyObject,
-    addr: usize,
-    qualname: Option<&str>,
-) -> Result<(), Error> {
+unsafe fn describe(code: *mut ffi::PyObject, addr: usize, qualname: Option<&str>) -> Announcement {
     // SAFETY: this function's contract is describe's: GIL held, no exception set, a code object.
     let (name, location) = unsafe { names::describe(code, qualname) };
-    let stub = Announcement {
+    Announcement {
         addr,
         name: name.into_boxed_str(),
         location: location.map(|(f, l)| (f.into_boxed_str(), l)),
-    };
-    inner.backend().announce(&stub)?;
+    }
+}
+
+/// A new stub from the active backend's pool, announced as `stub` says.
+fn new_stub(inner: &mut state::Inner, mut stub: Announcement) -> Result<usize, Error> {
+    stub.addr = inner.backend().pool()?.alloc()?.addr;
+    announce(inner, &stub)?;
+    inner.compiled += 1;
+    Ok(stub.addr)
+}
+
+/// The stub announced as `stub` says: the one made for code announced alike, if any
+/// (announced again if this process's file hasn't had it since a fork or a backend switch),
+/// else a new one, kept for the next.
+fn stub_by_name(
+    inner: &mut state::Inner,
+    mut stub: Announcement,
+    generation: u32,
+) -> Result<usize, Error> {
+    let key: StubKey = (inner.kind, stub.name.clone(), stub.location.clone());
+    if let Some(shared) = inner.by_name.get(&key) {
+        let (addr, announced) = (shared.addr, shared.generation);
+        if announced != generation {
+            stub.addr = addr;
+            announce(inner, &stub)?;
+            if let Some(shared) = inner.by_name.get_mut(&key) {
+                shared.generation = generation;
+            }
+        }
+        return Ok(addr);
+    }
+    let addr = new_stub(inner, stub)?;
+    inner.by_name.insert(key, SharedStub { addr, generation });
+    Ok(addr)
+}
+
+/// Tells perf, through the active backend, about a stub.
+fn announce(inner: &mut state::Inner, stub: &Announcement) -> Result<(), Error> {
+    inner.backend().announce(stub)?;
     inner.announced += 1;
     Ok(())
 }

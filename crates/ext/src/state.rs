@@ -61,6 +61,21 @@ pub(crate) struct Inner {
     /// Entries of the static code objects every interpreter shares (3.11, 3.12), by address,
     /// for calls outside the home: their `co_extra` is the home's to write.
     pub shared: BTreeMap<usize, usize>,
+    /// Stubs of code run outside the home, by what perf is told about them: each new
+    /// interpreter runs its own code objects of the same functions (its imports, its
+    /// start-up), which take the stub already announced under the same name instead of a
+    /// new stub and a new line per interpreter.
+    pub by_name: BTreeMap<StubKey, SharedStub>,
+}
+
+/// An announcement's backend, symbol, and file and line.
+pub(crate) type StubKey = (Kind, Box<str>, Option<(Box<str>, i32)>);
+
+/// A stub shared by code objects announced alike.
+pub(crate) struct SharedStub {
+    pub addr: usize,
+    /// `GENERATION` in which this process's file last announced it.
+    pub generation: u32,
 }
 
 impl Inner {
@@ -79,6 +94,7 @@ pub(crate) static INNER: Mutex<Inner> = Mutex::new(Inner {
     announced: 0,
     failure: None,
     shared: BTreeMap::new(),
+    by_name: BTreeMap::new(),
 });
 
 /// Both backends' state, for the life of the process (switching backends keeps both).

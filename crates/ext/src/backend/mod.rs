@@ -24,7 +24,7 @@ use perfpy_trampoline::StubPool;
 use std::path::Path;
 
 /// Which backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
     /// `/tmp/perf-<pid>.map` lines.
     Perf,
