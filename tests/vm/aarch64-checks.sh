@@ -81,8 +81,17 @@ if [ -x /srv/sid/usr/bin/python3.14 ]; then
     chroot /srv/sid env PERFPY_TEST_STATE=/mnt/out/states python3.14 /mnt/out/scripts/busy.py \
         > busy.log 2>&1 &
     target=$!
+    # The target's last state, copied. The target replaces the file every 0.2 s (a rename), and
+    # a copy over the share's 9p once found no file at all: a miss is tried again.
+    state() {
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            cp "states/$target.json" "$1" 2>/dev/null && return 0
+            sleep 0.1
+        done
+        echo "no state file from pid $target" >&2
+    }
     for _ in $(seq 300); do [ -f "states/$target.json" ] && break; sleep 0.2; done
-    cp "states/$target.json" attach-state-before.json 2>/dev/null
+    state attach-state-before.json
     ls /srv/sid/tmp > attach-tmp-before.txt
     # Halfway through, the target's executable mappings with their VmFlags: whether sid's
     # interpreter is BTI-guarded ("bt") and the trampolines' code is not.
@@ -91,7 +100,7 @@ if [ -x /srv/sid/usr/bin/python3.14 ]; then
         > attach-smaps.txt) &
     step attach "$PERFPY" record --pid "$target" --duration 6 -F 499 -o "$out/attach.data"
     sleep 2
-    cp "states/$target.json" attach-state-after.json 2>/dev/null
+    state attach-state-after.json
     ls /srv/sid/tmp > attach-tmp-after.txt
     kill "$target"
     step report-attach "$PERFPY" report -i "$out/attach.data" --format collapsed --pid "$target"
