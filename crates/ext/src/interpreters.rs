@@ -15,7 +15,8 @@
 //!   with [`free_entry`](crate::entry::free_entry) as its free function (the interpreter
 //!   frees perfpy's entries with its code objects at its teardown);
 //! * **nothing else**: stubs, arenas and files are the process's, shared by every
-//!   interpreter, and never released before the process exits.
+//!   interpreter, and never released before the process exits (code announced alike in
+//!   them shares one stub: [`crate::compile`]).
 //!
 //! The other interpreters get a hook of their own ([`crate::hook::Elsewhere`]), so the
 //! home's hot path is the same as in a process without subinterpreters. Theirs finds the
