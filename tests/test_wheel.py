@@ -49,6 +49,12 @@ def run(cmd, env=None, cwd=None, timeout=600):
     return r
 
 
+def venv_env(tmp_path):
+    """For `python -m venv`: 3.8 and 3.9's ensurepip runs pip from its bundled wheel, which
+    leaves certifi's cacert.pem behind in $TMPDIR each time; here, in the test's own directory."""
+    return child_env(TMPDIR=str(tmp_path))
+
+
 def whole_stack_share(perfpy, data, cwd, env):
     r = run([perfpy, "report", "-i", data, "--format", "collapsed"], env=env, cwd=cwd)
     assert r.returncode == 0, r.stderr
@@ -107,7 +113,7 @@ def test_pip_install_into_a_fresh_venv_then_two_commands_to_a_profile(py, tmp_pa
     """pip install the wheel, then `perfpy record --flamegraph`: two commands to a flamegraph,
     with no Rust on PATH."""
     venv = tmp_path / "venv"
-    assert run([py.base, "-m", "venv", str(venv)]).returncode == 0
+    assert run([py.base, "-m", "venv", str(venv)], env=venv_env(tmp_path)).returncode == 0
     env = child_env(PATH=no_rust_path())
     r = run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index",
              "--disable-pip-version-check", WHEEL], env=env)
@@ -180,7 +186,7 @@ def test_pipx_and_uv_tools_profile_another_interpreters_venv_leaving_it_unchange
     tool_python, target = PYTHONS[-1], PYTHONS[0]
     commands, env = isolated_installs(tmp_path, tool_python.base)
     venv = tmp_path / "target-venv"
-    assert run([target.base, "-m", "venv", str(venv)]).returncode == 0
+    assert run([target.base, "-m", "venv", str(venv)], env=venv_env(tmp_path)).returncode == 0
     python = str(venv / "bin" / "python")
     site = run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]).stdout.strip()
     with open(os.path.join(site, "sitecustomize.py"), "w") as f:
