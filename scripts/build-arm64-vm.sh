@@ -7,14 +7,17 @@
 #
 #   PERFPY_ARM64_VM      where (default: ~/.cache/perfpy/arm64-vm): root/, base.img, vmlinuz,
 #                        initrd.img
-#   PERFPY_ARM64_MIRROR  the Debian archive (default: http://deb.debian.org/debian)
+#   PERFPY_ARM64_MIRROR  the Debian archive (default: the one this machine's apt uses)
 #
-# Prints the VM's directory on stdout.
+#   scripts/build-arm64-vm.sh               build (or find) the VM; prints its directory
+#   scripts/build-arm64-vm.sh --host-tools  only install and check what the build needs on this
+#                                           machine (qemu, debootstrap), in seconds: run it
+#                                           before starting the long build in the background
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 
 vm="${PERFPY_ARM64_VM:-$HOME/.cache/perfpy/arm64-vm}"
-mirror="${PERFPY_ARM64_MIRROR:-http://deb.debian.org/debian}"
+mirror="${PERFPY_ARM64_MIRROR:-}"
 packages=(linux-image-arm64 initramfs-tools linux-perf python3 python3-venv binutils udev kmod
           procps iproute2)
 log() { echo "build-arm64-vm: $*" >&2; }
@@ -62,14 +65,42 @@ sid_packages=(python3.14)
 want="packages=${packages[*]} sid=${sid_packages[*]} init=$(sha256sum <<<"$init" | cut -c1-16)"
 stamp="$vm/.perfpy-arm64-vm"
 
-need() {  # COMMAND:PACKAGE...
-    local missing=() pair
-    for pair in "$@"; do command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}"); done
-    [ "${#missing[@]}" -eq 0 ] && return
-    log "installing ${missing[*]}"
-    apt_install --no-install-recommends --no-remove "${missing[@]}"
+# What the build runs on this machine. qemu's packages come at the version of the machine's
+# qemu-utils (scripts/apt.sh), so nothing it came with is removed or downgraded.
+host_tools() {
+    local qemu=() other=()
+    command -v qemu-system-aarch64 >/dev/null || qemu+=(qemu-system-arm)
+    command -v qemu-aarch64-static >/dev/null || qemu+=(qemu-user-static)
+    command -v qemu-img >/dev/null || qemu+=(qemu-utils)
+    command -v debootstrap >/dev/null || other+=(debootstrap)
+    command -v mkfs.ext4 >/dev/null || other+=(e2fsprogs)
+    if [ "${#qemu[@]}" -gt 0 ]; then
+        log "installing ${qemu[*]}"
+        apt_install_qemu "${qemu[@]}" || { log "can't install ${qemu[*]}"; return 1; }
+    fi
+    if [ "${#other[@]}" -gt 0 ]; then
+        log "installing ${other[*]}"
+        apt_install --no-install-recommends "${other[@]}" || { log "can't install ${other[*]}"; return 1; }
+    fi
+    [ -n "$mirror" ] || mirror="$(debian_archive)"
 }
-need qemu-system-aarch64:qemu-system-arm qemu-img:qemu-utils
+
+# debootstrap's second stage runs arm64 programs in the root: through binfmt_misc, by qemu's
+# user-mode emulator, opened when registered (flag F) so that it runs inside the chroot too.
+# Registered under a name of perfpy's, and taken away again when the build ends.
+binfmt_aarch64() {
+    local dir=/proc/sys/fs/binfmt_misc
+    local magic='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00'
+    local mask='\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+    [ -e "$dir/register" ] || mount -t binfmt_misc binfmt_misc "$dir"
+    grep -qsx enabled "$dir/qemu-aarch64" "$dir/perfpy-aarch64" && return 0
+    printf ':perfpy-aarch64:M::%s:%s:%s:F\n' "$magic" "$mask" \
+        "$(command -v qemu-aarch64-static)" > "$dir/register"
+    trap 'echo -1 > /proc/sys/fs/binfmt_misc/perfpy-aarch64' EXIT
+}
+
+host_tools
+[ "${1:-}" = --host-tools ] && exit 0
 mkdir -p "$vm"
 exec 9> "$vm/.lock"
 flock 9  # one build at a time
@@ -80,13 +111,7 @@ fi
 
 root="$vm/root"
 if [ "$(cat "$root/.perfpy-root" 2>/dev/null)" != "packages=${packages[*]}" ]; then
-    need qemu-aarch64-static:qemu-user-static debootstrap:debootstrap update-binfmts:binfmt-support
-    binfmt=/proc/sys/fs/binfmt_misc
-    [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt"
-    if ! grep -qx enabled "$binfmt/qemu-aarch64" 2>/dev/null; then
-        update-binfmts --enable qemu-aarch64
-        trap 'update-binfmts --disable qemu-aarch64' EXIT  # as it was
-    fi
+    binfmt_aarch64
     log "debootstrap of bookworm arm64 into $root (once; about 20 minutes)"
     rm -rf "$root.partial"
     if ! debootstrap --arch=arm64 --variant=minbase --include="$(IFS=,; echo "${packages[*]}")" \
@@ -104,13 +129,7 @@ fi
 
 sid="$vm/sid"
 if [ "$(cat "$sid/.perfpy-root" 2>/dev/null)" != "packages=${sid_packages[*]}" ]; then
-    need qemu-aarch64-static:qemu-user-static debootstrap:debootstrap update-binfmts:binfmt-support
-    binfmt=/proc/sys/fs/binfmt_misc
-    [ -e "$binfmt/register" ] || mount -t binfmt_misc binfmt_misc "$binfmt"
-    if ! grep -qx enabled "$binfmt/qemu-aarch64" 2>/dev/null; then
-        update-binfmts --enable qemu-aarch64
-        trap 'update-binfmts --disable qemu-aarch64' EXIT  # as it was
-    fi
+    binfmt_aarch64
     log "debootstrap of sid arm64 (${sid_packages[*]}) into $sid (once; about 10 minutes)"
     rm -rf "$sid.partial"
     if ! debootstrap --arch=arm64 --variant=minbase --include="$(IFS=,; echo "${sid_packages[*]}")" \
@@ -127,7 +146,6 @@ fi
 rm -rf "$root/srv/sid"
 cp -a "$sid" "$root/srv/sid"
 
-need mkfs.ext4:e2fsprogs
 log "making $vm/base.img"
 install -m 755 /dev/stdin "$root/sbin/perfpy-init" <<<"$init"
 printf '127.0.0.1\tlocalhost\n127.0.1.1\tperfpy-arm64\n::1\tlocalhost ip6-localhost ip6-loopback\n' \

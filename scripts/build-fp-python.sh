@@ -24,11 +24,12 @@ command -v make >/dev/null || need_apt=1
 dpkg -s zlib1g-dev libffi-dev dpkg-dev >/dev/null 2>&1 || need_apt=1
 src_list=/etc/apt/sources.list.d/perfpy-deb-src.sources
 if [ ! -f "$src_list" ] && ! grep -rqs '^Types:.*deb-src\|^deb-src' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    log "adding a deb-src source for Debian $(. /etc/os-release; echo "$VERSION_CODENAME")"
+    archive="$(debian_archive)"
+    log "adding a deb-src source for Debian $(debian_codename) from $archive"
     cat > "$src_list" <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
-Suites: $(. /etc/os-release; echo "$VERSION_CODENAME")
+URIs: $archive
+Suites: $(debian_codename)
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC

@@ -36,12 +36,7 @@ if [ -f "$stamp" ] && [ "$(head -n1 "$stamp")" = "$want" ]; then
     exit 0
 fi
 
-mirror="${PERFPY_SID_MIRROR:-}"
-if [ -z "$mirror" ]; then
-    mirror="$(grep -hs '^URIs:' /etc/apt/sources.list.d/debian.sources | awk '{print $2}' | grep -v security | head -n1)"
-    [ -n "$mirror" ] || mirror="$(grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}' | head -n1)"
-    [ -n "$mirror" ] || mirror=http://deb.debian.org/debian
-fi
+mirror="${PERFPY_SID_MIRROR:-$(debian_archive)}"
 if ! command -v debootstrap >/dev/null; then
     log "installing debootstrap"
     apt_install debootstrap

@@ -6,11 +6,18 @@
 #
 #   scripts/test.sh                 everything
 #   scripts/test.sh -k fork         extra arguments go to both pytest runs
+#   scripts/test.sh --cold ...      as on a fresh machine: every cache moved aside for the run and
+#                                   put back after (scripts/cold.sh)
 #   PERFPY_SKIP_FP_BUILD=1 ...      don't build the frame-pointer interpreter (its tests skip)
 #   PERFPY_SKIP_ROOT=1 ...          don't build or use the sid root (3.14 and 3.15 untested)
 #   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel nor build the arm64 VM
 #                                   (their tests skip)
 set -euo pipefail
+if [ "${1:-}" = --cold ]; then
+    shift
+    here="$(cd "$(dirname "$0")" && pwd)"
+    exec "$here/cold.sh" "$here/test.sh" "$@"
+fi
 . "$(cd "$(dirname "$0")" && pwd)/apt.sh"
 cd "$(dirname "$0")/.."
 log() { echo "== $* (${SECONDS}s)" >&2; }
@@ -27,6 +34,8 @@ command -v chromium >/dev/null || missing+=(chromium)
 # The real-program tests' HTTP load generator, and `go tool pprof` reading --format pprof.
 command -v wrk >/dev/null || missing+=(wrk)
 command -v go >/dev/null || missing+=(golang-go)
+# speedscope's package comes through npm (the user's npm configuration: registry, proxy).
+command -v npm >/dev/null || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     apt_install "${missing[@]}"
@@ -34,10 +43,14 @@ fi
 
 # The arm64 VM (Debian's arm64 kernel, perf and CPython under qemu-system-aarch64): about 20
 # minutes the first time, mostly its packages' set-up under qemu-user, so it is built beside
-# the rest; cached after.
+# the rest; cached after. What its build needs on this machine is installed first, here, so
+# that a machine that can't have it says so now rather than after the long steps.
 vm_log="$HOME/.cache/perfpy/arm64-vm.build.log"
 if [ -z "${PERFPY_SKIP_AARCH64:-}" ]; then
     mkdir -p "$(dirname "$vm_log")"
+    log "what the arm64 VM's build needs on this machine (qemu, debootstrap)"
+    scripts/build-arm64-vm.sh --host-tools \
+        || { echo "the arm64 VM can't be built on this machine (above); PERFPY_SKIP_AARCH64=1 skips it" >&2; exit 1; }
     log "the arm64 VM (scripts/build-arm64-vm.sh, in the background; its log: $vm_log)"
     scripts/build-arm64-vm.sh > "$vm_log" 2>&1 &
     vm_pid=$!
@@ -52,15 +65,11 @@ fi
 # headless Chromium by tests/test_consumers.py).
 schema_dir="$HOME/.cache/perfpy/speedscope"
 if [ ! -f "$schema_dir/package/dist/release/index.html" ]; then
-    log "speedscope's schema and app (npm: speedscope@1.25.0)"
+    log "speedscope's schema and app (npm pack speedscope@1.25.0)"
+    rm -rf "$schema_dir"
     mkdir -p "$schema_dir"
-    python3 - "$schema_dir" <<'PY'
-import io, sys, tarfile, urllib.request
-url = "https://registry.npmjs.org/speedscope/-/speedscope-1.25.0.tgz"
-data = urllib.request.urlopen(url, timeout=60).read()
-with tarfile.open(fileobj=io.BytesIO(data)) as t:
-    t.extractall(sys.argv[1], filter="data")
-PY
+    (cd "$schema_dir" && npm pack --silent speedscope@1.25.0 >/dev/null \
+        && tar xzf speedscope-1.25.0.tgz && rm speedscope-1.25.0.tgz)
 fi
 
 # samply 0.13.1 (crates.io), which imports perf.data itself: a second reader of perfpy's

@@ -114,3 +114,26 @@ def test_report_record_top_and_attach_files_are_small():
             if n > 320:
                 long[os.path.relpath(p, ROOT)] = n
     assert not long, "over ~300 lines: %s" % long
+
+
+def test_scripts_fetch_from_the_machines_sources_not_from_addresses_of_their_own():
+    """Packages come from where the machine's own configuration says (apt's sources, npm's,
+    pip's, cargo's), so a machine behind a mirror or a proxy builds and tests as any other:
+    no script, CI step or test names a registry or archive by its address. Loopback servers
+    the tests start themselves are the exception."""
+    url = re.compile(r"\b(?:https?|ftp)://([^/\s\"'`)]+)")
+    found = []
+    for top in ("scripts", ".ci", "tests"):
+        for d, _, files in os.walk(os.path.join(ROOT, top)):
+            for f in files:
+                path = os.path.join(d, f)
+                try:
+                    text = open(path, encoding="utf-8").read()
+                except UnicodeDecodeError:
+                    continue
+                for n, line in enumerate(text.splitlines(), 1):
+                    for m in url.finditer(line):
+                        host = m.group(1).split(":")[0]
+                        if host not in ("127.0.0.1", "localhost"):
+                            found.append("%s:%d: %s" % (os.path.relpath(path, ROOT), n, m.group(0)))
+    assert not found, "addresses written into the tree:\n" + "\n".join(found)
