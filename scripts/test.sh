@@ -113,14 +113,14 @@ fi
 
 log "pytest: CPython 3.8-3.13 and the frame-pointer 3.11, $(perf version)"
 set +e
-.venv-tools/bin/pytest tests -q -ra "$@"
+.venv-tools/bin/pytest tests -q -ra --durations=12 "$@"
 rc=$?
 set -e
 if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
     log "pytest in the sid root: CPython 3.14 and 3.15, $(scripts/in-root.sh perf version)"
     set +e
     scripts/in-root.sh env PERFPY_FORMAT_READERS=host PERFPY_TEST_PYTHONS="$root_pythons" \
-        "$PWD/.venv-root-tools/bin/pytest" tests -q -ra -p no:cacheprovider "$@"
+        "$PWD/.venv-root-tools/bin/pytest" tests -q -ra --durations=12 -p no:cacheprovider "$@"
     root_rc=$?
     set -e
     [ "$rc" -ne 0 ] || rc=$root_rc
