@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -28,37 +29,120 @@ def lines_of(out):
     return found
 
 
+#: doctor's sections: this machine and the interpreter, perfpy record, perf alone.
+MACHINE, RECORD, ALONE = ("this machine and the interpreter:",
+                          "perfpy record (perfpy report reads what it records):",
+                          "perf alone (perf record, perf report):")
+
+
+def sections_of(out):
+    """{section title: [its lines]} (a fix belongs to the line above it)."""
+    found, current = {}, None
+    for line in out.splitlines():
+        if line in (MACHINE, RECORD, ALONE):
+            current = found.setdefault(line, [])
+        elif line.strip() and current is not None:
+            current.append(line)
+    return found
+
+
+def fix_of(out, name):
+    """The fix printed under check `name`, or None."""
+    lines = out.splitlines()
+    for k, line in enumerate(lines):
+        if re.match(r"^(pass|warn|FAIL)  %s\s{2,}" % re.escape(name), line):
+            nxt = lines[k + 1] if k + 1 < len(lines) else ""
+            m = re.match(r"^ {6}\s+fix: (.*)$", nxt)
+            return m.group(1) if m else None
+    raise AssertionError("no %s line in:\n%s" % (name, out))
+
+
+def in_section(out, section, names):
+    lines = sections_of(out)[section]
+    for name in names:
+        assert any(re.match(r"^(pass|warn|FAIL)  %s\s{2,}" % re.escape(name), l) for l in lines), \
+            (section, name, out)
+
+
+def assert_agrees_with_itself(out):
+    """What any doctor output must hold: perf alone's commands are the way its own lines
+    pass, and a perf that can't unwind JIT code is never told to use perf_jit."""
+    checks = lines_of(out)
+    alone = "\n".join(l for l in out.splitlines() if l.startswith("with perf alone:")
+                      or l.startswith("                 "))
+    if checks["perf_jit"][0] == "pass":
+        assert "with perf alone: PYTHON_PERF_JIT_SUPPORT=1 perf record -k 1" in out, out
+    else:
+        assert "PYTHON_PERF_JIT_SUPPORT=1 perf" not in out and "use perf_jit" not in out, out
+        if checks["perf map"][0] == "pass":
+            assert "with perf alone: PYTHONPERFSUPPORT=1 perf record -g" in out, out
+        else:
+            assert "no whole Python stacks with perf alone here" in alone or \
+                "with perf alone: nothing" in out, out
+    # The interpreter's facts carry no advice on a command: that is in its section.
+    assert fix_of(out, "frame pointers") is None, out
+    assert fix_of(out, "support") is None, out
+
+
+def recording_counts(text):
+    m = re.search(r"worked, as perfpy record runs it: (\d+) of its (\d+) samples in doctor_inner "
+                  r"have <module> → doctor_outer → doctor_inner whole", text)
+    assert m, text
+    return int(m.group(1)), int(m.group(2))
+
+
 def test_help_has_examples():
     r = perfpy("--help")
     assert r.returncode == 0 and "EXAMPLES:" in r.stdout and "perfpy doctor" in r.stdout
     assert perfpy("doctor", "--help").returncode == 0
 
 
+@requires_perf
 def test_doctor_tells_the_truth_about_this_machine():
     stock = NO_FP_PYTHONS[-1]
     r = perfpy("doctor", "--python", stock.path)
     assert r.returncode == 0, r.stdout + r.stderr
-    checks = lines_of(r.stdout)
+    out = r.stdout
+    checks = lines_of(out)
     real = subprocess.run(["perf", "version"], capture_output=True, text=True).stdout
     version = re.search(r"\d+\.\d+(\.\d+)?", real).group(0)
+    uname = os.uname()
+    # This machine and the interpreter: facts.
+    in_section(out, MACHINE, ["kernel", "perf", "paranoid", "python", "frame pointers", "symbols",
+                              "support"])
+    assert checks["kernel"] == ("pass", "Linux %s %s" % (uname.release, uname.machine))
     assert checks["perf"][0] == "pass" and ("perf %s " % version) in checks["perf"][1]
     assert checks["frame pointers"][0] == "warn" and checks["frame pointers"][1].startswith("no:")
     assert checks["support"][0] == "pass" and "perfpy" in checks["support"][1]
-    assert checks["recording"][0] == "pass"
     paranoid = open("/proc/sys/kernel/perf_event_paranoid").read().strip()
     assert "perf_event_paranoid = %s" % paranoid in checks["paranoid"][1]
-    assert "recommended: perfpy record" in r.stdout and "picks the jitdump and DWARF" in r.stdout
-    assert "with perf alone: PYTHON_PERF_JIT_SUPPORT=1" in r.stdout
+    # perfpy record: the plan, and a real recording of it with whole stacks.
+    in_section(out, RECORD, ["plan", "recording"])
+    assert "perfpy record picks the jitdump and DWARF call graphs" in checks["plan"][1]
+    assert checks["recording"][0] == "pass", out
+    whole, inner = recording_counts(checks["recording"][1])
+    assert inner >= 10 and whole >= 0.8 * inner, (whole, inner)
+    assert "recommended:     perfpy record -- python app.py && perfpy report" in out
+    # perf alone: its two ways, judged apart.
+    in_section(out, ALONE, ["perf map", "perf_jit"])
+    assert checks["perf map"][0] == "warn" and "stacks stop" in checks["perf map"][1]
+    assert_agrees_with_itself(out)
+    # Nothing left behind by the recording.
+    assert not [f for f in os.listdir(tempfile.gettempdir()) if f.startswith("perfpy-doctor-")]
 
 
 @pytest.mark.skipif(not FP_PYTHONS, reason="no frame-pointer interpreter; run scripts/build-fp-python.sh")
 def test_doctor_sees_frame_pointers_in_the_fp_build():
     r = perfpy("doctor", "--no-record", "--python", FP_PYTHONS[0].path)
-    checks = lines_of(r.stdout)
-    assert checks["frame pointers"][0] == "pass", r.stdout
+    out = r.stdout
+    checks = lines_of(out)
+    assert checks["frame pointers"][0] == "pass", out
     # DWARF all the same: the C extensions the program calls have no frame pointers.
-    assert "picks the jitdump and DWARF" in r.stdout, r.stdout
-    assert "with perf alone: PYTHON_PERF_JIT_SUPPORT=1" in r.stdout
+    assert "picks the jitdump and DWARF call graphs" in checks["plan"][1], out
+    assert "recording" not in checks and "recommended:     perfpy record" in out
+    # perf alone: -g walks this interpreter's stacks.
+    assert checks["perf map"][0] == "pass" and "whole Python stacks" in checks["perf map"][1]
+    assert_agrees_with_itself(out)
 
 
 def fake_perf(tmp_path, body):
@@ -80,16 +164,34 @@ def test_doctor_without_perf_fails(tmp_path):
     checks = lines_of(r.stdout)
     assert checks["perf"] == ("FAIL", "perf is not on PATH")
     assert "apt-get install linux-perf" in r.stdout
+    # Nothing said of commands that can't run.
+    assert list(sections_of(r.stdout)) == [MACHINE], r.stdout
 
 
-def test_doctor_with_an_old_perf_warns_about_perf_jit(tmp_path):
+@requires_perf
+def test_doctor_with_an_old_perf_says_each_command_apart(tmp_path):
+    """Debian 11's perf 5.10 can't unwind JIT code with DWARF: perf alone is never told to use
+    perf_jit, while perfpy record, which unwinds the stacks itself, records them whole."""
     real = shutil.which("perf")
     env = fake_perf(tmp_path, 'if [ "$1" = version ]; then echo "perf version 5.10.0"; else exec %s "$@"; fi\n' % real)
     r = perfpy("doctor", "--python", NO_FP_PYTHONS[-1].path, env=env)
-    checks = lines_of(r.stdout)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    checks = lines_of(out)
     assert checks["perf"][0] == "pass" and "perf 5.10.0" in checks["perf"][1]
-    assert checks["perf_jit"][0] == "warn" and "can't unwind" in checks["perf_jit"][1]
-    assert "with perf alone: PYTHONPERFSUPPORT=1 perf record --call-graph dwarf" in r.stdout
+    # perfpy record: the jitdump, perf's own unwinder not used, and it works.
+    assert "perf 5.10.0's own unwinder is not used" in checks["plan"][1], out
+    assert checks["recording"][0] == "pass", out
+    whole, inner = recording_counts(checks["recording"][1])
+    assert inner >= 10 and whole >= 0.8 * inner, (whole, inner)
+    # perf alone: perf_jit can't, -g can't; what does work instead.
+    assert checks["perf_jit"][0] == "warn" and "perf 5.10.0 can't unwind" in checks["perf_jit"][1]
+    assert checks["perf map"][0] == "warn"
+    fix = fix_of(out, "perf map")
+    assert fix.startswith("use perfpy record -- python app.py, which unwinds the stacks itself"), fix
+    assert "a perf that unwinds JIT code with DWARF (from 6.8, 6.7.2, 6.1.187)" in fix, fix
+    assert "with perf alone: PYTHONPERFSUPPORT=1 perf record --call-graph dwarf" in out
+    assert_agrees_with_itself(out)
 
 
 def test_doctor_with_a_perf_that_cannot_record_fails(tmp_path):
@@ -100,6 +202,41 @@ def test_doctor_with_a_perf_that_cannot_record_fails(tmp_path):
     checks = lines_of(r.stdout)
     assert checks["recording"][0] == "FAIL" and "Operation not permitted" in checks["recording"][1]
     assert "profiling can't work here" in r.stdout
+    # perf can't record: nothing is recommended, with perfpy record or with perf alone.
+    assert ALONE not in sections_of(r.stdout) and "recommended:" not in r.stdout, r.stdout
+
+
+@requires_perf
+def test_doctor_lends_perfpy_record_what_perf_alone_lacks(tmp_path):
+    """An interpreter without perfpy (CPython 3.8-3.11 has no perf support of its own):
+    perfpy record lends it this command's package and records it; perf alone's switches do
+    nothing there, and doctor says what to install."""
+    old = [p for p in NO_FP_PYTHONS if p.version < (3, 12)]
+    if not old:
+        pytest.skip("no CPython 3.8-3.11 here")
+    venv = old[0]
+    package = subprocess.check_output(
+        [venv.path, "-c", "import os, perfpy; print(os.path.dirname(perfpy.__file__))"],
+        text=True).strip()
+    env = dict(os.environ, PERFPY_PACKAGE_DIR=package)
+    r = perfpy("doctor", "--python", venv.base, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout
+    checks = lines_of(out)
+    assert checks["support"][0] == "warn" and "perfpy is not installed there" in checks["support"][1]
+    assert "which it lends the interpreter for each run" in checks["plan"][1], out
+    assert checks["recording"][0] == "pass", out
+    for way in ("perf map", "perf_jit"):
+        assert checks[way][0] == "warn" and "does nothing in this interpreter" in checks[way][1]
+        assert fix_of(out, way) == "%s -m pip install perfpy" % venv.base
+    assert "with perf alone: nothing" in out
+    # Without a package to lend, perfpy record refuses, and says so.
+    env = dict(os.environ, PERFPY_PACKAGE_DIR=str(tmp_path))
+    r = perfpy("doctor", "--python", venv.base, env=env)
+    assert r.returncode == 1, r.stdout
+    assert lines_of(r.stdout)["plan"][0] == "FAIL" and "recording" not in lines_of(r.stdout)
+    assert "perfpy record can't work here until the FAIL lines are fixed" in r.stdout
+    assert "recommended:" not in r.stdout and "perfpy record --" not in r.stdout
 
 
 def test_doctor_with_a_bad_python_fails(tmp_path):

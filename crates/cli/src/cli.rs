@@ -60,7 +60,10 @@ pub enum Command {
     Report(ReportArgs),
     /// Checks perf, the kernel settings and a Python interpreter; says what to fix.
     ///
-    /// Each line is pass, warn or fail, with the fix. Exits 1 when profiling can't work.
+    /// Three sections: the facts of this machine and the interpreter; perfpy record here (its
+    /// plan, and a real one-second recording); perf alone (PYTHONPERFSUPPORT with -g,
+    /// PYTHON_PERF_JIT_SUPPORT with perf inject --jit). Each line is pass, warn or FAIL, with
+    /// the fix. Exits 1 when profiling can't work.
     Doctor(DoctorArgs),
     /// Lists (and with --delete removes) perf-<pid>.map, jit-<pid>.dump and
     /// jitted-<pid>-<n>.so files of processes that no longer exist.

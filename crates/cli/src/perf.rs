@@ -48,7 +48,8 @@ impl Version {
 
     /// Whether perf's DWARF unwinder handles `perf inject --jit` code (the fixes of the
     /// "perf tools: Random fixes for DWARF unwind" series: 6.8, backported to 6.7.2 and to
-    /// the 6.1 stable series in 2024). `None`: can't tell from the version.
+    /// the 6.1 stable series in 2024). `None`: can't tell from the version. The one place
+    /// perfpy judges this; [`DWARF_JIT_UNWINDING_FROM`] says it in messages.
     pub fn dwarf_jit_unwinding(self) -> Option<bool> {
         let v = (self.major, self.minor);
         if v >= (6, 8) {
@@ -64,6 +65,10 @@ impl Version {
         }
     }
 }
+
+/// The perf releases from which [`Version::dwarf_jit_unwinding`] judges perf able to unwind
+/// `perf inject --jit` code with DWARF, for messages (a unit test holds the two together).
+pub const DWARF_JIT_UNWINDING_FROM: &str = "6.8, 6.7.2, 6.1.187";
 
 impl std::fmt::Display for Version {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,5 +185,24 @@ mod tests {
         assert_eq!(v("6.1.50"), None);
         assert_eq!(v("5.15.143"), Some(false));
         assert_eq!(v("6.5.0"), None);
+    }
+
+    #[test]
+    fn the_versions_messages_name_are_the_ones_judged_able() {
+        for named in DWARF_JIT_UNWINDING_FROM.split(", ") {
+            let v = Version::parse(named).unwrap();
+            assert_eq!(v.dwarf_jit_unwinding(), Some(true), "{named}");
+            // The release before it is not judged able.
+            let before = Version {
+                patch: v.patch.map(|p| p - 1),
+                minor: if v.patch.is_some() {
+                    v.minor
+                } else {
+                    v.minor - 1
+                },
+                ..v
+            };
+            assert_ne!(before.dwarf_jit_unwinding(), Some(true), "{before}");
+        }
     }
 }

@@ -1,11 +1,12 @@
-//! The checks of `perfpy doctor`, one function each: what it found and, for anything but a
-//! pass, the fix.
+//! The facts `perfpy doctor` finds about this machine and the interpreter, one function
+//! each: what it found and, where there is one, the fix. A fact whose consequence depends on
+//! the command (frame pointers, the interpreter's perf support) carries no fix here: the
+//! sections on `perfpy record` ([`super::perfpy_record`]) and on perf alone
+//! ([`super::perf_alone`]) say what it means for each and what to do.
 
-use crate::lend::Lend;
 use crate::perf;
 use crate::python::{FramePointers, PythonFacts};
 use std::path::Path;
-use std::process::Command;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -14,6 +15,7 @@ pub enum Level {
     Fail,
 }
 
+#[derive(Debug, Clone)]
 pub struct Check {
     pub level: Level,
     pub name: &'static str,
@@ -39,6 +41,30 @@ fn read_trimmed(path: &str) -> Option<String> {
 fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() }
+}
+
+/// The running kernel: its release and machine (`uname -r`, `uname -m`).
+pub fn kernel() -> Check {
+    // SAFETY: utsname is plain C data (char arrays), valid all zeroes.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uname fills the struct it is given, which lives past the call.
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return check(Level::Warn, "kernel", "uname(2) failed", None);
+    }
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    check(
+        Level::Pass,
+        "kernel",
+        format!("Linux {} {}", field(&u.release), field(&u.machine)),
+        None,
+    )
 }
 
 /// perf on PATH, and its version.
@@ -84,25 +110,6 @@ pub fn perf_binary(perf: Option<&Path>) -> (Check, Option<perf::Version>) {
                 None,
             ),
         },
-    }
-}
-
-/// Whether perf's own DWARF unwinder steps through `perf inject --jit` code.
-pub fn perf_jit(v: perf::Version) -> Check {
-    match v.dwarf_jit_unwinding() {
-        Some(true) => check(Level::Pass, "perf_jit", format!("perf {v} unwinds through perf inject --jit code with DWARF"), None),
-        Some(false) => check(
-            Level::Warn,
-            "perf_jit",
-            format!("perf {v} can't unwind through JIT code with DWARF (fixed in 6.8, 6.7.2)"),
-            Some("use the perf backend with an interpreter built with frame pointers, or a newer perf".into()),
-        ),
-        None => check(
-            Level::Warn,
-            "perf_jit",
-            format!("perf {v}: can't tell whether it has the DWARF-unwinding fixes for JIT code (6.8, 6.7.2, 6.1 stable from 2024)"),
-            Some("if perf_jit stacks stop at the first py:: frame, use a newer perf".into()),
-        ),
     }
 }
 
@@ -190,8 +197,16 @@ pub fn kptr() -> Option<Check> {
     })
 }
 
-/// /tmp: perf reads maps and dumps only there; the dump must be mappable executable.
-pub fn tmp() -> Check {
+/// What /tmp allows: writing (maps and dumps go there), and executable mappings (a jitdump
+/// is mapped executable, so that perf records where it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tmp {
+    pub writable: bool,
+    pub noexec: bool,
+}
+
+/// /tmp as this process finds it.
+pub fn tmp_state() -> Tmp {
     let tmp = Path::new("/tmp");
     let c = std::ffi::CString::new("/tmp").unwrap_or_default();
     // SAFETY: `c` is a NUL-terminated path.
@@ -208,7 +223,12 @@ pub fn tmp() -> Check {
                 .is_some_and(|(_, noexec)| noexec)
         })
         .unwrap_or(false);
-    match (writable, noexec) {
+    Tmp { writable, noexec }
+}
+
+/// /tmp: perf reads maps and dumps only there; a jitdump must be mappable executable.
+pub fn tmp(t: Tmp) -> Check {
+    match (t.writable, t.noexec) {
         (false, _) => check(
             Level::Fail,
             "/tmp",
@@ -218,8 +238,9 @@ pub fn tmp() -> Check {
         (true, true) => check(
             Level::Warn,
             "/tmp",
-            "/tmp is mounted noexec: the perf_jit backend can't map its dump",
-            Some("use the perf backend, or remount /tmp without noexec".into()),
+            "/tmp is mounted noexec: a jitdump (the perf_jit backend's file) can't be mapped \
+             executable there",
+            Some("remount /tmp without noexec".into()),
         ),
         (true, false) => check(
             Level::Pass,
@@ -250,7 +271,8 @@ pub fn python(f: &PythonFacts) -> Check {
     )
 }
 
-/// Frame pointers in the interpreter's machine code (and what its build flags say).
+/// Frame pointers in the interpreter's machine code (and what its build flags say). A fact:
+/// what it means for `perf record -g` is said under perf alone, with the fix.
 pub fn frame_pointers(fp: &FramePointers, f: &PythonFacts) -> Check {
     let evidence = if fp.evidence.contains("CFLAGS") {
         fp.evidence.clone()
@@ -269,71 +291,122 @@ pub fn frame_pointers(fp: &FramePointers, f: &PythonFacts) -> Check {
             None,
         )
     } else {
-        check(Level::Warn, "frame pointers", format!("no: {evidence}"), Some("perf record -g can't walk this interpreter's stack: use the perf_jit backend (PYTHON_PERF_JIT_SUPPORT=1, perf record -k 1 --call-graph dwarf, perf inject --jit)".into()))
+        check(
+            Level::Warn,
+            "frame pointers",
+            format!("no: {evidence}"),
+            None,
+        )
     }
 }
 
-/// Who can make the trampolines: perfpy (installed, or lent by this command), CPython's
-/// built-in support, or nobody.
-pub fn support(f: &PythonFacts, lend: &Lend) -> Check {
-    let builtin_jit = f.at_least(3, 13) && f.builtin_perf;
-    if let (None, Lend::Yes(package)) = (&f.perfpy, lend) {
-        return check(
+/// What names the interpreter's binary gives its own functions: its symbol table, or (a
+/// stripped binary, as distributions ship) only the functions it exports.
+pub fn symbols(binary: &Path) -> Check {
+    let counted = std::fs::read(binary)
+        .map_err(|e| e.to_string())
+        .and_then(|data| {
+            use object::{Object, ObjectSection, ObjectSymbol};
+            let file = object::File::parse(&*data).map_err(|e| e.to_string())?;
+            let functions = |symbols: &mut dyn Iterator<Item = object::Symbol<'_, '_>>| {
+                symbols
+                    .filter(|s| s.kind() == object::SymbolKind::Text && s.is_definition())
+                    .count()
+            };
+            Ok((
+                functions(&mut file.symbols()),
+                functions(&mut file.dynamic_symbols()),
+                file.section_by_name(".debug_info")
+                    .is_some_and(|s| s.size() > 0),
+            ))
+        });
+    match counted {
+        Err(e) => check(
+            Level::Warn,
+            "symbols",
+            format!("{} can't be read as ELF: {e}", binary.display()),
+            None,
+        ),
+        Ok((symtab, _, debug)) if symtab > 0 => check(
             Level::Pass,
-            "support",
+            "symbols",
             format!(
-                "perfpy is not installed there; perfpy record lends it this command's perfpy \
-                 ({}) for each run: perf and perf_jit backends{}",
-                package.display(),
-                if f.builtin_perf {
-                    " (CPython's own also available: --trampoline cpython)"
-                } else {
-                    ""
-                }
+                "{} has its symbol table: {symtab} functions named{}",
+                binary.display(),
+                if debug { ", and debug info" } else { "" }
             ),
             None,
-        );
+        ),
+        Ok((_, exported, _)) => check(
+            Level::Warn,
+            "symbols",
+            format!(
+                "{} is stripped (no .symtab): only the {exported} functions it exports are \
+                 named in it",
+                binary.display()
+            ),
+            None,
+        ),
     }
-    match (&f.perfpy, f.builtin_perf) {
-        (Some(v), _) => check(
+}
+
+/// Which switches the interpreter honours by itself, without `perfpy record` lending it
+/// perfpy: perfpy installed there serves both; CPython serves `PYTHONPERFSUPPORT` from 3.12
+/// and `PYTHON_PERF_JIT_SUPPORT` from 3.13 (built with its trampoline).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Switches {
+    /// `PYTHONPERFSUPPORT=1`: a perf map.
+    pub perf_map: bool,
+    /// `PYTHON_PERF_JIT_SUPPORT=1`: a jitdump.
+    pub jitdump: bool,
+}
+
+impl Switches {
+    pub fn of(f: &PythonFacts) -> Switches {
+        let perfpy = f.perfpy.is_some();
+        Switches {
+            perf_map: perfpy || (f.builtin_perf && f.at_least(3, 12)),
+            jitdump: perfpy || (f.builtin_perf && f.at_least(3, 13)),
+        }
+    }
+}
+
+/// Who can make the trampolines in the interpreter itself: perfpy installed there, CPython's
+/// built-in support, or nobody. A fact: `perfpy record` can lend perfpy where it is missing
+/// (its section says), perf alone can't (its section says what to install).
+pub fn support(f: &PythonFacts) -> Check {
+    let builtin = match (f.builtin_perf && f.at_least(3, 12), f.at_least(3, 13)) {
+        (false, _) => None,
+        (true, false) => Some("perf map only"),
+        (true, true) => Some("perf map and jitdump"),
+    };
+    match (&f.perfpy, builtin) {
+        (Some(v), b) => check(
             Level::Pass,
             "support",
             format!(
-                "perfpy {v} is installed: perf and perf_jit backends{}",
-                if f.builtin_perf {
-                    " (CPython's own also available)"
-                } else {
-                    ""
+                "perfpy {v} is installed there: perf map and jitdump{}",
+                match b {
+                    Some(b) => format!(" (CPython's built-in support too: {b})"),
+                    None => String::new(),
                 }
             ),
             None,
         ),
-        (None, true) => check(
-            if builtin_jit {
-                Level::Pass
-            } else {
-                Level::Warn
-            },
+        (None, Some(b)) => check(
+            Level::Pass,
             "support",
-            format!(
-                "CPython's built-in support: perf{}",
-                if builtin_jit {
-                    " and perf_jit"
-                } else {
-                    " only"
-                }
-            ),
-            (!builtin_jit)
-                .then(|| "pip install perfpy for the perf_jit backend on this version".into()),
+            format!("perfpy is not installed there; CPython's built-in support: {b}"),
+            None,
         ),
-        (None, false) => check(
-            Level::Fail,
+        (None, None) => check(
+            Level::Warn,
             "support",
             format!(
-                "CPython {} has no perf support and perfpy is not installed",
+                "perfpy is not installed there, and CPython {} has no built-in perf support",
                 f.version
             ),
-            Some(format!("{} -m pip install perfpy", f.executable)),
+            None,
         ),
     }
 }
@@ -345,8 +418,7 @@ pub fn cpython_jit(f: &PythonFacts) -> Option<Check> {
             Level::Warn,
             "cpython jit",
             format!(
-                "CPython's JIT is enabled ({}): JIT-compiled code has no perf names, and \
-                 perfpy record refuses to record it",
+                "CPython's JIT is enabled ({}): the code it compiles has no perf names",
                 f.cpython_jit_how
             ),
             Some("run with PYTHON_JIT=0".into()),
@@ -366,33 +438,6 @@ pub fn cpython_jit(f: &PythonFacts) -> Option<Check> {
     }
 }
 
-/// A real one-second recording of the interpreter.
-pub fn recording(perf: &Path, python: &Path) -> Check {
-    let out_file = std::env::temp_dir().join(format!("perfpy-doctor-{}.data", std::process::id()));
-    let result = Command::new(perf)
-        .args(["record", "-q", "-F", "99", "-g", "-o"])
-        .arg(&out_file)
-        .arg("--")
-        .arg(python)
-        .args([
-            "-c",
-            "import time\nt = time.time()\nwhile time.time() - t < 1: pass",
-        ])
-        .output();
-    let size = std::fs::metadata(&out_file).map(|m| m.len()).unwrap_or(0);
-    let _ = std::fs::remove_file(&out_file);
-    match result {
-        Ok(o) if o.status.success() && size > 0 => check(Level::Pass, "recording", format!("perf record of a one-second Python run worked ({size} bytes)"), None),
-        Ok(o) => check(
-            Level::Fail,
-            "recording",
-            format!("perf record failed: {}", String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("no output")),
-            Some("see the paranoid and perf lines above; in a container, perf_event_open may be blocked by seccomp".into()),
-        ),
-        Err(e) => check(Level::Fail, "recording", format!("cannot run perf record: {e}"), None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,64 +453,38 @@ mod tests {
     }
 
     #[test]
-    fn support_levels_follow_the_version() {
+    fn support_is_what_the_interpreter_has_itself() {
+        #[rustfmt::skip]
         let table = [
-            ("3.8.18", false, false, Level::Fail, "no perf support"),
-            (
-                "3.8.18",
-                true,
-                false,
-                Level::Pass,
-                "perfpy 0.1.0 is installed",
-            ),
-            ("3.12.1", false, true, Level::Warn, "perf only"),
-            ("3.13.0", false, true, Level::Pass, "perf and perf_jit"),
-            (
-                "3.13.0",
-                true,
-                true,
-                Level::Pass,
-                "CPython's own also available",
-            ),
+            ("3.8.18", false, false, Level::Warn, "CPython 3.8.18 has no built-in perf support"),
+            ("3.8.18", true, false, Level::Pass, "perfpy 0.1.0 is installed there: perf map and jitdump"),
+            ("3.12.1", false, true, Level::Pass, "built-in support: perf map only"),
+            ("3.13.0", false, true, Level::Pass, "built-in support: perf map and jitdump"),
+            ("3.13.0", true, true, Level::Pass, "(CPython's built-in support too: perf map and jitdump)"),
         ];
         for (v, perfpy, builtin, level, text) in table {
-            let c = support(&facts(v, perfpy, builtin), &Lend::No("test".into()));
+            let f = facts(v, perfpy, builtin);
+            let c = support(&f);
             assert_eq!(c.level, level, "{v}: {}", c.found);
             assert!(c.found.contains(text), "{v}: {}", c.found);
-            assert_eq!(c.fix.is_some(), level != Level::Pass, "{v}");
+            // A fact: what it means for each command is said in that command's section.
+            assert!(c.fix.is_none(), "{v}");
+            let sw = Switches::of(&f);
+            assert_eq!(sw.perf_map, level == Level::Pass, "{v}");
+            assert_eq!(sw.jitdump, perfpy || v.starts_with("3.13"), "{v}");
         }
-        // What this command can lend serves where nothing is installed.
-        let lend = Lend::Yes("/opt/perfpy".into());
-        let c = support(&facts("3.8.18", false, false), &lend);
-        assert_eq!(c.level, Level::Pass);
-        assert!(
-            c.found
-                .contains("lends it this command's perfpy (/opt/perfpy)"),
-            "{}",
-            c.found
-        );
-        let c = support(&facts("3.11.7", true, false), &lend);
-        assert!(c.found.contains("is installed"), "{}", c.found);
     }
 
     #[test]
-    fn perf_jit_unwinding_by_version() {
-        let level = |t: &str| perf_jit(perf::Version::parse(t).unwrap()).level;
-        assert_eq!(level("6.8.0"), Level::Pass);
-        assert_eq!(level("6.7.2"), Level::Pass);
-        assert_eq!(level("6.7.1"), Level::Warn);
-        assert_eq!(level("5.10.0"), Level::Warn);
-    }
-
-    #[test]
-    fn frame_pointers_warn_with_the_fix() {
+    fn frame_pointers_are_a_fact() {
         let no = FramePointers {
             present: false,
             evidence: "0 of 400".into(),
         };
         let c = frame_pointers(&no, &facts("3.11.7", true, false));
         assert_eq!(c.level, Level::Warn);
-        assert!(c.found.starts_with("no: 0 of 400") && c.fix.is_some());
+        // A fact; the fix depends on perf (perf alone's lines).
+        assert!(c.found.starts_with("no: 0 of 400") && c.fix.is_none());
         assert!(
             c.found.ends_with("; CFLAGS lack -fno-omit-frame-pointer"),
             "{}",
@@ -490,8 +509,36 @@ mod tests {
     }
 
     #[test]
+    fn symbols_tell_a_stripped_binary() {
+        let exe = std::env::current_exe().unwrap();
+        let c = symbols(&exe);
+        assert_eq!(c.level, Level::Pass, "{}", c.found);
+        assert!(c.found.contains("has its symbol table"), "{}", c.found);
+        // The same binary stripped (binutils' strip, as distributions do).
+        let dir = std::env::temp_dir().join(format!("perfpy-symbols-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stripped = dir.join("stripped");
+        let ok = std::process::Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(&exe)
+            .status()
+            .expect("strip (binutils)")
+            .success();
+        assert!(ok);
+        let c = symbols(&stripped);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(c.level, Level::Warn, "{}", c.found);
+        assert!(c.found.contains("is stripped (no .symtab)"), "{}", c.found);
+        assert_eq!(symbols(&dir.join("missing")).level, Level::Warn);
+    }
+
+    #[test]
     fn this_machine_has_a_tmp_and_kernel_settings() {
-        assert_ne!(tmp().level, Level::Fail);
+        assert_ne!(tmp(tmp_state()).level, Level::Fail);
+        let k = kernel();
+        assert_eq!(k.level, Level::Pass);
+        assert!(k.found.starts_with("Linux ") && k.found.contains(std::env::consts::ARCH));
         assert!(
             paranoid().found.starts_with("perf_event_paranoid") || paranoid().level == Level::Fail
         );
