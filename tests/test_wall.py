@@ -5,11 +5,13 @@ itself (real perf, real interpreters, real waits)."""
 import json
 import os
 import re
+import shutil
+import subprocess
 
 import pytest
 
-from conftest import PYTHONS, SCRIPTS, script
-from recording import CLI_MARKS, by_leaf, collapsed, perfpy, record
+from conftest import PYTHONS, SCRIPTS, child_env, script
+from recording import CLI_MARKS, by_leaf, collapsed, perfpy, record, running_binary
 
 pytestmark = CLI_MARKS
 
@@ -76,6 +78,106 @@ def test_each_function_gets_its_time_and_each_wait_its_reason(tmp_path, py, mode
         0.05 * truth["sleeper"] * 1e3, 10), (row.group(0), truth)
     assert int(row.group(4)) >= 90, row.group(0)
     assert re.search(r"^\s+[\d.]+%\s+[\d.]+ ms\s+\[wait: lock\]$", text, re.M), text
+
+
+def stripped_copy(tmp_path, py):
+    """`py` as a distribution ships it: its interpreter binary (and libpython, where it has
+    one) copied and stripped of its symbol tables and build id (no debug file can be found
+    for it), so that only exported functions have names, as Debian 11's python3.9 and Ubuntu
+    22.04's python3.10. Returns the copy's python, a venv of py's base interpreter that sees
+    py's packages (perfpy), and the environment it needs (LD_LIBRARY_PATH to the stripped
+    libpython)."""
+    def strip(src, dst):
+        subprocess.run(["objcopy", "--strip-all", "--remove-section=.note.gnu.build-id",
+                        src, str(dst)], check=True)
+        syms = subprocess.run(["readelf", "-Ws", str(dst)], capture_output=True,
+                              text=True).stdout
+        assert "time_sleep" not in syms, "still named after strip: %s" % dst
+
+    venv = tmp_path / "stripped"
+    (venv / "bin").mkdir(parents=True)
+    exe = venv / "bin" / ("python" + py.minor)
+    strip(os.path.realpath(py.base), exe)
+    (venv / "bin" / "python").symlink_to(exe.name)
+    (venv / "pyvenv.cfg").write_text("home = %s\ninclude-system-site-packages = false\n"
+                                     % os.path.dirname(py.base))
+    site = venv / "lib" / ("python" + py.minor) / "site-packages"
+    site.mkdir(parents=True)
+    packages = subprocess.run([py.path, "-c", "import os, perfpy; print(os.path.dirname("
+                               "os.path.dirname(perfpy.__file__)))"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    # addsitedir runs the .pth files there too: perfpy's start-up switch among them.
+    (site / "tested.pth").write_text("import site; site.addsitedir(%r)\n" % packages)
+    env = {}
+    lib = running_binary(py)
+    if "/libpython" in lib:
+        (tmp_path / "lib").mkdir()
+        strip(lib, tmp_path / "lib" / os.path.basename(lib))
+        env["LD_LIBRARY_PATH"] = str(tmp_path / "lib")
+    return str(venv / "bin" / "python"), env
+
+
+#: time.sleep on CPython 3.8-3.10 is select(0, NULL, NULL, NULL, &tv); these interpreters.
+SELECT_SLEEPERS = [p for p in PYTHONS if p.version < (3, 11)]
+
+
+@pytest.mark.skipif(not shutil.which("objcopy"), reason="objcopy (binutils) not installed")
+@pytest.mark.parametrize("mode, call_graph", [("wall", "dwarf"), ("off-cpu", "fp")])
+@pytest.mark.parametrize("py", SELECT_SLEEPERS, ids=lambda p: p.minor)
+def test_a_select_without_descriptors_is_a_sleep_on_a_stripped_interpreter(
+        tmp_path, py, mode, call_graph):
+    """time.sleep(0.3) on a stripped 3.8-3.10 waits in the kernel's select with no frame
+    above the C library's named: the sleep comes from the system call's arguments in the
+    registers perf samples at the switch (no descriptor), not from names; a select and a
+    recv on a socket with nothing to read, in the same kernel functions, stay the network.
+    With DWARF call graphs perf samples every register; with frame pointers perfpy asks for
+    these (--user-regs)."""
+    python, env = stripped_copy(tmp_path, py)
+    prog = script(tmp_path, """
+        import select, socket, sys, time
+        def napper():
+            time.sleep(0.3)
+        def listener(sock):
+            select.select([sock], [], [], 0.3)
+        def receiver(sock):
+            sock.settimeout(0.3)
+            try:
+                sock.recv(1)
+            except socket.timeout:
+                pass
+        a, b = socket.socketpair()
+        napper()
+        listener(a)
+        receiver(a)
+    """)
+    (tmp_path / "home").mkdir()
+    r = perfpy("record", "--mode", mode, "--call-graph", call_graph, "--", python, prog,
+               cwd=tmp_path, env=child_env(HOME=str(tmp_path / "home"), **env))
+    assert r.returncode == 0, r.stderr
+    if call_graph == "fp":
+        assert "the waits' reasons from function names only" not in r.stderr, r.stderr
+    counts = collapsed(tmp_path)
+    # The stacks are the stripped interpreter's: nothing names time.sleep.
+    assert not any("time_sleep" in s or "pysleep" in s for s in counts), counts
+
+    def near(us, what):
+        assert abs(us - 300_000) <= 30_000, (what, us, counts)
+
+    def in_kernel(function, reason):
+        return sum(n for s, n in counts.items()
+                   if ";%s;" % function in s and s.endswith("[wait: %s]" % reason))
+
+    # The kernel's select, as root (perf sees the kernel): 0.3 s of each, the sleep's with no
+    # descriptor and the socket's with one.
+    near(in_kernel("do_select", "sleep"), "time.sleep in do_select")
+    near(in_kernel("do_select", "network"), "select on a socket in do_select")
+    # socket.recv with a timeout polls its socket first.
+    near(in_kernel("do_sys_poll", "network"), "recv with a timeout in do_sys_poll")
+    if call_graph == "dwarf":
+        # Whole stacks: under each function.
+        napper, receiver = by_leaf(counts, "napper"), by_leaf(counts, "receiver")
+        near(napper.get("[wait: sleep]", 0), "napper")
+        near(receiver.get("[wait: network]", 0), "receiver")
 
 
 def test_threads_waiting_for_the_gil_say_so(tmp_path):

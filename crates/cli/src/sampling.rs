@@ -4,8 +4,10 @@
 use crate::cli::Mode;
 use crate::perf;
 use crate::plan::CallGraph;
+use crate::report::read::arch;
 use std::ffi::OsString;
 use std::path::Path;
+use std::process::Command;
 
 /// How perf writes the recording, whichever way it reaches the program.
 pub struct Writing {
@@ -67,6 +69,42 @@ pub struct Sampling {
     pub streaming: bool,
     /// Every CPU (`-a`).
     pub system_wide: bool,
+    /// With frame-pointer call graphs, which sample no register, in the modes that sample
+    /// the context switches: the registers holding a system call's first arguments too
+    /// (`--user-regs`), which tell a `select` of no descriptor (a sleep: `time.sleep` on
+    /// CPython 3.8-3.10) from a wait for the network. DWARF call graphs sample them all.
+    pub syscall_regs: bool,
+}
+
+/// Whether the perf at `perf` samples the registers of a system call's arguments by name
+/// (`perf record --user-regs=?` lists the names it knows: perf 5.10 none on arm64).
+pub fn samples_syscall_regs(perf: &Path) -> bool {
+    let Ok(out) = Command::new(perf)
+        .args(["record", "--user-regs=?"])
+        .output()
+    else {
+        return false;
+    };
+    // perf prints it on standard error, before its usage; standard output is read too.
+    let text = [out.stderr, out.stdout].concat();
+    lists_registers(
+        &String::from_utf8_lossy(&text),
+        &arch::syscall_arg_registers(),
+    )
+}
+
+/// Whether `perf record --user-regs=?`'s output (`available registers: AX BX …`) lists all
+/// of `names` (perf compares them ignoring case).
+fn lists_registers(output: &str, names: &[&str]) -> bool {
+    let Some(listed) = output
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("available registers:"))
+    else {
+        return false;
+    };
+    names
+        .iter()
+        .all(|n| listed.split_whitespace().any(|r| r.eq_ignore_ascii_case(n)))
 }
 
 /// `perf record`'s options, writing to `output` (`-` : standard output, perf's pipe mode), up
@@ -104,6 +142,9 @@ pub fn args(
     }
     if sampling.streaming {
         a.push("--no-buffering".into());
+    }
+    if sampling.syscall_regs && sampling.mode != Mode::Cpu && !dwarf {
+        a.push(format!("--user-regs={}", arch::syscall_arg_registers().join(",")).into());
     }
     a
 }
@@ -156,3 +197,71 @@ fn buffer() -> Vec<String> {
 
 /// The context-switch event as `perfpy record` spells it (and `perfpy report` recognises).
 pub const CONTEXT_SWITCHES: &str = "cs/period=1/";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_registers_perf_can_sample() {
+        // perf 6.1 on x86_64 (on standard error, before the usage).
+        let x86 = "available registers: AX BX CX DX SI DI BP SP IP FLAGS CS SS R8 R9 R10 R11 \
+                   R12 R13 R14 R15 \n\n Usage: perf record [<options>] [<command>]\n";
+        assert!(lists_registers(x86, &["DI", "SI", "DX", "R10"]));
+        assert!(lists_registers(x86, &["di", "si"]));
+        assert!(!lists_registers(x86, &["x0"]));
+        // perf 5.10 on arm64 lists none; 5.11 on lists x0-x30, lr, sp, pc.
+        assert!(!lists_registers(
+            "available registers: \n",
+            &["x0", "x1", "x2", "x3"]
+        ));
+        let arm = "available registers: x0 x1 x2 x3 x4 x5 x6 x7 x8 x9 x10 lr sp pc \n";
+        assert!(lists_registers(arm, &["x0", "x1", "x2", "x3"]));
+        // A perf without the option at all.
+        assert!(!lists_registers(
+            "  Error: unknown option `user-regs'\n",
+            &["DI"]
+        ));
+    }
+
+    fn sampling(mode: Mode, syscall_regs: bool) -> Sampling {
+        Sampling {
+            mode,
+            frequency: 999,
+            event: None,
+            streaming: false,
+            system_wide: false,
+            syscall_regs,
+        }
+    }
+
+    fn user_regs(s: &Sampling, call_graph: CallGraph) -> Vec<String> {
+        let writing = Writing {
+            compress: false,
+            stack_size: 8192,
+            reasons: Vec::new(),
+        };
+        args(s, call_graph, &writing, "-".as_ref())
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .filter(|a| a.starts_with("--user-regs"))
+            .collect()
+    }
+
+    #[test]
+    fn frame_pointer_waits_sample_the_syscall_registers() {
+        let fp = CallGraph::FramePointers;
+        let names = arch::syscall_arg_registers().join(",");
+        for mode in [Mode::Wall, Mode::OffCpu] {
+            assert_eq!(
+                user_regs(&sampling(mode, true), fp),
+                [format!("--user-regs={names}")]
+            );
+            // Where perf can't, or DWARF samples them all already (a --user-regs would
+            // replace DWARF's registers with these few), or in CPU mode: none.
+            assert!(user_regs(&sampling(mode, false), fp).is_empty());
+            assert!(user_regs(&sampling(mode, true), CallGraph::Dwarf).is_empty());
+        }
+        assert!(user_regs(&sampling(Mode::Cpu, true), fp).is_empty());
+    }
+}

@@ -60,7 +60,7 @@ pub(super) fn attach(args: &RecordArgs, perf: &Path, writing: &Writing) -> Resul
     }
     let mut cmd = Command::new(perf);
     cmd.args(sampling::args(
-        &super::sampling(args),
+        &super::sampling(args, perf, call_graph, &mut reasons),
         call_graph,
         writing,
         args.output.as_os_str(),

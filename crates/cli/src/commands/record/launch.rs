@@ -47,9 +47,10 @@ pub(super) fn launch(
     for w in &p.warnings {
         say::warn(w);
     }
+    let mut reasons = p.reasons.clone();
     let mut cmd = Command::new(perf);
     cmd.args(sampling::args(
-        &super::sampling(args),
+        &super::sampling(args, perf, p.call_graph, &mut reasons),
         p.call_graph,
         writing,
         args.output.as_os_str(),
@@ -100,7 +101,7 @@ pub(super) fn launch(
     Ok(Setup {
         cmd,
         call_graph: p.call_graph,
-        reasons: p.reasons.clone(),
+        reasons,
         plan: Some(p),
         hook,
         session: None,

@@ -67,14 +67,32 @@ pub(crate) fn prepare(
     }
 }
 
-/// What perf samples, as `args` ask.
-fn sampling(args: &RecordArgs) -> crate::sampling::Sampling {
+/// What perf at `perf` samples, as `args` ask, with `call_graph`; what it can't that the
+/// user should know, in `reasons`.
+fn sampling(
+    args: &RecordArgs,
+    perf: &std::path::Path,
+    call_graph: CallGraph,
+    reasons: &mut Vec<String>,
+) -> crate::sampling::Sampling {
+    let waits = args.mode != Mode::Cpu && call_graph == CallGraph::FramePointers;
+    let syscall_regs = waits && crate::sampling::samples_syscall_regs(perf);
+    if waits && !syscall_regs {
+        reasons.push(
+            "the waits' reasons from function names only: this perf can't sample the registers \
+             of a system call's arguments with frame-pointer call graphs (--user-regs), so a \
+             select() of no descriptor (time.sleep on CPython 3.8-3.10) may show as the \
+             network; --call-graph dwarf samples them"
+                .to_string(),
+        );
+    }
     crate::sampling::Sampling {
         mode: args.mode,
         frequency: args.frequency,
         event: args.event.clone(),
         streaming: args.streaming,
         system_wide: args.all,
+        syscall_regs,
     }
 }
 

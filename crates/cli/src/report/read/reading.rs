@@ -203,7 +203,10 @@ impl<A: Arch> Reading<A> {
         let stack = self.profile.intern_stack(&leaf_first);
         let time = s.timestamp.unwrap_or(0);
         if self.selection.switches == Some(attr_index) {
-            self.timeline.switch_stack(pid, tid, time, stack);
+            // Taken in the kernel as the thread switches out: its user registers are those it
+            // entered the kernel with (a system call's arguments, when it made one).
+            let args = s.user_regs.as_ref().and_then(A::syscall_args);
+            self.timeline.switch_stack(pid, tid, time, stack, args);
             return;
         }
         if self.profile.measure.is_time() {

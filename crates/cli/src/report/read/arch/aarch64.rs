@@ -1,12 +1,14 @@
 //! aarch64 (AAPCS64): `bl` leaves the return address in the link register (x30), which a
 //! function that calls others saves with the caller's frame pointer (x29) as a frame record
 //! (`stp x29, x30, [sp, #-N]!; mov x29, sp`). Return addresses saved by code built with
-//! pointer authentication carry a signature in their top bits, stripped here.
+//! pointer authentication carry a signature in their top bits, stripped here. A system call's
+//! arguments are in x0-x5 (its number in x8); x0 takes the result only when the call returns.
 
 use super::{cfi, Arch};
 use framehop::aarch64::{PtrAuthMask, UnwindRegsAarch64};
 use linux_perf_data::linux_perf_event_reader::constants::{
-    PERF_REG_ARM64_LR, PERF_REG_ARM64_PC, PERF_REG_ARM64_SP, PERF_REG_ARM64_X29,
+    PERF_REG_ARM64_LR, PERF_REG_ARM64_PC, PERF_REG_ARM64_SP, PERF_REG_ARM64_X0, PERF_REG_ARM64_X1,
+    PERF_REG_ARM64_X2, PERF_REG_ARM64_X29, PERF_REG_ARM64_X3,
 };
 use linux_perf_data::linux_perf_event_reader::Regs;
 
@@ -30,6 +32,14 @@ impl Arch for Aarch64 {
     type Regs = UnwindRegsAarch64;
     type Cache = framehop::aarch64::CacheAarch64;
     type Unwinder = framehop::aarch64::UnwinderAarch64<crate::report::elf::Bytes>;
+    const SYSCALL_ARGS: [u64; 4] = [
+        PERF_REG_ARM64_X0,
+        PERF_REG_ARM64_X1,
+        PERF_REG_ARM64_X2,
+        PERF_REG_ARM64_X3,
+    ];
+    // As `perf record --user-regs=?` lists them (perf 5.11 on: 5.10 names no arm64 register).
+    const SYSCALL_ARG_NAMES: [&'static str; 4] = ["x0", "x1", "x2", "x3"];
 
     fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)> {
         let (pc, sp, fp, lr) = (

@@ -1,8 +1,11 @@
-//! x86_64: instruction, stack and frame pointer; `call` pushes the return address.
+//! x86_64: instruction, stack and frame pointer; `call` pushes the return address. A system
+//! call's arguments are in rdi, rsi, rdx, r10, r8, r9 (its number in rax, which the kernel
+//! overwrites on entry and perf doesn't sample as it was).
 
 use super::{cfi, Arch};
 use linux_perf_data::linux_perf_event_reader::constants::{
-    PERF_REG_X86_BP, PERF_REG_X86_IP, PERF_REG_X86_SP,
+    PERF_REG_X86_BP, PERF_REG_X86_DI, PERF_REG_X86_DX, PERF_REG_X86_IP, PERF_REG_X86_R10,
+    PERF_REG_X86_SI, PERF_REG_X86_SP,
 };
 use linux_perf_data::linux_perf_event_reader::Regs;
 
@@ -21,6 +24,14 @@ impl Arch for X86_64 {
     type Regs = framehop::x86_64::UnwindRegsX86_64;
     type Cache = framehop::x86_64::CacheX86_64;
     type Unwinder = framehop::x86_64::UnwinderX86_64<crate::report::elf::Bytes>;
+    const SYSCALL_ARGS: [u64; 4] = [
+        PERF_REG_X86_DI,
+        PERF_REG_X86_SI,
+        PERF_REG_X86_DX,
+        PERF_REG_X86_R10,
+    ];
+    // As `perf record --user-regs=?` lists them.
+    const SYSCALL_ARG_NAMES: [&'static str; 4] = ["DI", "SI", "DX", "R10"];
 
     fn convert_regs(regs: &Regs<'_>) -> Option<(u64, u64, Self::Regs)> {
         let (ip, sp, bp) = (

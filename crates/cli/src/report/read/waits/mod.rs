@@ -11,6 +11,11 @@
 //! off CPU: the interval's length, on the stack it left with + [wait: REASON]
 //! ```
 //!
+//! The reason ([`reason`]): preempted if the switch record says so; else the kernel's frames
+//! of the cs sample's stack, and the system call's arguments in the user registers perf
+//! sampled with it (a `select` of no descriptor is a sleep); the C library's and the
+//! interpreter's frames refine that, or decide where perf saw no kernel.
+//!
 //! A thread that exits after its last switch-out waits no more; one still off the CPU when
 //! the recording ends waits until its end. CPU samples of a thread perf saw no switch of
 //! keep the CPU time their period stands for.
@@ -26,10 +31,11 @@ mod reason;
 mod tests;
 mod thread;
 
-use thread::{Event, Out, State, Thread};
+use thread::{Event, Left, Out, State, Thread};
 
 pub use reason::{reason, Reason};
 
+use crate::report::read::arch::SyscallArgs;
 use crate::report::Profile;
 use linux_perf_data::linux_perf_event_reader::{
     ContextSwitchRecord, EventRecord, RawEventRecord, TaskWasPreempted,
@@ -97,8 +103,19 @@ impl Timeline {
         self.switch(pid, tid, time, out, preempted);
     }
 
-    pub fn switch_stack(&mut self, pid: i32, tid: i32, time: u64, stack: u32) {
-        self.thread(pid, tid).stacks.push((time, stack));
+    /// A context-switch sample: the stack the thread left the CPU with, and the arguments of
+    /// the system call it was in, from the registers perf sampled (`None`: none sampled).
+    pub fn switch_stack(
+        &mut self,
+        pid: i32,
+        tid: i32,
+        time: u64,
+        stack: u32,
+        args: Option<SyscallArgs>,
+    ) {
+        self.thread(pid, tid)
+            .stacks
+            .push(Left { time, stack, args });
         self.seen(time);
     }
 
@@ -168,7 +185,7 @@ impl Timeline {
                 _ => {}
             }
             // Stacks older than any switch still to come can go.
-            t.stacks.retain(|s| s.0 + SAME_SWITCH_NS >= horizon);
+            t.stacks.retain(|s| s.time + SAME_SWITCH_NS >= horizon);
             self.threads.insert(tid, t);
         }
     }

@@ -3,6 +3,7 @@
 //! samples ([`Out`]).
 
 use super::{reason, Reason, Unplaced, SAME_SWITCH_NS};
+use crate::report::read::arch::SyscallArgs;
 use crate::report::{Frame, Kind, Measure, Profile, Sample};
 
 /// A sample gathered while reading: (time, pid, interned stack, weight: the CPU sample's
@@ -17,6 +18,15 @@ pub(super) enum Event {
     Cpu { stack: u32, period: u64 },
     Out { preempted: bool },
     Exit,
+}
+
+/// A context-switch sample: the stack a thread left the CPU with, and the arguments of the
+/// system call it was in when perf sampled its registers.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Left {
+    pub(super) time: u64,
+    pub(super) stack: u32,
+    pub(super) args: Option<SyscallArgs>,
 }
 
 /// Where a thread is, as far as its events so far tell.
@@ -47,7 +57,7 @@ pub(super) struct Thread {
     pub(super) pid: Option<i32>,
     pub(super) events: Vec<(u64, Event)>,
     /// The stacks it left the CPU with (context-switch samples), by time.
-    pub(super) stacks: Vec<(u64, u32)>,
+    pub(super) stacks: Vec<Left>,
     /// CPU samples before its first switch (state `Unknown`).
     pub(super) pending: Vec<Point>,
     pub(super) state: State,
@@ -63,7 +73,7 @@ impl Thread {
         horizon: u64,
     ) {
         self.events.sort_by_key(|&(time, e)| (time, e));
-        self.stacks.sort_by_key(|s| s.0);
+        self.stacks.sort_by_key(|s| s.time);
         let n = self.events.partition_point(|e| e.0 <= horizon);
         let events: Vec<(u64, Event)> = self.events.drain(..n).collect();
         let pid = self.pid.unwrap_or(tid);
@@ -216,7 +226,7 @@ impl Out<'_> {
         start: u64,
         end: u64,
         samples: &[Point],
-        stacks: Option<&[(u64, u32)]>,
+        stacks: Option<&[Left]>,
         last: Option<u32>,
     ) {
         if self.profile.measure != Measure::Wall {
@@ -224,7 +234,8 @@ impl Out<'_> {
         }
         let length = end.saturating_sub(start);
         if samples.is_empty() {
-            if let Some(stack) = last.or_else(|| stacks.and_then(|s| stack_at(s, end))) {
+            let left = || stacks.and_then(|s| left_at(s, end)).map(|l| l.stack);
+            if let Some(stack) = last.or_else(left) {
                 self.push(end, stack, length);
             }
             return;
@@ -238,8 +249,9 @@ impl Out<'_> {
 
     /// The thread leaves the CPU at `time`: the wait it starts, on the stack it left with
     /// (perf writes the sample microseconds from the switch record) and the reason's frame.
-    pub(super) fn leave(&mut self, time: u64, preempted: bool, stacks: &[(u64, u32)]) -> State {
-        let stack = stack_at(stacks, time);
+    pub(super) fn leave(&mut self, time: u64, preempted: bool, stacks: &[Left]) -> State {
+        let left = left_at(stacks, time);
+        let stack = left.map(|l| l.stack);
         if stack.is_none() {
             self.unplaced.waits_without_stack += 1;
         }
@@ -256,7 +268,7 @@ impl Out<'_> {
         let reason = if preempted {
             Reason::Preempted
         } else {
-            reason(profile, &frames)
+            reason(profile, &frames, left.and_then(|l| l.args).as_ref())
         };
         let wait = profile.intern_frame(Frame::named(Kind::Wait, reason.frame_name()));
         let mut waited = frames;
@@ -269,14 +281,14 @@ impl Out<'_> {
     }
 }
 
-/// The stack of the switch sample nearest `t0` (perf writes them microseconds apart).
-fn stack_at(stacks: &[(u64, u32)], t0: u64) -> Option<u32> {
-    let i = stacks.partition_point(|s| s.0 < t0);
+/// The switch sample nearest `t0` (perf writes it microseconds from its switch record).
+fn left_at(stacks: &[Left], t0: u64) -> Option<Left> {
+    let i = stacks.partition_point(|s| s.time < t0);
     [i.checked_sub(1), Some(i)]
         .into_iter()
         .flatten()
         .filter_map(|j| stacks.get(j))
-        .filter(|s| s.0.abs_diff(t0) <= SAME_SWITCH_NS)
-        .min_by_key(|s| s.0.abs_diff(t0))
-        .map(|s| s.1)
+        .filter(|s| s.time.abs_diff(t0) <= SAME_SWITCH_NS)
+        .min_by_key(|s| s.time.abs_diff(t0))
+        .copied()
 }
