@@ -77,6 +77,9 @@ pub fn processes(side: &Path) -> std::collections::HashMap<i32, ProcessInfo> {
 /// How many processes with names off are told about one by one.
 const NAMES_OFF_SHOWN: usize = 5;
 
+/// How many stripped binaries are told about one by one.
+const STRIPPED_SHOWN: usize = 3;
+
 /// Tells on stderr what could make the report incomplete, each with what to do.
 pub fn warn_about(profile: &Profile) {
     let s = &profile.stats;
@@ -140,6 +143,19 @@ pub fn warn_about(profile: &Profile) {
             } else {
                 ""
             }
+        ));
+    }
+    for stripped in s.stripped.iter().take(STRIPPED_SHOWN) {
+        say::warn(&crate::report::debuginfo::stripped_warning(stripped));
+    }
+    if s.stripped.len() > STRIPPED_SHOWN {
+        let more: Vec<&str> = s.stripped[STRIPPED_SHOWN..]
+            .iter()
+            .map(|b| b.path.as_str())
+            .collect();
+        say::warn(&format!(
+            "stripped too, without a debug file: {} (the same fix)",
+            more.join(", ")
         ));
     }
     for p in &s.problems {

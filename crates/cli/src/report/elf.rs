@@ -1,6 +1,7 @@
 //! What the report needs from an ELF file mapped by a profiled process: the unwind sections
 //! (for framehop) and the function symbols (for names), read once per file.
 
+use crate::report::debuginfo;
 use framehop::ExplicitModuleSectionInfo;
 use object::{Object, ObjectSection, ObjectSegment, ObjectSymbol, SymbolKind};
 use std::collections::HashMap;
@@ -57,11 +58,32 @@ struct Section {
     data: Bytes,
 }
 
+/// Where an ELF file's function names come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Names {
+    /// Its own full symbol table (`.symtab`).
+    Own,
+    /// A separate debug file's (see [`debuginfo`]), with its own addresses: a debug file's
+    /// symbols are at the addresses of the binary they were split from, which is mapped.
+    DebugFile(PathBuf),
+    /// It is stripped, and no debug file of it was found: only the functions it exports
+    /// (`.dynsym`) have names. `others`: files where its debug file would be, of another build.
+    Exports { others: Vec<PathBuf> },
+}
+
 pub struct Elf {
     /// The file name without its directory, for frames without a symbol.
     pub short_name: Arc<str>,
     /// The CPU its code is for.
     pub machine: object::Architecture,
+    /// Where its functions' names come from.
+    pub names: Names,
+    /// The root of the file system it was read from: `/`, a `--sysroot`, a container's.
+    pub root: PathBuf,
+    /// Its build id, in hex.
+    pub build_id: Option<String>,
+    /// The file name its `.gnu_debuglink` gives (its debug file's).
+    pub debuglink: Option<String>,
     /// `(file offset, file size, virtual address)` of each `PT_LOAD` segment.
     segments: Vec<(u64, u64, u64)>,
     text: Option<Section>,
@@ -88,28 +110,30 @@ fn section(file: &object::File<'_>, name: &str) -> Option<Section> {
     })
 }
 
-/// The binaries this process has read, by path and file identity (device, inode, size,
-/// mtime): a recording read again (`record` rereads it once the program's stragglers exit) or
-/// many times (the fuzz targets) reads each binary once, and a file replaced since is read anew.
+/// The binaries this process has read, by path, file identity (device, inode, size, mtime) and
+/// the roots searched for its debug file: a recording read again (`record` rereads it once the
+/// program's stragglers exit) or many times (the fuzz targets) reads each binary once, and a
+/// file replaced since is read anew.
 static LOADED: LazyLock<Mutex<Loaded>> = LazyLock::new(Mutex::default);
-type Loaded = HashMap<(PathBuf, FileId), Option<Arc<Elf>>>;
+type Loaded = HashMap<(PathBuf, FileId, Vec<PathBuf>), Option<Arc<Elf>>>;
 
 /// Device, inode, size and mtime (seconds, nanoseconds).
 type FileId = (u64, u64, u64, i64, i64);
 
 impl Elf {
     /// [`Elf::load`], shared: a file already read (and unchanged) is not read again.
-    pub fn load_shared(path: &Path) -> Option<Arc<Elf>> {
+    pub fn load_shared(path: &Path, recorded: &Path, roots: &[PathBuf]) -> Option<Arc<Elf>> {
         let m = std::fs::metadata(path).ok()?;
         let key = (
             path.to_path_buf(),
             (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec()),
+            roots.to_vec(),
         );
         if let Some(elf) = LOADED.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return elf.clone();
         }
         // Read without the lock held; two threads reading the same file both get a whole one.
-        let elf = Elf::load(path).map(Arc::new);
+        let elf = Elf::load(path, recorded, roots).map(Arc::new);
         LOADED
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -117,8 +141,10 @@ impl Elf {
         elf
     }
 
-    /// Reads the file at `path`; `None` if it isn't there or isn't ELF.
-    pub fn load(path: &Path) -> Option<Elf> {
+    /// Reads the file at `path` (`recorded`: its path as the recording has it); `None` if it
+    /// isn't there or isn't ELF. A stripped file's debug file is looked for under `roots` (the
+    /// first: the root `path` is in), as [`debuginfo::find`] says.
+    pub fn load(path: &Path, recorded: &Path, roots: &[PathBuf]) -> Option<Elf> {
         let file = std::fs::File::open(path).ok()?;
         // SAFETY: the file is mapped read-only and only read while the map lives; every
         // section we keep is copied out. A file truncated by someone else meanwhile would
@@ -133,7 +159,7 @@ impl Elf {
             })
             .collect();
         let mut symbols: Vec<(u64, u64, Arc<str>)> = Vec::new();
-        let mut add = |sym: object::Symbol<'_, '_>| {
+        let add = |symbols: &mut Vec<(u64, u64, Arc<str>)>, sym: object::Symbol<'_, '_>| {
             if sym.kind() != SymbolKind::Text || !sym.is_definition() || sym.address() == 0 {
                 return;
             }
@@ -143,26 +169,29 @@ impl Elf {
                 }
             }
         };
-        obj.symbols().for_each(&mut add);
-        obj.dynamic_symbols().for_each(&mut add);
-        // A stripped library's full symbol table may be installed separately (Debian's -dbg
-        // and -dbgsym packages), under its build id.
-        let debug_file = obj.build_id().ok().flatten().and_then(|id| {
-            let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            let path = format!(
-                "/usr/lib/debug/.build-id/{}/{}.debug",
-                hex.get(..2)?,
-                hex.get(2..)?
-            );
-            let file = std::fs::File::open(path).ok()?;
-            // SAFETY: as above: a read-only mapping, only read while it lives.
-            unsafe { memmap2::Mmap::map(&file) }.ok()
-        });
-        if let Some(debug) = &debug_file {
-            if let Ok(dobj) = object::File::parse(&**debug) {
-                dobj.symbols().for_each(&mut add);
+        obj.symbols().for_each(|s| add(&mut symbols, s));
+        let own = !symbols.is_empty();
+        obj.dynamic_symbols().for_each(|s| add(&mut symbols, s));
+        // A stripped file's full symbol table may be installed separately (Debian's -dbg and
+        // -dbgsym packages, Fedora's -debuginfo), found by build id or .gnu_debuglink. Its
+        // symbols have the addresses of the file it was split from: they go with this file's
+        // segments, and this file's sections (a debug file's .text holds no bytes).
+        let names = if own {
+            Names::Own
+        } else {
+            let found = debuginfo::find(&obj, path, recorded, roots);
+            match found.file {
+                Some(debug) => {
+                    if let Ok(dobj) = object::File::parse(&*debug.map) {
+                        dobj.symbols().for_each(|s| add(&mut symbols, s));
+                    }
+                    Names::DebugFile(debug.path)
+                }
+                None => Names::Exports {
+                    others: found.others,
+                },
             }
-        }
+        };
         // Prefer sized symbols and, among equals, the shorter (public) name.
         symbols.sort_by(|a, b| {
             a.0.cmp(&b.0)
@@ -174,9 +203,24 @@ impl Elf {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
+        let root = roots.first().cloned().unwrap_or_else(|| PathBuf::from("/"));
+        let build_id = obj
+            .build_id()
+            .ok()
+            .flatten()
+            .map(|id| id.iter().map(|b| format!("{b:02x}")).collect());
+        let debuglink = obj
+            .section_by_name(".gnu_debuglink")
+            .and_then(|s| s.data().ok())
+            .and_then(|d| debuginfo::parse_debuglink(d, obj.is_little_endian()))
+            .map(|(name, _)| name.to_string_lossy().into_owned());
         Some(Elf {
             short_name: Arc::from(short_name),
             machine: obj.architecture(),
+            names,
+            root,
+            build_id,
+            debuglink,
             segments,
             text: section(&obj, ".text"),
             eh_frame: section(&obj, ".eh_frame"),
@@ -248,14 +292,9 @@ impl Elf {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reads_this_test_binary() {
-        let exe = std::env::current_exe().unwrap();
-        let elf = Elf::load(&exe).expect("the test binary is ELF");
-        assert!(elf.eh_frame.is_some() && elf.text.is_some());
-        // The address of a function of ours names that function.
-        let f = reads_this_test_binary as *const () as u64;
-        // This binary is position independent; find its load bias from /proc/self/maps.
+    /// Where the code at `f` is mapped from this test binary: the mapping's start and file
+    /// offset, from /proc/self/maps (the binary is position independent).
+    fn mapping_of(exe: &Path, f: u64) -> (u64, u64) {
         let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
         let exe_s = exe.to_string_lossy();
         let line = maps
@@ -275,9 +314,89 @@ mod tests {
         let start =
             u64::from_str_radix(parts.next().unwrap().split('-').next().unwrap(), 16).unwrap();
         let offset = u64::from_str_radix(parts.nth(1).unwrap(), 16).unwrap();
+        (start, offset)
+    }
+
+    #[test]
+    fn reads_this_test_binary() {
+        let exe = std::env::current_exe().unwrap();
+        let elf = Elf::load(&exe, &exe, &[PathBuf::from("/")]).expect("the test binary is ELF");
+        assert_eq!(elf.names, Names::Own);
+        assert!(elf.eh_frame.is_some() && elf.text.is_some());
+        // The address of a function of ours names that function.
+        let f = reads_this_test_binary as *const () as u64;
+        let (start, offset) = mapping_of(&exe, f);
         let base = elf.base_avma(start, offset);
         let name = elf.symbol(f - base).expect("symbol found");
         assert!(name.contains("reads_this_test_binary"), "{name}");
         assert!(elf.symbol(0).is_none());
+    }
+
+    /// This test binary stripped as distributions strip theirs, its symbols in a debug file
+    /// beside it: the copy names every function as the original does, at the same addresses
+    /// (the debug file's symbols with the stripped file's segments); without the debug file,
+    /// only what it exports.
+    #[test]
+    fn a_stripped_copy_names_its_functions_from_its_debug_file() {
+        let exe = std::env::current_exe().unwrap();
+        let dir = std::env::temp_dir().join(format!("perfpy-elf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (copy, debug) = (dir.join("prog"), dir.join("prog.debug"));
+        let objcopy = |args: &[&std::ffi::OsStr]| {
+            let ok = std::process::Command::new("objcopy")
+                .args(args)
+                .status()
+                .expect("objcopy (binutils) runs")
+                .success();
+            assert!(ok, "objcopy {args:?}");
+        };
+        objcopy(&[
+            "--only-keep-debug".as_ref(),
+            exe.as_os_str(),
+            debug.as_os_str(),
+        ]);
+        let link = format!("--add-gnu-debuglink={}", debug.display());
+        objcopy(&[
+            "--strip-all".as_ref(),
+            link.as_ref(),
+            exe.as_os_str(),
+            copy.as_os_str(),
+        ]);
+        let here = [PathBuf::from("/")];
+        let original = Elf::load(&exe, &exe, &here).unwrap();
+        let stripped = Elf::load(&copy, Path::new("/opt/prog"), &here).unwrap();
+        assert_eq!(stripped.names, Names::DebugFile(debug.clone()));
+        assert!(original.symbols.len() > 1000, "{}", original.symbols.len());
+        assert_eq!(stripped.symbols.len(), original.symbols.len());
+        for &(start, end, ref name) in &original.symbols {
+            for at in [start, start + (end - start) / 2] {
+                assert_eq!(
+                    stripped.symbol(at),
+                    original.symbol(at),
+                    "{name} at {at:#x}"
+                );
+            }
+        }
+        // Mapped where the original is mapped, an address of ours names our function.
+        let f = a_stripped_copy_names_its_functions_from_its_debug_file as *const () as u64;
+        let (start, offset) = mapping_of(&exe, f);
+        let base = stripped.base_avma(start, offset);
+        assert_eq!(base, original.base_avma(start, offset));
+        let name = stripped
+            .symbol(f - base)
+            .expect("named from the debug file");
+        assert!(name.contains("a_stripped_copy_names"), "{name}");
+
+        // Without it: stripped, and the function is not named.
+        std::fs::remove_file(&debug).unwrap();
+        let bare = Elf::load(&copy, Path::new("/opt/prog"), &here).unwrap();
+        assert_eq!(bare.names, Names::Exports { others: vec![] });
+        assert!(bare
+            .symbol(f - base)
+            .is_none_or(|n| !n.contains("a_stripped_copy")));
+        assert_eq!(bare.debuglink.as_deref(), Some("prog.debug"));
+        assert_eq!(bare.build_id, original.build_id);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -7,8 +7,10 @@
 //! * [`output`]: one writer per format.
 //!
 //! [`elf`] and [`jit`] are the symbol sources: binaries (sections, symbols, CPython's
-//! trampoline CFI) and perf maps / jitdumps.
+//! trampoline CFI) and perf maps / jitdumps; [`debuginfo`] finds a stripped binary's separate
+//! debug file.
 
+pub mod debuginfo;
 pub mod elf;
 pub mod jit;
 pub mod output;
@@ -17,4 +19,5 @@ pub mod read;
 
 pub use profile::{
     Frame, Kind, Measure, NamesOff, NativeView, ProcessInfo, Profile, Sample, StackUse, Stats,
+    Stripped,
 };

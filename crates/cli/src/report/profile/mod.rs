@@ -8,7 +8,7 @@ mod view;
 
 mod stats;
 
-pub use stats::{NamesOff, ProcessInfo, StackUse, Stats};
+pub use stats::{NamesOff, ProcessInfo, StackUse, Stats, Stripped};
 pub use view::NativeView;
 
 use std::collections::HashMap;
@@ -136,6 +136,11 @@ impl Profile {
         self.frames.push(frame.clone());
         self.frame_ids.insert(frame, id);
         id
+    }
+
+    /// The id of `frame`, if a stack has it.
+    pub fn frame_id(&self, frame: &Frame) -> Option<u32> {
+        self.frame_ids.get(frame).copied()
     }
 
     pub fn intern_stack(&mut self, stack: &[u32]) -> u32 {

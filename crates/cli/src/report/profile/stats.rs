@@ -17,6 +17,9 @@ pub struct Stats {
     pub pids_without_names: Vec<i32>,
     /// Processes that ran Python with its names off (no switch, no perf map or jitdump).
     pub names_off: Vec<NamesOff>,
+    /// Stripped binaries without a debug file whose unnamed functions many samples pass
+    /// through, the most first.
+    pub stripped: Vec<Stripped>,
     /// How much of the stack copies (`--call-graph dwarf`) the unwinds used.
     pub stack: StackUse,
     /// The perf maps and jitdumps read.
@@ -73,6 +76,30 @@ pub struct NamesOff {
     pub pid: i32,
     /// The interpreter's `(major, minor)`, when its file name says it.
     pub version: Option<(u32, u32)>,
+}
+
+/// A stripped binary of the recording, with no debug file found: only the functions it
+/// exports have names, the others show as one frame named after the file (`[python3.11]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stripped {
+    /// Its path, as the recording has it.
+    pub path: String,
+    /// The root of the file system its file was read from: `/` (this machine's), a
+    /// `--sysroot`, a running container's `/proc/<pid>/root`.
+    pub root: std::path::PathBuf,
+    /// What its unnamed functions show as: `[python3.11]`.
+    pub frame: String,
+    /// The share of the samples (of their weight) that pass through them, 0 to 1.
+    pub share: f64,
+    /// Files at the paths its build id or `.gnu_debuglink` name, of another build of it.
+    pub others: Vec<std::path::PathBuf>,
+    /// A CPython interpreter's binary (`python3.11`, `libpython3.11.so.1.0`), with its
+    /// `(major, minor)` when the file name says it.
+    pub python: Option<Option<(u32, u32)>>,
+    /// Its build id, in hex.
+    pub build_id: Option<String>,
+    /// The file name its `.gnu_debuglink` gives.
+    pub debuglink: Option<String>,
 }
 
 /// A recorded process as `perfpy record --pid`/`-a` found it.

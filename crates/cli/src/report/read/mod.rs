@@ -12,8 +12,9 @@
 //! [`header`] reads what the file says of itself, [`events`] which event's samples the
 //! report is of (one: samples of different events are never added up), [`process`] keeps the
 //! address spaces, [`modules`] and [`unwind`] the unwinding, [`arch`] what is particular to
-//! the CPU the recording was made on (x86_64, aarch64), [`symbolize`] the naming, [`progress`]
-//! the progress bar.
+//! the CPU the recording was made on (x86_64, aarch64), [`symbolize`] the naming, [`stripped`]
+//! the binaries whose functions went unnamed for want of their debug file, [`progress`] the
+//! progress bar.
 
 pub mod arch;
 pub mod cfi;
@@ -25,6 +26,7 @@ pub mod process;
 pub mod progress;
 pub mod repair;
 pub mod sanitize;
+pub mod stripped;
 pub mod symbolize;
 pub mod unwind;
 pub mod waits;

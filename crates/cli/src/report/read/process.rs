@@ -244,16 +244,30 @@ impl<A: Arch> Processes<A> {
             return e.clone();
         }
         // The recorded machine's root first, then this machine's files, then (while the
-        // process runs) the same path inside a container's mount namespace or a chroot.
-        let mut candidates: Vec<PathBuf> = Vec::new();
+        // process runs) the same path inside a container's mount namespace or a chroot. Each
+        // with the roots whose /usr/lib/debug may hold its debug file: its own first, then the
+        // other --sysroots, then this machine's (a debug file is taken only if it is of the
+        // very build: its build id, or the CRC the binary names).
+        let here = PathBuf::from("/");
+        let roots = |first: &Path| {
+            let mut roots = vec![first.to_path_buf()];
+            for r in self.sysroot.iter().chain([&here]) {
+                if !roots.contains(r) {
+                    roots.push(r.clone());
+                }
+            }
+            roots
+        };
+        let mut candidates: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
         for root in &self.sysroot {
-            candidates.push(root.join(path.trim_start_matches('/')));
+            candidates.push((root.join(path.trim_start_matches('/')), roots(root)));
         }
-        candidates.push(PathBuf::from(path));
+        candidates.push((PathBuf::from(path), roots(&here)));
+        let recorded = Path::new(path);
         let mut elf = None;
         let mut foreign = None;
-        for p in candidates {
-            match Elf::load_shared(&p) {
+        for (p, roots) in candidates {
+            match Elf::load_shared(&p, recorded, &roots) {
                 Some(e) if e.machine != A::MACHINE => foreign = Some(p),
                 Some(e) => {
                     elf = Some(e);
@@ -263,10 +277,11 @@ impl<A: Arch> Processes<A> {
             }
         }
         if elf.is_none() && pid > 0 && self.sysroot.is_empty() {
-            elf = crate::procfs::paths_of(pid as u32, Path::new(path))
+            let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
+            elf = crate::procfs::paths_of(pid as u32, recorded)
                 .iter()
-                .filter(|p| p.as_path() != Path::new(path))
-                .filter_map(|p| Elf::load_shared(p))
+                .filter(|p| p.as_path() != recorded)
+                .filter_map(|p| Elf::load_shared(p, recorded, &roots(&proc_root)))
                 .find(|e| e.machine == A::MACHINE);
         }
         if elf.is_none() {
@@ -274,11 +289,18 @@ impl<A: Arch> Processes<A> {
                 // A file at the recorded path, built for another CPU: the recording was made
                 // on another machine.
                 stats.foreign_binaries.push(p.display().to_string());
-            } else if Path::new(path).is_absolute() {
+            } else if recorded.is_absolute() {
                 stats.missing_binaries.push(path.to_string());
             }
         }
         self.elves.insert(path.to_string(), elf.clone());
         elf
+    }
+
+    /// The binaries read, by their path in the recording (`None`: not found, or not ELF).
+    pub fn binaries(&self) -> impl Iterator<Item = (&str, &Arc<Elf>)> {
+        self.elves
+            .iter()
+            .filter_map(|(path, elf)| Some((path.as_str(), elf.as_ref()?)))
     }
 }

@@ -107,6 +107,7 @@ impl<A: Arch> Reading<A> {
             .stats
             .names_off
             .retain(|o| names.get(&o.pid).is_none_or(|n| n != "perf"));
+        self.profile.stats.stripped = self.procs.stripped(&self.profile);
         self.profile
     }
 }
