@@ -12,6 +12,8 @@
 #   PERFPY_SKIP_ROOT=1 ...          don't build or use the sid root (3.14 and 3.15 untested)
 #   PERFPY_SKIP_AARCH64=1 ...       don't cross-compile the aarch64 wheel nor build the arm64 VM
 #                                   (their tests skip)
+#   PERFPY_SKIP_VMS=1 ...           don't build or boot the x86_64 VMs of Debian 11, 12 and 13
+#                                   (their tests skip)
 set -euo pipefail
 if [ "${1:-}" = --cold ]; then
     shift
@@ -41,19 +43,50 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
 
-# The arm64 VM (Debian's arm64 kernel, perf and CPython under qemu-system-aarch64): about 20
-# minutes the first time, mostly its packages' set-up under qemu-user, so it is built beside
-# the rest; cached after. What its build needs on this machine is installed first, here, so
-# that a machine that can't have it says so now rather than after the long steps.
-vm_log="$HOME/.cache/perfpy/arm64-vm.build.log"
-if [ -z "${PERFPY_SKIP_AARCH64:-}" ]; then
-    mkdir -p "$(dirname "$vm_log")"
-    log "what the arm64 VM's build needs on this machine (qemu, debootstrap)"
-    scripts/build-arm64-vm.sh --host-tools \
-        || { echo "the arm64 VM can't be built on this machine (above); PERFPY_SKIP_AARCH64=1 skips it" >&2; exit 1; }
-    log "the arm64 VM (scripts/build-arm64-vm.sh, in the background; its log: $vm_log)"
-    scripts/build-arm64-vm.sh > "$vm_log" 2>&1 &
-    vm_pid=$!
+# perfpy's VMs (scripts/build-vm.sh): Debian 11, 12 and 13 on x86_64 with their own kernels,
+# perfs and stripped interpreters, and Debian 12 on arm64. Built in the background (a few
+# minutes each for x86_64; about 20 for arm64, its packages set up under qemu-user), cached
+# after; each is booted once with its checks (tests/vm/run-checks.sh) as soon as it and its
+# wheel are there, beside the other steps and the host's pytest, which reads their results
+# from .vm-results/ last (tests/vms.py). What the builds need on this machine is installed
+# first, here, so that a machine that can't have it says so now rather than after the long
+# steps.
+vms=()
+[ -n "${PERFPY_SKIP_VMS:-}" ] || vms+=(bullseye bookworm trixie)
+[ -n "${PERFPY_SKIP_AARCH64:-}" ] || vms+=(arm64)
+vm_log="$HOME/.cache/perfpy/vms.build.log"
+vm_results="$PWD/.vm-results"
+rm -rf "$vm_results"
+vm_jobs=()
+if [ "${#vms[@]}" -gt 0 ]; then
+    mkdir -p "$(dirname "$vm_log")" "$vm_results"
+    log "what the VMs' builds need on this machine (qemu, debootstrap)"
+    for n in "${vms[@]}"; do
+        scripts/build-vm.sh "$n" --host-tools || { echo "the $n VM can't be built on this" \
+            "machine (above); PERFPY_SKIP_VMS=1 / PERFPY_SKIP_AARCH64=1 skip the VMs" >&2; exit 1; }
+    done
+    log "the VMs ${vms[*]} (scripts/build-vm.sh, in the background; its log: $vm_log), each" \
+        "booted with its checks when built (tests/vm/run-checks.sh, into $vm_results)"
+    # Each job its own process group (setsid), killed whole if this script ends first.
+    setsid bash -c 'for n in "$@"; do
+                        scripts/build-vm.sh "$n"; echo $? > "'"$vm_results"'/.built-$n"
+                    done' vms "${vms[@]}" > "$vm_log" 2>&1 &
+    vm_jobs+=($!)
+    export PERFPY_VM_RESULTS="$vm_results"
+    # The checks wait for their VM and their wheel (.wheel-dist, .wheel-dist-aarch64: touched
+    # below when built); a VM that could not be built finishes its share with "not built".
+    setsid bash -c 'r="$1"; shift
+        for n in "$@"; do
+            w=dist; [ "$n" = arm64 ] && w=dist-aarch64
+            until [ -e "$r/.built-$n" ] && [ -e "$r/.wheel-$w" ]; do sleep 2; done
+            if [ "$(cat "$r/.built-$n")" != 0 ]; then
+                mkdir -p "$r/$n"; echo "not built: see '"$vm_log"'" > "$r/$n/finished"
+                continue
+            fi
+            tests/vm/run-checks.sh "$n" "$r/$n" > "$r/$n.log" 2>&1
+        done' checks "$vm_results" "${vms[@]}" > /dev/null 2>&1 &
+    vm_jobs+=($!)
+    trap 'for j in "${vm_jobs[@]}"; do kill -- "-$j" 2>/dev/null || true; done' EXIT
 fi
 
 if [ -z "${PERFPY_SKIP_FP_BUILD:-}" ]; then
@@ -85,11 +118,13 @@ fi
 # and into the tools venvs whose `perfpy` command the tests run.
 log "the wheel (scripts/build-wheels.sh; the sid root with CPython 3.14, 3.15 and perf 7 is cached)"
 scripts/build-wheels.sh >/dev/null
+[ ! -d "$vm_results" ] || touch "$vm_results/.wheel-dist"
 if [ -z "${PERFPY_SKIP_AARCH64:-}" ]; then
     # Only the 3.11 build: the arm64 CPython that runs here is Debian bookworm's 3.11 (the
     # whole aarch64 wheel is PERFPY_WHEEL_ARCH=aarch64 scripts/build-wheels.sh).
     log "the aarch64 wheel for CPython 3.11 (cross-compiled), and an arm64 CPython 3.11 under qemu-user"
     PERFPY_WHEEL_ARCH=aarch64 PERFPY_ONLY=3.11 PERFPY_SKIP_ROOT=1 scripts/build-wheels.sh >/dev/null
+    touch "$vm_results/.wheel-dist-aarch64"
     scripts/build-arm64-root.sh >/dev/null
 fi
 log "venvs for every interpreter, from the wheel"
@@ -106,24 +141,30 @@ tree="$(python3 scripts/build-tree.py "$CARGO_TARGET_DIR/tree")"
 (cd "$tree" && cargo test --workspace --exclude perfpy-ext --quiet \
     && cargo build --quiet -p perfpy-format --example jitdump_check)
 
-if [ -n "${vm_pid:-}" ]; then
-    log "waiting for the arm64 VM"
-    wait "$vm_pid" || { tail -n 30 "$vm_log" >&2; echo "the arm64 VM could not be built" >&2; exit 1; }
-fi
-
+# The VMs' modules run last, apart, after the sid root's run: their boots go on in the
+# background until then.
+vm_tests=(tests/test_aarch64_vm.py tests/test_distro_vms.py)
 log "pytest: CPython 3.8-3.13 and the frame-pointer 3.11, $(perf version)"
 set +e
-.venv-tools/bin/pytest tests -q -ra --durations=12 "$@"
+.venv-tools/bin/pytest tests -q -ra --durations=12 "${vm_tests[@]/#/--ignore=}" "$@"
 rc=$?
 set -e
 if [ -z "${PERFPY_SKIP_ROOT:-}" ]; then
     log "pytest in the sid root: CPython 3.14 and 3.15, $(scripts/in-root.sh perf version)"
     set +e
     scripts/in-root.sh env PERFPY_FORMAT_READERS=host PERFPY_TEST_PYTHONS="$root_pythons" \
-        "$PWD/.venv-root-tools/bin/pytest" tests -q -ra --durations=12 -p no:cacheprovider "$@"
+        "$PWD/.venv-root-tools/bin/pytest" tests -q -ra --durations=12 -p no:cacheprovider \
+        "${vm_tests[@]/#/--ignore=}" "$@"
     root_rc=$?
     set -e
     [ "$rc" -ne 0 ] || rc=$root_rc
 fi
-# pytest exits 5 when it collected nothing: a broken setup, not a pass.
+log "pytest: what the VMs ${vms[*]} brought back (waited for)"
+set +e
+.venv-tools/bin/pytest "${vm_tests[@]}" -q -ra --durations=5 "$@"
+vm_rc=$?
+set -e
+# pytest exits 5 when it collected nothing (a broken setup, not a pass); in the VMs' run, only
+# when -k deselected every VM test.
+[ "$rc" -ne 0 ] || [ "$vm_rc" -eq 5 ] || rc=$vm_rc
 exit "$rc"

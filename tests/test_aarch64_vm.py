@@ -16,42 +16,24 @@ import subprocess
 
 import pytest
 
+import vms
 from conftest import PERFPY, ROOT, SEED
 from jitdump import CODE_LOAD, CODE_UNWINDING_INFO, Dump, check_unwind_record
 from test_perf_record import python_frames
 
-VM = os.path.expanduser(os.environ.get("PERFPY_ARM64_VM", "~/.cache/perfpy/arm64-vm"))
-VM_ROOT = os.path.join(VM, "root")
-WHEELS = sorted(glob.glob(os.path.join(ROOT, "dist-aarch64", "perfpy-*.whl")))
-CHECKS = os.path.join(ROOT, "tests", "vm", "aarch64-checks.sh")
-RECORDINGS = ("auto", "map-fp", "map-dwarf", "jit")
+VM_ROOT = os.path.join(vms.CACHE, "arm64-vm", "root")
 
 pytestmark = [
     pytest.mark.skipif(os.path.exists("/.perfpy-root"),
                        reason="the VM is booted by the host's run, not the sid root's"),
-    pytest.mark.skipif(
-        not (WHEELS and os.path.exists(os.path.join(VM, ".perfpy-arm64-vm"))
-             and shutil.which("qemu-system-aarch64")),
-        reason="needs the aarch64 wheel (scripts/build-wheels.sh) and the arm64 VM "
-               "(scripts/build-arm64-vm.sh): scripts/test.sh makes both"),
 ]
 
 
 @pytest.fixture(scope="module")
 def guest(tmp_path_factory):
-    """The share the VM wrote its results into, after one boot."""
-    share = tmp_path_factory.mktemp("arm64-share")
-    shutil.copy(WHEELS[0], str(share))
-    shutil.copy(SEED, str(share / "seed.py"))
-    shutil.copy(CHECKS, str(share / "run.sh"))
-    # The program record --pid attaches to, and what it imports to tell its state.
-    for sub, name in (("scripts", "busy.py"), ("scripts", "in_sub.py"), ("apps", "telltale.py")):
-        (share / sub).mkdir(exist_ok=True)
-        shutil.copy(os.path.join(ROOT, "tests", sub, name), str(share / sub / name))
-    r = subprocess.run([os.path.join(ROOT, "scripts", "arm64-vm.sh"), str(share)],
-                       capture_output=True, text=True, timeout=1800)
-    assert r.returncode == 0, (r.stdout[-4000:], r.stderr[-4000:])
-    return share
+    """The share the VM wrote its results into, after its one boot (tests/vm/run-checks.sh
+    arm64: the aarch64 wheel, the seed, busy.py and tests/vm/aarch64-checks.sh)."""
+    return vms.share("arm64", tmp_path_factory)
 
 
 def steps(share):

@@ -1,9 +1,12 @@
 """A program whose waits are known: it times each of its parts itself (perf_counter) and
 writes the times to the file argv[2]: 20 x time.sleep(0.02), a lock held 200 ms by one thread
 while another waits for it, a child process of 0.3 s, and a CPU loop of argv[1] iterations
-(and main, the whole of them), argv[3] times (once by default), the times added up."""
+(and main, the whole of them), argv[3] times (once by default), the times added up. Given a
+directory in argv[4], a writer first writes 4 KiB and fsyncs it 20 times in a file there, and
+waits for the disk."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -41,6 +44,16 @@ def child():
     subprocess.run(["sleep", "0.3"])
 
 
+def writer(directory):
+    path = os.path.join(directory, "known_waits.dat")
+    with open(path, "wb") as f:
+        for _ in range(20):
+            f.write(os.urandom(4096))
+            f.flush()
+            os.fsync(f.fileno())
+    os.unlink(path)
+
+
 def spinner(n):
     s = 0
     for i in range(n):
@@ -49,6 +62,8 @@ def spinner(n):
 
 
 def main():
+    if len(sys.argv) > 4:
+        timed(writer)(sys.argv[4])
     timed(sleeper)()
     lock, held = threading.Lock(), threading.Event()
     a = threading.Thread(target=timed(holder), args=(lock, held))

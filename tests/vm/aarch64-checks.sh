@@ -1,5 +1,5 @@
 #!/bin/bash
-# Runs inside the arm64 VM (scripts/arm64-vm.sh boots it with this directory as its share):
+# Runs inside the arm64 VM (scripts/vm.sh arm64 boots it with this directory as its share):
 # the aarch64 wheel installed as a user would, then perf and perfpy on the seed example with
 # both backends. Everything the host-side tests (tests/test_aarch64_vm.py) check is written
 # here: recordings, perf script's text, perfpy's reports, the machine's facts. One line per
