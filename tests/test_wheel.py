@@ -140,6 +140,8 @@ def test_perfpy_is_lent_to_an_interpreter_without_it(py, tmp_path):
     r = run([PERFPY, "record", "--", py.base, SEED, "20000000"], cwd=str(tmp_path))
     assert r.returncode == 0, r.stderr
     assert "lent for this run from" in r.stderr, r.stderr
+    # The start-up hook stood in for a sitecustomize the interpreter doesn't have: not a word.
+    assert "sitecustomize" not in r.stderr, r.stderr
     hook = re.search(r"PYTHONPATH=(\S+) for perfpy", r.stderr)
     assert hook and not os.path.exists(hook.group(1)), "the hook directory is removed"
     assert whole_stack_share(PERFPY, "perf.data", str(tmp_path), None) >= 0.8

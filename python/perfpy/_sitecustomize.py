@@ -36,10 +36,13 @@ def _run_shadowed_sitecustomize():
     import importlib.machinery
     import importlib.util
 
-    sys.modules.pop("sitecustomize", None)
+    # This file's own directory is off sys.path by now: what is found is the other one. With
+    # none, the import of this module ends as it would have without it: an ImportError of
+    # "sitecustomize", which site takes silently, and no "sitecustomize" in sys.modules.
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
     if spec is None or spec.loader is None:
-        return
+        raise ImportError("no sitecustomize but perfpy's start-up hook", name="sitecustomize")
+    sys.modules.pop("sitecustomize", None)
     module = importlib.util.module_from_spec(spec)
     sys.modules["sitecustomize"] = module
     try:
