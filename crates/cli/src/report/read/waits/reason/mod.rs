@@ -3,19 +3,27 @@
 //!
 //! 1. the switch record: preempted (still runnable) is [`Reason::Preempted`], whatever the
 //!    stack (in [`super::thread`]);
-//! 2. the kernel's frames on the stack the thread left with ([`KERNEL`]), where perf sees the
-//!    kernel; in `select`/`poll` (and `pselect6`/`ppoll`), the system call's arguments from
-//!    the registers perf sampled at the switch: no descriptor is a sleep (CPython 3.8-3.10's
-//!    `time.sleep` is `select(0, NULL, NULL, NULL, &tv)`, and a distribution's stripped
-//!    interpreter names nothing above it), any is the network;
-//! 3. the C library's and the interpreter's frames ([`USER`]) refine the kernel's reason
+//! 2. the kernel's frames on the stack the thread left with ([`rules::KERNEL`]), where perf
+//!    sees the kernel; in `select`/`poll` (and `pselect6`/`ppoll`), the system call's
+//!    arguments from the registers perf sampled at the switch: no descriptor is a sleep
+//!    (CPython 3.8-3.10's `time.sleep` is `select(0, NULL, NULL, NULL, &tv)`, and a
+//!    distribution's stripped interpreter names nothing above it), any is the network;
+//! 3. the C library's and the interpreter's frames ([`rules::USER`]) refine the kernel's reason
 //!    where it can't tell ([`Verdict::refined_by`]: a futex under `take_gil` is the GIL; a
 //!    `select` whose arguments perf didn't sample is a sleep under `time_sleep`), and decide
 //!    alone where perf saw no kernel frame (an unprivileged recording), a `select`/`poll`
 //!    wrapper of the C library with the sampled arguments first.
+//!
+//! [`rules`] holds the names each reason is known by; [`syscall`], the system calls that wait
+//! for descriptors and what their arguments say.
+
+mod rules;
+mod syscall;
 
 use crate::report::read::arch::SyscallArgs;
 use crate::report::{Kind, Profile};
+use rules::{Rules, KERNEL, USER};
+use syscall::{compat, wrapper, DESCRIPTOR_WAITS};
 
 /// Why a thread waited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -79,261 +87,6 @@ impl Reason {
     }
 }
 
-/// Function names that say why a thread left the CPU, by reason in order of precedence.
-type Rules = &'static [(Reason, &'static [&'static str])];
-
-/// The kernel's functions, by reason in order of precedence: a page fault that waits for the
-/// disk is a page fault; a child waited for is a child, whatever it does. `select` and `poll`
-/// are [`DESCRIPTOR_WAITS`], between the sleeps and the network.
-const KERNEL: Rules = &[
-    (
-        Reason::PageFault,
-        &[
-            "exc_page_fault",
-            "asm_exc_page_fault",
-            "handle_mm_fault",
-            "do_user_addr_fault",
-            "do_page_fault",
-        ],
-    ),
-    (
-        Reason::Child,
-        &["do_wait", "kernel_wait4", "__do_sys_wait4", "kernel_waitid"],
-    ),
-    (
-        Reason::Disk,
-        &[
-            "io_schedule",
-            "io_schedule_timeout",
-            "folio_wait_bit_common",
-            "wait_on_page_bit_common",
-            "jbd2_log_wait_commit",
-            "blkdev_issue_flush",
-            "vfs_fsync_range",
-        ],
-    ),
-    (
-        Reason::Sleep,
-        &["hrtimer_nanosleep", "do_nanosleep", "common_nsleep"],
-    ),
-    (
-        Reason::Network,
-        &[
-            "sk_wait_data",
-            "sock_recvmsg",
-            "sock_sendmsg",
-            "tcp_recvmsg",
-            "tcp_sendmsg",
-            "unix_stream_read_generic",
-            "__skb_wait_for_more_packets",
-            "sk_stream_wait_memory",
-            "inet_csk_accept",
-            "inet_wait_for_connect",
-            "__sys_accept4",
-            "__sys_connect",
-            "ep_poll",
-            "do_epoll_wait",
-        ],
-    ),
-    (
-        Reason::Lock,
-        &[
-            "futex_wait",
-            "futex_wait_queue",
-            "futex_wait_queue_me",
-            "__futex_wait",
-            "do_futex",
-            "__x64_sys_futex",
-            "__arm64_sys_futex",
-        ],
-    ),
-];
-
-/// A system call that waits for descriptors, which its arguments name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Descriptors {
-    /// `select`, `pselect6`: (nfds, readfds, writefds, exceptfds, timeout, …).
-    Select,
-    /// `poll`, `ppoll`: (fds, nfds, timeout, …).
-    Poll,
-}
-
-impl Descriptors {
-    /// Whether a call with `args` waits for a descriptor at all; without one it only sleeps
-    /// out its timeout. The counts are C `int`s (the upper half of the register is anything).
-    fn any(self, args: &SyscallArgs) -> bool {
-        let [a0, a1, a2, a3] = args.0;
-        match self {
-            Descriptors::Select => (a0 as u32 as i32) > 0 && (a1 | a2 | a3) != 0,
-            Descriptors::Poll => a1 as u32 != 0,
-        }
-    }
-
-    /// The reason of a wait in this call with `args`.
-    fn reason(self, args: &SyscallArgs) -> Reason {
-        if self.any(args) {
-            Reason::Network
-        } else {
-            Reason::Sleep
-        }
-    }
-}
-
-/// The kernel's functions of the system calls that wait for descriptors (x86_64's and
-/// arm64's entry points, and the functions under them that every such call passes through).
-const DESCRIPTOR_WAITS: &[(Descriptors, &[&str])] = &[
-    (
-        Descriptors::Select,
-        &[
-            "do_select",
-            "core_sys_select",
-            "kern_select",
-            "do_pselect",
-            "__x64_sys_select",
-            "__x64_sys_pselect6",
-            "__arm64_sys_pselect6",
-        ],
-    ),
-    (
-        Descriptors::Poll,
-        &[
-            "do_sys_poll",
-            "__x64_sys_poll",
-            "__x64_sys_ppoll",
-            "__arm64_sys_ppoll",
-        ],
-    ),
-];
-
-/// The C library's functions that make those system calls, for stacks without the kernel's
-/// frames: the innermost frame but for the library's cancellation helpers
-/// ([`SYSCALL_HELPERS`]).
-const DESCRIPTOR_WRAPPERS: &[(Descriptors, &[&str])] = &[
-    (
-        Descriptors::Select,
-        &["select", "__select", "pselect", "__pselect", "__pselect64"],
-    ),
-    (Descriptors::Poll, &["poll", "__poll", "ppoll", "__ppoll"]),
-];
-
-/// The C library's functions a cancellable system call's wrapper makes it through (glibc
-/// 2.41's, musl's), innermost on the stack when perf sees no kernel.
-const SYSCALL_HELPERS: &[&str] = &[
-    "__syscall_cancel_arch",
-    "__internal_syscall_cancel",
-    "__syscall_cancel",
-    "__syscall_cp_asm",
-    "__syscall_cp_c",
-    "__syscall_cp",
-];
-
-/// The kernel functions of a 32-bit process's system calls, whose arguments are in other
-/// registers than a 64-bit one's (the sampled ones are not read there).
-fn compat(name: &str) -> bool {
-    ["compat_", "__ia32_", "__do_compat_", "__arm64_compat_"]
-        .iter()
-        .any(|p| name.starts_with(p))
-}
-
-/// The user space functions (the C library's and the interpreter's) that say why a thread
-/// left the CPU, by reason in order of precedence: the GIL's functions above the lock they
-/// wait on; `time_sleep` (`pysleep`) above the `select` it made before 3.11.
-const USER: Rules = &[
-    // The interpreter waiting for the GIL: a timed wait on its condition variable
-    // (Python/ceval_gil.c), under take_gil or the functions that call it.
-    (
-        Reason::Gil,
-        &[
-            "take_gil",
-            "_PyEval_TakeGIL",
-            "PyEval_RestoreThread",
-            "PyEval_AcquireThread",
-            // The eval breaker's handler, which drops the GIL when another thread asks for
-            // it and takes it back: exported since 3.12, so named where take_gil isn't
-            // (Debian's stripped interpreters).
-            "_Py_HandlePending",
-            "eval_frame_handle_pending",
-            "handle_eval_breaker",
-        ],
-    ),
-    (
-        Reason::Child,
-        &[
-            "wait4",
-            "waitpid",
-            "waitid",
-            "__wait4",
-            "__waitpid",
-            "__waitid",
-        ],
-    ),
-    (Reason::Disk, &["fsync", "fdatasync", "sync_file_range"]),
-    (
-        Reason::Sleep,
-        &[
-            "clock_nanosleep",
-            "__clock_nanosleep",
-            "nanosleep",
-            "__nanosleep",
-            "usleep",
-            "pysleep",
-            "time_sleep",
-        ],
-    ),
-    (
-        Reason::Network,
-        &[
-            "epoll_wait",
-            "epoll_pwait",
-            "poll",
-            "__poll",
-            "ppoll",
-            "select",
-            "__select",
-            "pselect",
-            "pselect6",
-            "recv",
-            "recvfrom",
-            "recvmsg",
-            "accept",
-            "accept4",
-            "connect",
-            "send",
-            "sendto",
-            "sendmsg",
-            "__libc_recv",
-            "__libc_recvfrom",
-            "__libc_accept",
-            "__libc_connect",
-            "__libc_send",
-        ],
-    ),
-    (
-        Reason::Lock,
-        &[
-            "PyThread_acquire_lock_timed",
-            "PyThread_acquire_lock",
-            "_PyMutex_LockTimed",
-            "_PyMutex_LockSlow",
-            "_PyParkingLot_Park",
-            "_PySemaphore_Wait",
-            "acquire_timed",
-            "lock_PyThread_acquire_lock",
-            "rlock_acquire",
-            "sem_clockwait",
-            "sem_timedwait",
-            "sem_wait",
-            "__new_sem_wait_slow64",
-            "pthread_mutex_lock",
-            "__pthread_mutex_lock",
-            "pthread_cond_wait",
-            "pthread_cond_timedwait",
-            "__pthread_cond_wait",
-            "__pthread_cond_timedwait",
-        ],
-    ),
-];
-
 /// What the kernel's frames say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Verdict {
@@ -384,17 +137,6 @@ fn kernel(names: &[&str], args: Option<&SyscallArgs>) -> Option<Verdict> {
         }
     }
     None
-}
-
-/// Where perf saw no kernel frame: a `select`/`poll` of the C library (the innermost frame
-/// past its cancellation helpers) whose arguments perf sampled.
-fn wrapper(names: &[&str], args: Option<&SyscallArgs>) -> Option<Reason> {
-    let args = args?;
-    let leaf = names.iter().find(|n| !SYSCALL_HELPERS.contains(n))?;
-    DESCRIPTOR_WRAPPERS
-        .iter()
-        .find(|(_, rule)| rule.contains(leaf))
-        .map(|(call, _)| call.reason(args))
 }
 
 /// The first rule of `rules` that one of `names` matches.
