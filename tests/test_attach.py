@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import PERFPY, PYTHONS, child_env
+from conftest import PERFPY, PYTHONS, SCRIPTS, child_env
 from recording import CLI_MARKS, collapsed, perfpy
 
 pytestmark = CLI_MARKS
@@ -294,3 +294,84 @@ def test_several_pids_are_switched_on_and_off_together(tmp_path):
     finally:
         for t in targets:
             t.close()
+
+
+#: One thread, no I/O, nothing that hands the GIL over (tests/scripts/lone.py).
+LONE = os.path.join(SCRIPTS, "lone.py")
+
+
+def cpu_seconds(pid):
+    """The CPU time a process has used (user + system), from /proc/PID/stat."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def start_lone(py, **env):
+    """lone.py started (PERFPY_ATTACH=1 before 3.14), once it is in its loop: its CPU time
+    read from the outside, nothing asked of the program itself."""
+    proc = subprocess.Popen([py.path, LONE], env=child_env(**env), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 30
+    while proc.poll() is None and cpu_seconds(proc.pid) < 0.3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stderr.read()
+    return proc
+
+
+def lone_env(py):
+    return {} if py.version >= (3, 14) else {"PERFPY_ATTACH": "1"}
+
+
+@pytest.mark.parametrize("py", PYTHONS, ids=lambda p: p.minor)
+def test_a_busy_program_with_one_thread_is_switched_on_at_once_and_off_after(py, tmp_path):
+    """main -> hot -> spin and nothing else: no other thread to ask for the GIL, no system
+    call. record --pid reaches its main thread at once (3.9-3.12 queue the switch without
+    telling the main thread: perfpy's watcher asks for the GIL once to make it look), and most
+    of a 3-second recording has names."""
+    proc = start_lone(py, **lone_env(py))
+    pid = proc.pid
+    try:
+        r = perfpy("record", "--pid", str(pid), "--duration", "3", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "switched Python names on in pid %d" % pid in r.stderr, r.stderr
+        assert "switched Python names off in pid %d" % pid in r.stderr, r.stderr
+        assert not os.path.exists("/tmp/perf-%d.map" % pid)
+        assert not os.path.exists("/tmp/jit-%d.dump" % pid)
+        assert proc.poll() is None, "the target still runs"
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert b"Traceback" not in err and b"Error" not in err, err
+    counts = collapsed(tmp_path)
+    total = sum(counts.values())
+    spin = sum(n for s, n in counts.items() if "py::spin:" in s)
+    # Names on within about a second of the three (a loaded machine included).
+    assert total >= 100 and spin >= 0.6 * total, sorted(counts.items(), key=lambda kv: -kv[1])[:3]
+
+
+def test_record_all_and_top_reach_busy_programs_with_one_thread(tmp_path):
+    """lone.py on every interpreter of the run at once (more busy threads than CPUs): record -a
+    and top -p switch each on at once, and each is named."""
+    procs = [(py, start_lone(py, **lone_env(py))) for py in PYTHONS]
+    try:
+        r = perfpy("record", "-a", "--duration", "4", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        pids = ",".join(str(p.pid) for _, p in procs)
+        top = subprocess.run([PERFPY, "top", "--plain", "-p", pids, "--interval", "2",
+                              "--duration", "5"], cwd=str(tmp_path), capture_output=True,
+                             text=True, timeout=120)
+        assert all(p.poll() is None for _, p in procs), "every target still runs"
+    finally:
+        for _, p in procs:
+            p.kill()
+            p.wait()
+    for py, p in procs:
+        counts = collapsed(tmp_path, "--pid", str(p.pid))
+        total = sum(counts.values())
+        spin = sum(n for s, n in counts.items() if "py::spin:" in s)
+        assert total >= 20 and spin >= 0.5 * total, (py.minor, r.stderr,
+                                                     sorted(counts.items(), key=lambda kv: -kv[1])[:3])
+    assert top.returncode == 0, top.stderr
+    last = top.stdout.split("== perfpy top")[-1]
+    assert "py::spin" in last and "py::hot" in last, top.stdout[-3000:]

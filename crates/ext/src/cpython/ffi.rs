@@ -24,6 +24,11 @@ extern "C" {
     #[cfg(not(Py_3_13))]
     pub fn _PyThreadState_UncheckedGet() -> *mut pyo3::ffi::PyThreadState;
 
+    /// `Include/cpython/pylifecycle.h` (3.8–3.12; 3.13 made it public as `Py_IsFinalizing`):
+    /// whether the runtime is finalizing.
+    #[cfg(not(Py_3_13))]
+    pub fn _Py_IsFinalizing() -> std::ffi::c_int;
+
     /// `Include/cpython/sysmodule.h` (3.8+): a runtime audit hook, called by every
     /// interpreter for every audit event.
     pub fn PySys_AddAuditHook(
@@ -51,4 +56,15 @@ extern "C" {
 /// The address of `_PyEval_EvalFrameDefault`.
 pub fn default_eval() -> *const c_void {
     _PyEval_EvalFrameDefault as *const c_void
+}
+
+/// Whether the runtime is finalizing (a thread that asks for the GIL then never gets it back).
+pub fn is_finalizing() -> bool {
+    // SAFETY: reads one runtime field; callable from any thread, with or without the GIL.
+    #[cfg(not(Py_3_13))]
+    let finalizing = unsafe { _Py_IsFinalizing() };
+    // SAFETY: as above (the public name since 3.13).
+    #[cfg(Py_3_13)]
+    let finalizing = unsafe { pyo3::ffi::Py_IsFinalizing() };
+    finalizing != 0
 }
