@@ -88,7 +88,7 @@ echo o > /proc/sysrq-trigger
 sleep 60
 EOF
 )"
-want="packages=${packages[*]} sid=${sid_packages[*]} init=$(sha256sum <<<"$init" | cut -c1-16)"
+want="packages=${packages[*]} sid=${sid_packages[*]} venv=/opt/venv init=$(sha256sum <<<"$init" | cut -c1-16)"
 stamp="$vm/.perfpy-vm"
 
 # What the build runs on this machine. qemu's packages come at the version of the machine's
@@ -170,6 +170,13 @@ fi
 # until a check moves them back to /usr/lib/debug.
 if [ -d "$root/usr/lib/debug" ] && [ ! -d "$root/usr/lib/debug.aside" ]; then
     mv "$root/usr/lib/debug" "$root/usr/lib/debug.aside"
+fi
+
+# The venv a user makes first, made here at the machine's speed rather than in each boot under
+# emulation (ensurepip takes minutes there): each boot pip-installs the wheel into it
+# (tests/vm/distro-checks.sh). The arm64 checks make their own.
+if [ "$arch" = amd64 ] && [ ! -x "$root/opt/venv/bin/python" ]; then
+    chroot "$root" python3 -m venv /opt/venv
 fi
 
 log "making $vm/base.img"

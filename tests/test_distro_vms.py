@@ -25,7 +25,8 @@ VMS = {
     "bookworm": ("6.1", "3.11"),
     "trixie": ("6.12", "3.13"),
 }
-SEED_CHAIN = ";".join("py::%s:" % f for f in ("baz", "bar", "foo"))
+#: The seed's chain, each frame `py::NAME:FILE`.
+SEED_CHAIN = re.compile(";".join(r"py::%s:[^;]*" % f for f in ("baz", "bar", "foo")))
 
 pytestmark = [
     pytest.mark.skipif(os.path.exists("/.perfpy-root"),
@@ -73,7 +74,7 @@ def vm(request, tmp_path_factory):
 def whole_share(counts):
     """(samples in the seed's foo with baz -> bar -> foo whole, samples in foo)."""
     in_foo = sum(n for s, n in counts.items() if "py::foo:" in s)
-    whole = sum(n for s, n in counts.items() if SEED_CHAIN in s)
+    whole = sum(n for s, n in counts.items() if SEED_CHAIN.search(s))
     return whole, in_foo
 
 
@@ -153,14 +154,45 @@ def test_the_stripped_interpreters_frames_say_why(vm):
     install; with bookworm's python3.11-dbg in /usr/lib/debug, they are named."""
     name, g = vm
     _, minor = VMS[name]
+    unnamed = "[python%s]" % minor
+
+    def through_unnamed(text):
+        """The share of the samples with a frame of the interpreter's that has no name (its
+        exported functions, `_PyEval_EvalFrameDefault` among them, have theirs)."""
+        counts = {}
+        for line in text.splitlines():
+            stack, n = line.rsplit(" ", 1)
+            counts[stack] = counts.get(stack, 0) + int(n)
+        return sum(n for st, n in counts.items() if unnamed in st) / max(sum(counts.values()), 1)
+
     out, err = g.ok("report-seed-native")
-    assert "_PyEval_EvalFrameDefault" not in out
+    assert through_unnamed(out) > 0.5, out[:3000]
     assert len(re.findall(r"stripped", err)) == 1, err
     assert "python%s-dbg" % minor in err, err
     if name == "bookworm":
         out, err = g.ok("report-seed-debug")
-        assert "_PyEval_EvalFrameDefault" in out, out[:3000]
+        assert through_unnamed(out) == 0, out[:3000]
         assert "stripped" not in err, err
+
+
+#: known_waits' functions and the reason of their waits.
+REASONS = [("sleeper", "[wait: sleep]"), ("holder", "[wait: sleep]"),
+           ("contender", "[wait: lock]"), ("child", "[wait: child]"), ("writer", "[wait: disk]")]
+#: What else a thread of theirs may be doing: running (the emulated CPU is slow: a fork, the
+#: writes' own work), waiting for a CPU or for the GIL.
+NOT_THEIR_WAIT = {"cpu", "[wait: preempted]", "[wait: GIL]"}
+
+
+def assert_reasons(counts, functions):
+    """Each function's waits have its reason: at least 85% of its time off the CPU for another
+    reason than a CPU or the GIL (starting a child reads a pipe until it has run, for one), and
+    that time at least 30% of its time."""
+    for function, reason in functions:
+        t = by_leaf(counts, function)
+        waits = {k: v for k, v in t.items() if k not in NOT_THEIR_WAIT}
+        total, waited = sum(t.values()), sum(waits.values())
+        assert total > 0 and waited >= 0.3 * total, (function, t)
+        assert waits.get(reason, 0) >= 0.85 * waited, (function, t)
 
 
 @pytest.mark.parametrize("mode", ["wall", "off-cpu"])
@@ -170,21 +202,11 @@ def test_each_wait_gets_its_reason(vm, mode):
     name, g = vm
     g.ok("rec-" + mode)
     counts = g.folded("report-" + mode)
-
-    def share(function, reason):
-        t = by_leaf(counts, function)
-        return t.get(reason, 0) / max(sum(t.values()), 1), t
-
-    for function, reason in [("sleeper", "[wait: sleep]"), ("holder", "[wait: sleep]"),
-                             ("contender", "[wait: lock]"), ("child", "[wait: child]")]:
-        s, t = share(function, reason)
-        assert s > 0.9, (function, t)
-    s, t = share("writer", "[wait: disk]")
-    assert s > 0.5, ("writer", t)
+    assert_reasons(counts, REASONS)
     if mode == "wall":
-        s, t = share("spinner", "cpu")
-        p, _ = share("spinner", "[wait: preempted]")
-        assert s + p > 0.9 and s > 0, ("spinner", t)
+        t = by_leaf(counts, "spinner")
+        on = t.get("cpu", 0) + t.get("[wait: preempted]", 0)
+        assert on > 0.9 * sum(t.values()) and t.get("cpu", 0) > 0, ("spinner", t)
 
 
 def test_record_pid_switches_a_running_program_on_and_off(vm):
@@ -231,15 +253,14 @@ def test_an_unprivileged_user_gets_whole_stacks(vm, paranoid):
 
 
 def test_an_unprivileged_users_waits_get_their_reasons(vm):
-    """At paranoid 2 perf gives no kernel frames and the interpreter no symbols: the reasons
-    come from the C library's frames and the system call's arguments."""
+    """Wall-clock time at paranoid 2 is refused with the fix (perf gives no stack at a context
+    switch there); at 1, the reasons are right without the interpreter's symbols."""
     name, g = vm
-    g.ok("user-wall-2")
-    counts = g.folded("user-report-wall-2")
-    for function, reason in [("sleeper", "[wait: sleep]"), ("contender", "[wait: lock]"),
-                             ("child", "[wait: child]")]:
-        t = by_leaf(counts, function)
-        assert t.get(reason, 0) > 0.9 * max(sum(t.values()), 1), (function, t)
+    rc = g.steps()["user-wall-2"][0]
+    err = g.text("user-wall-2.err")
+    assert rc == 2 and "perf_event_paranoid" in err and "sudo" in err, (rc, err)
+    g.ok("user-wall-1")
+    assert_reasons(g.folded("user-report-wall-1"), REASONS[:4])  # no disk of the user's there
 
 
 def test_kernel_addresses_hidden_from_root_too(vm):
@@ -249,5 +270,9 @@ def test_kernel_addresses_hidden_from_root_too(vm):
 
 
 def test_nothing_left_in_tmp(vm):
+    """Nothing of perfpy's: only the perf map of the program started with PYTHONPERFSUPPORT=1
+    (killed by the checks), which it keeps, as CPython does, for perf to read after it."""
     name, g = vm
-    assert g.text("tmp-after.txt").split() == g.text("tmp-before.txt").split()
+    own = "perf-%s.map" % g.text("all.pids").split()[0]
+    left = set(g.text("tmp-after.txt").split()) - set(g.text("tmp-before.txt").split())
+    assert left <= {own}, left

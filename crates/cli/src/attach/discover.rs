@@ -87,7 +87,7 @@ fn python_in(pid: u32, files: &[(PathBuf, u64)]) -> Option<What> {
             .is_some_and(|n| n.to_string_lossy().starts_with("libpython"))
     });
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    if exe.file_name().is_some_and(|n| n == "perf") {
+    if exe.file_name().is_some_and(is_perf) {
         // perf links libpython for its scripts: not a Python program.
         return None;
     }
@@ -98,6 +98,16 @@ fn python_in(pid: u32, files: &[(PathBuf, u64)]) -> Option<What> {
     };
     let version = crate::python::interpreter_file_version(&binary.to_string_lossy()).flatten();
     Some(What::Python { binary, version })
+}
+
+/// perf's own executable: `perf`, or the versioned binary Debian's `perf` wrapper runs
+/// (`perf_5.10`, `perf_6.1`).
+fn is_perf(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    name == "perf"
+        || name
+            .strip_prefix("perf_")
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()))
 }
 
 fn is_python_name(path: &Path) -> bool {
@@ -155,6 +165,17 @@ pub fn descends_from(pid: u32, ancestors: &dyn Fn(u32) -> bool) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perf_is_not_python_though_it_links_libpython() {
+        use std::ffi::OsStr;
+        for name in ["perf", "perf_5.10", "perf_6.1"] {
+            assert!(is_perf(OsStr::new(name)), "{name}");
+        }
+        for name in ["perfpy", "perf_tool", "python3", "perf-6.1"] {
+            assert!(!is_perf(OsStr::new(name)), "{name}");
+        }
+    }
 
     #[test]
     fn python_is_told_by_name_or_runtime() {

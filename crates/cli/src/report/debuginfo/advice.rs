@@ -69,10 +69,14 @@ pub fn stripped_warning(s: &Stripped) -> String {
 pub fn stripped_warning_for(s: &Stripped, distro: Option<Distro>) -> String {
     let here = s.root == Path::new("/");
     let percent = 100.0 * s.share;
+    let how = if s.python.is_some() {
+        "pass through them"
+    } else {
+        "are in them"
+    };
     let mut out = format!(
         "{} is stripped and has no debug file perfpy could find: its own functions show as {} \
-         ({percent:.0}% of the samples pass through them; only the functions it exports have \
-         their names).",
+         ({percent:.0}% of the samples {how}; only the functions it exports have their names).",
         s.path, s.frame
     );
     if let Some(other) = s.others.first() {

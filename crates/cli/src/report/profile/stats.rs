@@ -89,7 +89,8 @@ pub struct Stripped {
     pub root: std::path::PathBuf,
     /// What its unnamed functions show as: `[python3.11]`.
     pub frame: String,
-    /// The share of the samples (of their weight) that pass through them, 0 to 1.
+    /// The share of the samples (of their weight) that pass through them (an interpreter) or
+    /// whose innermost user-space frame is one of them (another binary), 0 to 1.
     pub share: f64,
     /// Files at the paths its build id or `.gnu_debuglink` name, of another build of it.
     pub others: Vec<std::path::PathBuf>,

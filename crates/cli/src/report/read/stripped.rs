@@ -13,14 +13,16 @@ use std::sync::Arc;
 /// for the report to say so: the interpreter runs the Python code, its frames are in most
 /// stacks.
 const PYTHON_SHARE: f64 = 0.01;
-/// The same for any other binary: only one that much of the time was spent in is worth the
-/// debug package.
+/// The same for any other binary, of the samples whose innermost user-space frame is one of
+/// its unnamed functions: only one that much of the time was spent in is worth the debug
+/// package. (Passing through is not enough: every stack starts in the C library's unnamed
+/// `__libc_start_call_main`.)
 const OTHER_SHARE: f64 = 0.05;
 
 impl<A: Arch> Processes<A> {
     /// The stripped binaries (without a debug file) whose unnamed frames are in at least
-    /// [`PYTHON_SHARE`] (an interpreter) or [`OTHER_SHARE`] (another binary) of the samples'
-    /// weight, the most first. Anonymous code (JIT code, perfpy's stubs) and the vdso are no
+    /// [`PYTHON_SHARE`] (an interpreter) or innermost in [`OTHER_SHARE`] (another binary) of
+    /// the samples' weight, the most first. Anonymous code (JIT code, perfpy's stubs) and the vdso are no
     /// files and never among them; nor are the ELF files `perf inject --jit` makes of JIT code.
     pub fn stripped(&self, profile: &Profile) -> Vec<Stripped> {
         let total: u64 = profile.samples.iter().map(|s| s.weight).sum();
@@ -62,12 +64,21 @@ impl<A: Arch> Processes<A> {
             return Vec::new();
         }
         let mut weights = vec![0u64; candidates.len()];
+        let candidates_ref = &candidates;
         for (stack, weight) in profile.stack_counts() {
-            let mut seen: Vec<usize> = profile.stacks[stack as usize]
+            let frames = &profile.stacks[stack as usize];
+            let innermost = frames
                 .iter()
-                .filter_map(|f| by_frame.get(f))
-                .flatten()
-                .copied()
+                .rev()
+                .find(|&&f| matches!(profile.frames[f as usize].kind, Kind::Native | Kind::Python));
+            let mut seen: Vec<usize> = frames
+                .iter()
+                .filter_map(|f| by_frame.get(f).map(|c| (f, c)))
+                .flat_map(|(f, c)| {
+                    c.iter().copied().filter(move |&i| {
+                        candidates_ref[i].python.is_some() || Some(f) == innermost
+                    })
+                })
                 .collect();
             seen.sort_unstable();
             seen.dedup();
@@ -207,6 +218,30 @@ mod tests {
         let found = procs.stripped(&profile);
         let names: Vec<&str> = found.iter().map(|s| s.frame.as_str()).collect();
         assert_eq!(names, ["[libfoo.so]", "[python3.99]"]);
+        // 200 samples that start in the library (as every stack starts in the C library) and
+        // end in the interpreter: they count for the interpreter only, 6 of 302 are too few
+        // for the library.
+        let id = |name: &str| {
+            profile
+                .frames
+                .iter()
+                .position(|f| &*f.name == name)
+                .unwrap()
+        };
+        let (lib_frame, py_frame) = (id("[libfoo.so]") as u32, id("[python3.99]") as u32);
+        let stack = profile.intern_stack(&[lib_frame, py_frame]);
+        for _ in 0..200 {
+            profile.samples.push(Sample {
+                time: 0,
+                pid: 1,
+                tid: 1,
+                stack,
+                weight: 1,
+            });
+        }
+        let found = procs.stripped(&profile);
+        let names: Vec<&str> = found.iter().map(|s| s.frame.as_str()).collect();
+        assert_eq!(names, ["[python3.99]"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
