@@ -82,7 +82,7 @@ fi
 # disk (ext4 on virtio).
 for mode in wall off-cpu; do
     step "rec-$mode" "$PERFPY" record --mode "$mode" -o "$out/$mode.data" -- \
-        "$PY" scripts/known_waits.py 300000 "$out/truth-$mode.json" 1 "$work"
+        "$PY" scripts/known_waits.py 300000 "$out/truth-$mode.json" 3 "$work"
     step "report-$mode" "$PERFPY" report -i "$out/$mode.data" --format collapsed
 done
 
@@ -130,7 +130,7 @@ step user-report-2 as_user "$PERFPY" report -i "$work/user/p2.data" --format col
 step user-wall-2 as_user "$PERFPY" record --mode wall -o "$work/user/w2.data" -- "$PY" seed.py 1000
 echo 1 > /proc/sys/kernel/perf_event_paranoid
 step user-wall-1 as_user "$PERFPY" record --mode wall -o "$work/user/w1.data" -- \
-    "$PY" scripts/known_waits.py 300000 "$out/user/truth-w1.json"
+    "$PY" scripts/known_waits.py 300000 "$out/user/truth-w1.json" 3
 step user-report-wall-1 as_user "$PERFPY" report -i "$work/user/w1.data" --format collapsed
 step user-rec-1 as_user "$PERFPY" record -F 499 -o "$work/user/p1.data" -- "$PY" seed.py "$N"
 step user-report-1 as_user "$PERFPY" report -i "$work/user/p1.data" --format collapsed

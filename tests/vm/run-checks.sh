@@ -27,13 +27,16 @@ cp "$here/examples/seed.py" "$share/seed.py"
 cp "$checks" "$share/run.sh"
 for f in busy.py in_sub.py known_waits.py; do cp "$here/tests/scripts/$f" "$share/scripts/"; done
 cp "$here/tests/apps/telltale.py" "$share/apps/"
-# Debian 11 has no pipx package: PyPI's, for the guest to install with pip, offline, with the
-# pip its shared venv needs (>= 23.1; bullseye's venvs have 20.3).
-if [ "$name" = bullseye ]; then
+# What pipx's pip installs, for the guest to install offline: the pip >= 23.1 pipx 1.7 puts in
+# its shared venv (it reinstalls it even where the venv's is newer), and on Debian 11, which has
+# no pipx package, PyPI's pipx itself.
+if [ "$name" != arm64 ]; then
     pip="$here/.venv-tools/bin/pip"
     [ -x "$pip" ] || pip="python3 -m pip"
+    wanted=("pip==24.3.1")
+    [ "$name" = bullseye ] && wanted+=("pipx==1.7.1" "tomli==2.2.1")
     $pip download -q --disable-pip-version-check --only-binary=:all: --python-version 3.9 \
-        -d "$share/pipx-wheels" "pipx==1.7.1" "tomli==2.2.1" "pip==24.3.1" >&2 || finish 2
+        -d "$share/pipx-wheels" "${wanted[@]}" >&2 || finish 2
 fi
 "$here/scripts/vm.sh" "$name" "$share"
 finish $?

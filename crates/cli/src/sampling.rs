@@ -143,6 +143,9 @@ pub fn args(
     if sampling.streaming {
         a.push("--no-buffering".into());
     }
+    if !kernel_callchains_allowed() {
+        a.push("--user-callchains".into());
+    }
     if sampling.syscall_regs && sampling.mode != Mode::Cpu && !dwarf {
         a.push(format!("--user-regs={}", arch::syscall_arg_registers().join(",")).into());
     }
@@ -193,6 +196,23 @@ fn buffer() -> Vec<String> {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
     let mib = (64 / cpus).clamp(1, 8).next_power_of_two().min(8);
     vec!["-m".into(), format!("{mib}M")]
+}
+
+/// Whether the kernel gives this user's perf the kernel's part of a call chain: as root, or
+/// at `perf_event_paranoid` 1 or below. Where it doesn't, perf must ask for the user part only
+/// (`--user-callchains`): some kernels (Debian 13's 6.12) refuse a call graph that doesn't
+/// leave the kernel's part out to such a user (EACCES), even of an event limited to user
+/// space, while others (Debian 12's 6.1) let it through; without the kernel's frames either
+/// way.
+fn kernel_callchains_allowed() -> bool {
+    // SAFETY: geteuid has no preconditions and can't fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+        .is_some_and(|level| level <= 1)
 }
 
 /// The context-switch event as `perfpy record` spells it (and `perfpy report` recognises).

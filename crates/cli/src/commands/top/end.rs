@@ -8,25 +8,34 @@ use std::collections::BTreeSet;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-/// Stops perf if it still runs (it then writes out what it has and exits), and waits for it.
-pub(super) fn stop_perf(child: &mut Child) -> Option<std::process::ExitStatus> {
+/// How long perf may take to write out what it has once asked to stop: on a loaded or slow
+/// machine (an emulated one, DWARF stacks of every CPU) that is many seconds.
+const STOPPING: Duration = Duration::from_secs(30);
+
+/// Stops perf if it still runs (it then writes out what it has and exits), and waits for it;
+/// kills it if it takes longer than [`STOPPING`]. Its exit status, and whether it was killed.
+pub(super) fn stop_perf(child: &mut Child) -> (Option<std::process::ExitStatus>, bool) {
     if let Ok(Some(status)) = child.try_wait() {
-        return Some(status);
+        return (Some(status), false);
     }
     // SAFETY: kill(2) on our child, not yet reaped.
     unsafe {
         libc::kill(child.id() as i32, libc::SIGINT);
     }
     let asked = Instant::now();
-    while asked.elapsed() < Duration::from_secs(10) {
+    while asked.elapsed() < STOPPING {
         if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
+            return (Some(status), false);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    say::warn("perf did not stop within 10 s of being asked; killing it");
+    say::warn(&format!(
+        "perf did not stop within {} s of being asked; killing it (what it had not written \
+         yet is not shown)",
+        STOPPING.as_secs()
+    ));
     let _ = child.kill();
-    child.wait().ok()
+    (child.wait().ok(), true)
 }
 
 /// After perf: names switched off in running processes (CPython's trampolines first, then,

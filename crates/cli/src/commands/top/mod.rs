@@ -168,7 +168,7 @@ pub fn run(args: &TopArgs) -> Result<ExitCode> {
     } else {
         plain::run(&ctx, &mut live, &view)
     };
-    let status = stop_perf(&mut child);
+    let (status, killed) = stop_perf(&mut child);
     let _ = reader_thread.join();
     signals::forward_none();
     ctx.take(&mut live);
@@ -178,7 +178,10 @@ pub fn run(args: &TopArgs) -> Result<ExitCode> {
     let pids: Vec<i32> = feed.pids().into_iter().collect();
     finish(watching, &pids, roster.as_ref(), args.output.as_deref());
     drop(setup.hook);
-    if let Some(e) = feed.error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    let error = feed.error.lock().unwrap_or_else(|e| e.into_inner()).take();
+    // Killed while it wrote, perf leaves its stream cut: what came before was shown, and the
+    // warning above said so.
+    if let Some(e) = error.filter(|_| !killed) {
         for line in perf_said.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             crate::eline!("{line}");
         }

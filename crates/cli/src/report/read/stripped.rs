@@ -14,7 +14,8 @@ use std::sync::Arc;
 /// stacks.
 const PYTHON_SHARE: f64 = 0.01;
 /// The same for any other binary, of the samples whose innermost user-space frame is one of
-/// its unnamed functions: only one that much of the time was spent in is worth the debug
+/// its unnamed functions, on the CPU (a wait in the C library's futex wrapper is no time spent
+/// in it): only one that much of the time was spent in is worth the debug
 /// package. (Passing through is not enough: every stack starts in the C library's unnamed
 /// `__libc_start_call_main`.)
 const OTHER_SHARE: f64 = 0.05;
@@ -22,8 +23,9 @@ const OTHER_SHARE: f64 = 0.05;
 impl<A: Arch> Processes<A> {
     /// The stripped binaries (without a debug file) whose unnamed frames are in at least
     /// [`PYTHON_SHARE`] (an interpreter) or innermost in [`OTHER_SHARE`] (another binary) of
-    /// the samples' weight, the most first. Anonymous code (JIT code, perfpy's stubs) and the vdso are no
-    /// files and never among them; nor are the ELF files `perf inject --jit` makes of JIT code.
+    /// the samples' weight, the most first. Anonymous code (JIT code, perfpy's stubs) and the
+    /// vdso are no files and never among them; nor are the ELF files `perf inject --jit`
+    /// makes of JIT code.
     pub fn stripped(&self, profile: &Profile) -> Vec<Stripped> {
         let total: u64 = profile.samples.iter().map(|s| s.weight).sum();
         if total == 0 {
@@ -67,10 +69,15 @@ impl<A: Arch> Processes<A> {
         let candidates_ref = &candidates;
         for (stack, weight) in profile.stack_counts() {
             let frames = &profile.stacks[stack as usize];
+            // Time off the CPU (a wait's stack ends in its reason) was not spent in the
+            // functions it waited in.
+            let kind = |f: u32| profile.frames[f as usize].kind;
+            let waiting = frames.last().is_some_and(|&f| kind(f) == Kind::Wait);
             let innermost = frames
                 .iter()
                 .rev()
-                .find(|&&f| matches!(profile.frames[f as usize].kind, Kind::Native | Kind::Python));
+                .find(|&&f| matches!(kind(f), Kind::Native | Kind::Python))
+                .filter(|_| !waiting);
             let mut seen: Vec<usize> = frames
                 .iter()
                 .filter_map(|f| by_frame.get(f).map(|c| (f, c)))
