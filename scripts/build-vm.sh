@@ -88,7 +88,7 @@ echo o > /proc/sysrq-trigger
 sleep 60
 EOF
 )"
-want="packages=${packages[*]} sid=${sid_packages[*]} venv=/opt/venv init=$(sha256sum <<<"$init" | cut -c1-16)"
+want="packages=${packages[*]} sid=${sid_packages[*]} venvs=/opt/venv,/opt/pipx/shared,/opt/pipx-venv init=$(sha256sum <<<"$init" | cut -c1-16)"
 stamp="$vm/.perfpy-vm"
 
 # What the build runs on this machine. qemu's packages come at the version of the machine's
@@ -172,11 +172,18 @@ if [ -d "$root/usr/lib/debug" ] && [ ! -d "$root/usr/lib/debug.aside" ]; then
     mv "$root/usr/lib/debug" "$root/usr/lib/debug.aside"
 fi
 
-# The venv a user makes first, made here at the machine's speed rather than in each boot under
-# emulation (ensurepip takes minutes there): each boot pip-installs the wheel into it
+# The venvs made once on a machine, made here at the machine's speed rather than in each boot
+# under emulation (ensurepip takes minutes there): the venv a user makes first, which each boot
+# pip-installs the wheel into, and the venv of pip that pipx shares between the apps it
+# installs (PIPX_HOME=/opt/pipx), which each boot's `pipx install` then finds, and on Debian
+# 11, which packages no pipx, the venv each boot installs PyPI's pipx into
 # (tests/vm/distro-checks.sh). The arm64 checks make their own.
-if [ "$arch" = amd64 ] && [ ! -x "$root/opt/venv/bin/python" ]; then
-    chroot "$root" python3 -m venv /opt/venv
+if [ "$arch" = amd64 ]; then
+    venvs=(/opt/venv /opt/pipx/shared)
+    [ "$name" != bullseye ] || venvs+=(/opt/pipx-venv)
+    for v in "${venvs[@]}"; do
+        [ -x "$root$v/bin/python" ] || chroot "$root" python3 -m venv "$v"
+    done
 fi
 
 log "making $vm/base.img"

@@ -45,8 +45,8 @@ PERFPY=/opt/venv/bin/perfpy
 export PIPX_HOME=/opt/pipx PIPX_BIN_DIR=/usr/local/bin
 pipx=pipx
 if ! command -v pipx > /dev/null; then
-    step pipx-itself sh -c "python3 -m venv /opt/pipx-venv \
-        && /opt/pipx-venv/bin/pip install --no-index --find-links '$out/pipx-wheels' pipx"
+    # (Its venv made by python3 -m venv when the image was built.)
+    step pipx-itself /opt/pipx-venv/bin/pip install --no-index --find-links "$out/pipx-wheels" pipx
     pipx=/opt/pipx-venv/bin/pipx
 fi
 # pipx's own pip, offline (the guest has no network): from pipx-wheels where the share has it
