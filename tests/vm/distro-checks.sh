@@ -81,9 +81,9 @@ fi
 # Where the time goes, waits included, and why: known_waits with its disk part on the guest's
 # disk (ext4 on virtio).
 for mode in wall off-cpu; do
-    step "rec-$mode" "$PERFPY" record --mode "$mode" -o "$out/$mode.data" -- \
+    step "rec-$mode" "$PERFPY" record --mode "$mode" -o "$work/$mode.data" -- \
         "$PY" scripts/known_waits.py 300000 "$out/truth-$mode.json" 3 "$work"
-    step "report-$mode" "$PERFPY" report -i "$out/$mode.data" --format collapsed
+    step "report-$mode" "$PERFPY" report -i "$work/$mode.data" --format collapsed
 done
 
 # record --pid of a running program, started with PERFPY_ATTACH=1 (perfpy installed in its
