@@ -129,7 +129,11 @@ step user-report-2 as_user "$PERFPY" report -i "$work/user/p2.data" --format col
 # the system call's arguments, and its own kernel frames).
 step user-wall-2 as_user "$PERFPY" record --mode wall -o "$work/user/w2.data" -- "$PY" seed.py 1000
 echo 1 > /proc/sys/kernel/perf_event_paranoid
-step user-wall-1 as_user "$PERFPY" record --mode wall -o "$work/user/w1.data" -- \
+# A user's perf has perf's default 512 KiB buffer (only root gets a larger one): 8 stacks of
+# 64 KiB, which the emulated CPU's perf drains too slowly to keep every context switch (a third
+# lost, perfpy says so and advises a smaller --stack-size): as advised, 16 KiB, which the
+# known-waits program's threads fit in.
+step user-wall-1 as_user "$PERFPY" record --mode wall --stack-size 16384 -o "$work/user/w1.data" -- \
     "$PY" scripts/known_waits.py 300000 "$out/user/truth-w1.json" 3
 step user-report-wall-1 as_user "$PERFPY" report -i "$work/user/w1.data" --format collapsed
 step user-rec-1 as_user "$PERFPY" record -F 499 -o "$work/user/p1.data" -- "$PY" seed.py "$N"
