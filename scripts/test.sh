@@ -72,7 +72,7 @@ if [ "${#vms[@]}" -gt 0 ]; then
                         scripts/build-vm.sh "$n"; echo $? > "'"$vm_results"'/.built-$n"
                     done' vms "${vms[@]}" > "$vm_log" 2>&1 &
     vm_jobs+=($!)
-    export PERFPY_VM_RESULTS="$vm_results"
+    export PERFPY_VM_RESULTS="$vm_results" PERFPY_VMS="${vms[*]}"
     # The checks wait for their VM and their wheel (.wheel-dist, .wheel-dist-aarch64: touched
     # below when built); a VM that could not be built finishes its share with "not built".
     setsid bash -c 'r="$1"; shift
