@@ -165,6 +165,29 @@ pub fn reason(profile: &Profile, frames: &[u32], args: Option<&SyscallArgs>) -> 
         .map(|&f| &profile.frames[f as usize])
         .take_while(|f| f.kind != Kind::Python)
         .collect();
+    let python = frames
+        .iter()
+        .rev()
+        .map(|&f| &profile.frames[f as usize])
+        .find(|f| f.kind == Kind::Python)
+        .map(|f| f.python_parts());
+    match reason_below(&below, args) {
+        // subprocess waits for the child it started to run its program (or fail to) on a pipe
+        // the exec closes: waiting for the child.
+        Reason::Other
+            if python.is_some_and(|(func, file)| {
+                func == "py::Popen._execute_child" && file.ends_with("subprocess.py")
+            }) =>
+        {
+            Reason::Child
+        }
+        r => r,
+    }
+}
+
+/// [`reason`] from the frames between the leaf and the innermost Python frame (`below`, leaf
+/// first).
+fn reason_below(below: &[&crate::report::Frame], args: Option<&SyscallArgs>) -> Reason {
     let names = |kernel: bool| -> Vec<&str> {
         (below.iter())
             .filter(|f| (f.kind == Kind::Kernel) == kernel)

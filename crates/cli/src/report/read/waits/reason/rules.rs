@@ -6,10 +6,23 @@ use super::Reason;
 /// Function names that say why a thread left the CPU, by reason in order of precedence.
 pub(super) type Rules = &'static [(Reason, &'static [&'static str])];
 
-/// The kernel's functions, by reason in order of precedence: a page fault that waits for the
-/// disk is a page fault; a child waited for is a child, whatever it does. `select` and `poll`
+/// The kernel's functions, by reason in order of precedence: a return to user space that
+/// reschedules is a preemption; a page fault that waits for the disk is a page fault; a child waited for is a child, whatever it does. `select` and `poll`
 /// are [`super::syscall::DESCRIPTOR_WAITS`], between the sleeps and the network.
 pub(super) const KERNEL: Rules = &[
+    // Rescheduled on its way back to user space (need_resched at a system call's or an
+    // interrupt's exit): still runnable, whatever the switch record says (and where the
+    // records of its next switches were lost, the wait perfpy sees is that one).
+    (
+        Reason::Preempted,
+        &[
+            "exit_to_user_mode_prepare",
+            "exit_to_user_mode_loop",
+            "prepare_exit_to_usermode",
+            "irqentry_exit_to_user_mode",
+            "preempt_schedule_irq",
+        ],
+    ),
     (
         Reason::PageFault,
         &[

@@ -74,6 +74,34 @@ fn the_reason_is_the_first_rule_any_frame_matches() {
             &[py, (Kind::Native, "read"), (Kind::Kernel, "pipe_read")],
             Reason::Other,
         ),
+        // subprocess reading the pipe the child's exec closes: waiting for the child.
+        (
+            &[
+                (
+                    Kind::Python,
+                    "py::Popen._execute_child:/usr/lib/python3.9/subprocess.py",
+                ),
+                (Kind::Native, "_Py_read"),
+                (Kind::Native, "read"),
+                (Kind::Kernel, "pipe_read"),
+                (Kind::Kernel, "schedule"),
+            ],
+            Reason::Child,
+        ),
+        // Rescheduled on the way back to user space (here after waking a thread up):
+        // runnable, whatever user space was doing.
+        (
+            &[
+                py,
+                (Kind::Native, "PyEval_SaveThread"),
+                (Kind::Native, "pthread_cond_signal"),
+                (Kind::Kernel, "entry_SYSCALL_64_after_hwframe"),
+                (Kind::Kernel, "syscall_exit_to_user_mode"),
+                (Kind::Kernel, "exit_to_user_mode_prepare"),
+                (Kind::Kernel, "schedule"),
+            ],
+            Reason::Preempted,
+        ),
         // Only the frames below the innermost Python frame count.
         (
             &[(Kind::Native, "time_sleep"), py, (Kind::Native, "read")],
