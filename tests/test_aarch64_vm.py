@@ -10,18 +10,18 @@ recording read on x86_64."""
 import glob
 import os
 import re
-import shutil
 import struct
 import subprocess
 
 import pytest
 
 import vms
-from conftest import PERFPY, ROOT, SEED
+from conftest import PERFPY
 from jitdump import CODE_LOAD, CODE_UNWINDING_INFO, Dump, check_unwind_record
 from test_perf_record import python_frames
 
 VM_ROOT = os.path.join(vms.CACHE, "arm64-vm", "root")
+RECORDINGS = ("auto", "map-fp", "map-dwarf", "jit")
 
 pytestmark = [
     pytest.mark.skipif(os.path.exists("/.perfpy-root"),
