@@ -12,9 +12,9 @@
 //! * Reaches a busy main thread: 3.9–3.12 queue a pending call from another thread without
 //!   telling the main thread to look (the "eval breaker" is computed for the calling thread,
 //!   which can't run pending calls), so a program with no other thread and no I/O would never
-//!   run it. After queueing, the watcher asks for the GIL once: that request sets the eval
-//!   breaker, and the main thread, handling it, runs its pending calls before it hands the GIL
-//!   over. Within one switch interval (5 ms) of the watcher seeing the request.
+//!   run it. When the call has not run a poll after it was queued, the watcher asks for the
+//!   GIL once: that request sets the eval breaker, and the main thread, handling it, runs its
+//!   pending calls before it hands the GIL over.
 //!
 //! The block is the exported symbol `PERFPY_CONTROL`, laid out as [`Control`]; the CLI finds
 //! it in the `.so`'s dynamic symbol table.
@@ -55,6 +55,8 @@ pub static PERFPY_CONTROL: Control = Control {
 
 /// A pending call is queued and has not run yet.
 static QUEUED: AtomicBool = AtomicBool::new(false);
+/// The main thread was asked to look at the queued call (once per request).
+static NUDGED: AtomicBool = AtomicBool::new(false);
 
 /// Starts the watcher (once per process).
 pub fn arm() {
@@ -83,18 +85,23 @@ fn spawn_watcher() {
         .name("perfpy-attach".into())
         .spawn(|| loop {
             std::thread::sleep(POLL);
-            if PERFPY_CONTROL.request.load(Ordering::SeqCst) == 0
-                || QUEUED.swap(true, Ordering::SeqCst)
-            {
+            if PERFPY_CONTROL.request.load(Ordering::SeqCst) == 0 {
                 continue;
             }
+            if QUEUED.swap(true, Ordering::SeqCst) {
+                // Queued a poll ago and not run yet: a busy main thread nothing told to
+                // look (3.9-3.12). Asked once per request.
+                if !NUDGED.swap(true, Ordering::SeqCst) {
+                    nudge_main_thread();
+                }
+                continue;
+            }
+            NUDGED.store(false, Ordering::SeqCst);
             // SAFETY: Py_AddPendingCall may be called from any thread without the GIL; the
             // callback is a plain function and takes no argument.
             if unsafe { ffi::Py_AddPendingCall(Some(switch), std::ptr::null_mut()) } != 0 {
                 QUEUED.store(false, Ordering::SeqCst); // the queue is full: next time
-                continue;
             }
-            nudge_main_thread();
         });
     if spawned.is_err() {
         PERFPY_CONTROL.armed.store(0, Ordering::SeqCst);
